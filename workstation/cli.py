@@ -1,0 +1,76 @@
+"""Command line: `workstation [PATH...] [--demo] [--screenshot F]`, `workstation scan`, `workstation demo-data`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from workstation import __version__
+
+EXIT_OK, EXIT_NOTHING_READ, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)  # pydicom's complaints about odd files go to the log, not the user
+    commands = {"scan": _scan, "demo-data": _demo_data}
+    if argv and argv[0] in commands:
+        return commands[argv[0]](argv[1:])
+    return _viewer(argv)
+
+
+def _scan(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="workstation scan", description="List the DICOM images found under PATHs.")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="files, folders, DICOMDIR or .zip")
+    parser.add_argument("--json", action="store_true", help="print the workstation.scan/1 JSON document")
+    args = parser.parse_args(argv)
+    from workstation.dicom.scan import scan_paths
+    from workstation.services.reports import format_report, scan_report
+
+    catalog = scan_paths(args.paths)
+    report = scan_report(catalog, [str(p) for p in args.paths])
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return EXIT_OK if catalog.headers else EXIT_NOTHING_READ
+
+
+def _demo_data(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="workstation demo-data", description="Write the synthetic chest CT demo study.")
+    parser.add_argument("out", type=Path, help="folder to write (created)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--slices", type=int, default=120)
+    parser.add_argument("--size", type=int, default=512)
+    args = parser.parse_args(argv)
+    from workstation.demo import write_demo_study
+
+    study = write_demo_study(args.out, seed=args.seed, slices=args.slices, size=args.size)
+    print(f"wrote {len(study.files)} slices and {study.ground_truth_path.name} to {study.directory}")
+    return EXIT_OK
+
+
+def _viewer(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="workstation",
+        description="Radiology AI workstation. Subcommands: scan, demo-data (see 'workstation scan -h').",
+    )
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="files, folders, DICOMDIR or .zip to open")
+    parser.add_argument("--demo", action="store_true", help="open the bundled synthetic chest CT study")
+    parser.add_argument("--screenshot", type=Path, metavar="FILE.png",
+                        help="render the window offscreen with the first series loaded, save it and exit")
+    parser.add_argument("--version", action="version", version=f"workstation {__version__}")
+    args = parser.parse_args(argv)
+    paths = [str(p) for p in args.paths]
+    if args.demo:
+        from workstation.services.demo import ensure_demo_study
+
+        paths.insert(0, str(ensure_demo_study()))
+    from workstation.ui.app import run
+
+    return run(paths, screenshot=args.screenshot)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

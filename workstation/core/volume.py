@@ -1,0 +1,75 @@
+"""A stack of frames in patient space: the array plus its index -> patient affine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def slice_normal(orientation: tuple[float, ...]) -> np.ndarray:
+    """Unit normal of a plane given by ImageOrientationPatient (row dir, column dir)."""
+    row = np.asarray(orientation[:3], dtype=float)
+    col = np.asarray(orientation[3:6], dtype=float)
+    normal = np.cross(row, col)
+    return normal / (np.linalg.norm(normal) or 1.0)
+
+
+def frame_affine(
+    position: tuple[float, float, float] | None,
+    orientation: tuple[float, ...] | None,
+    pixel_spacing: tuple[float, float] | None,
+    slice_vector: np.ndarray | None,
+) -> np.ndarray:
+    """4x4 affine mapping (column, row, slice, 1) indices to patient (x, y, z, 1) mm.
+
+    Unknown parts fall back to identity directions and 1 mm spacing, so a
+    secondary capture still gets a usable (if not anatomical) geometry.
+    """
+    orient = orientation or (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    row_spacing, col_spacing = pixel_spacing or (1.0, 1.0)
+    affine = np.eye(4)
+    affine[:3, 0] = np.asarray(orient[:3], dtype=float) * col_spacing
+    affine[:3, 1] = np.asarray(orient[3:6], dtype=float) * row_spacing
+    affine[:3, 2] = slice_vector if slice_vector is not None else slice_normal(orient)
+    affine[:3, 3] = position or (0.0, 0.0, 0.0)
+    return affine
+
+
+@dataclass
+class Volume:
+    """Frames of one display set in display order, in modality units (e.g. HU).
+
+    `array` is (frames, rows, columns) for greyscale or (frames, rows, columns, 3)
+    for colour. `loaded[k]` says whether frame k holds decoded data yet; frames
+    that failed to decode stay unloaded and are listed in `frame_errors`.
+    """
+
+    array: np.ndarray
+    affine: np.ndarray
+    pixel_spacing: tuple[float, float]  # (between rows, between columns) mm
+    loaded: np.ndarray = field(init=False)
+    frame_errors: dict[int, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.loaded = np.zeros(self.array.shape[0], dtype=bool)
+
+    @property
+    def frame_count(self) -> int:
+        return int(self.array.shape[0])
+
+    @property
+    def is_colour(self) -> bool:
+        return self.array.ndim == 4
+
+    @property
+    def fully_loaded(self) -> bool:
+        return bool(self.loaded.all())
+
+    def index_to_patient(self, column: float, row: float, frame: float) -> np.ndarray:
+        """Patient (x, y, z) in mm of a (possibly fractional) voxel index."""
+        return (self.affine @ np.array([column, row, frame, 1.0]))[:3]
+
+    def patient_to_index(self, point: tuple[float, float, float]) -> np.ndarray:
+        """Inverse of index_to_patient: (column, row, frame)."""
+        return (np.linalg.inv(self.affine) @ np.array([*point, 1.0]))[:3]

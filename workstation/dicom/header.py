@@ -1,0 +1,284 @@
+"""Header-only read of one file into a core.InstanceHeader, or a FileProblem saying why not.
+
+Pixel data is not decoded here, but its presence, its size (truncation) and the
+availability of a decoder for its transfer syntax are checked, so that a file
+that cannot be shown is reported at scan time rather than failing later.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import get_decoder
+from pydicom.uid import UID
+
+from workstation.core.study import (
+    FileLocation,
+    FileProblem,
+    FrameGeometry,
+    InstanceHeader,
+    PatientRef,
+    PixelFormat,
+    SeriesRef,
+    StudyRef,
+)
+from workstation.dicom.sources import MEDIA_STORAGE_DIRECTORY, location_size, open_location
+
+PIXEL_DATA_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
+
+
+class NotAnImage(Exception):
+    """A valid DICOM object we deliberately skip (DICOMDIR index)."""
+
+
+def read_header(location: FileLocation) -> InstanceHeader | FileProblem | None:
+    """Header of one image instance; a FileProblem if it is unusable; None for a DICOMDIR index."""
+    try:
+        return _read(location)
+    except NotAnImage:
+        return None
+    except _Unusable as exc:
+        return FileProblem(location, str(exc))
+    except (InvalidDicomError, EOFError, struct.error) as exc:
+        return FileProblem(location, f"not a DICOM file or truncated header ({_short(exc)})")
+    except OSError as exc:
+        return FileProblem(location, f"cannot read file: {exc.strerror or exc}")
+    except Exception as exc:  # noqa: BLE001 - hostile files raise anything; report, never crash
+        return FileProblem(location, f"corrupt DICOM header ({type(exc).__name__}: {_short(exc)})")
+
+
+class _Unusable(Exception):
+    pass
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def _read(location: FileLocation) -> InstanceHeader:
+    with open_location(location) as fp:
+        try:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True)
+        except InvalidDicomError:
+            # Old files without preamble/meta are still DICOM; accept them only if they look like images.
+            fp.seek(0)
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+            if "SOPInstanceUID" not in ds and "Rows" not in ds:
+                raise _Unusable("not a DICOM file") from None
+        pixel_start = fp.tell()
+        head = fp.read(4)
+    if ds.get("SOPClassUID") == MEDIA_STORAGE_DIRECTORY or ds.file_meta.get("MediaStorageSOPClassUID") == MEDIA_STORAGE_DIRECTORY:
+        raise NotAnImage
+    little = ds.original_encoding[1] is not False
+    if len(head) < 4 or struct.unpack("<HH" if little else ">HH", head) not in PIXEL_DATA_TAGS:
+        raise _Unusable(f"no pixel data ({_sop_class_name(ds)})")
+    if "Rows" not in ds or "Columns" not in ds:
+        raise _Unusable("pixel data without Rows/Columns")
+    transfer_syntax = _transfer_syntax(ds)
+    _check_decodable(transfer_syntax)
+    pixel = _pixel_format(ds)
+    frames = _int(ds.get("NumberOfFrames"), 1) or 1
+    spacing, spacing_source = _pixel_spacing(ds)
+    if not transfer_syntax.is_compressed:
+        _check_not_truncated(location, pixel, frames, pixel_start, bool(ds.original_encoding[0]))
+    return InstanceHeader(
+        location=location,
+        sop_class_uid=str(ds.get("SOPClassUID", "")),
+        sop_instance_uid=str(ds.get("SOPInstanceUID", "")) or f"file:{location}",
+        series=_series(ds),
+        transfer_syntax_uid=str(transfer_syntax),
+        pixel=pixel,
+        instance_number=_int(ds.get("InstanceNumber")),
+        frames=frames,
+        pixel_spacing=spacing,
+        spacing_source=spacing_source,
+        slice_thickness=_float(ds.get("SliceThickness")),
+        geometry=FrameGeometry(_triplet(ds.get("ImagePositionPatient")), _sextet(ds.get("ImageOrientationPatient"))),
+        frame_geometry=_per_frame_geometry(ds, frames),
+        window_centers=_floats(ds.get("WindowCenter")),
+        window_widths=_floats(ds.get("WindowWidth")),
+        window_explanations=tuple(str(v) for v in _multi(ds.get("WindowCenterWidthExplanation"))),
+        voi_lut_function=str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").upper(),
+        acquisition_number=_int(ds.get("AcquisitionNumber")),
+    )
+
+
+def _transfer_syntax(ds: Dataset) -> UID:
+    uid = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if uid:
+        return UID(uid)
+    implicit, little = ds.original_encoding
+    if implicit:
+        return UID("1.2.840.10008.1.2")
+    return UID("1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2")
+
+
+def _check_decodable(uid: UID) -> None:
+    try:
+        decoder = get_decoder(uid)
+    except NotImplementedError:
+        name = uid.name if uid.is_valid and uid.name != uid else uid
+        raise _Unusable(f"unsupported transfer syntax {name}: no decoder available") from None
+    if not decoder.is_available:
+        raise _Unusable(f"unsupported transfer syntax {uid.name}: decoder plugin not installed")
+
+
+def _check_not_truncated(location: FileLocation, pixel: PixelFormat, frames: int, start: int, implicit: bool) -> None:
+    samples = 2 if pixel.photometric == "YBR_FULL_422" else pixel.samples_per_pixel  # chroma is subsampled
+    bits = pixel.bits_allocated * pixel.rows * pixel.columns * samples * frames
+    needed = start + (8 if implicit else 12) + (bits + 7) // 8
+    size = location_size(location)
+    if size < needed:
+        raise _Unusable(f"truncated: pixel data needs {needed} bytes, file has {size}")
+
+
+def _sop_class_name(ds: Dataset) -> str:
+    uid = ds.get("SOPClassUID")
+    return UID(uid).name if uid else "unknown object"
+
+
+def _series(ds: Dataset) -> SeriesRef:
+    patient = PatientRef(
+        patient_id=str(ds.get("PatientID", "") or ""),
+        name=str(ds.get("PatientName", "") or ""),
+        birth_date=str(ds.get("PatientBirthDate", "") or ""),
+        sex=str(ds.get("PatientSex", "") or ""),
+    )
+    study = StudyRef(
+        study_instance_uid=str(ds.get("StudyInstanceUID", "") or "unknown-study"),
+        patient=patient,
+        date=str(ds.get("StudyDate", "") or ""),
+        time=str(ds.get("StudyTime", "") or ""),
+        description=str(ds.get("StudyDescription", "") or ""),
+        accession_number=str(ds.get("AccessionNumber", "") or ""),
+    )
+    return SeriesRef(
+        series_instance_uid=str(ds.get("SeriesInstanceUID", "") or "unknown-series"),
+        study=study,
+        number=_int(ds.get("SeriesNumber")),
+        modality=str(ds.get("Modality", "") or "OT"),
+        description=str(ds.get("SeriesDescription", "") or ""),
+        body_part=str(ds.get("BodyPartExamined", "") or ""),
+    )
+
+
+def _pixel_format(ds: Dataset) -> PixelFormat:
+    slope, intercept = _float(ds.get("RescaleSlope")), _float(ds.get("RescaleIntercept"))
+    shared_slope, shared_intercept = _functional_group_rescale(ds)
+    if slope is None and shared_slope is not None:
+        slope, intercept = shared_slope, shared_intercept
+    bits_allocated = _int(ds.get("BitsAllocated"), 16) or 16
+    return PixelFormat(
+        rows=int(ds.Rows),
+        columns=int(ds.Columns),
+        samples_per_pixel=_int(ds.get("SamplesPerPixel"), 1) or 1,
+        photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper(),
+        bits_allocated=bits_allocated,
+        bits_stored=_int(ds.get("BitsStored"), bits_allocated) or bits_allocated,
+        pixel_representation=_int(ds.get("PixelRepresentation"), 0) or 0,
+        rescale_slope=slope if slope else 1.0,
+        rescale_intercept=intercept or 0.0,
+        has_modality_lut="ModalityLUTSequence" in ds,
+    )
+
+
+def _functional_group_rescale(ds: Dataset) -> tuple[float | None, float | None]:
+    """Enhanced multi-frame objects keep rescale in the shared functional groups."""
+    try:
+        item = ds.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence[0]
+        return _float(item.get("RescaleSlope")), _float(item.get("RescaleIntercept"))
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None, None
+
+
+def _pixel_spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str]:
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
+        pair = _floats(ds.get(keyword))
+        if len(pair) == 2 and pair[0] > 0 and pair[1] > 0:
+            return (pair[0], pair[1]), keyword
+    try:
+        measures = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+        pair = _floats(measures.get("PixelSpacing"))
+        if len(pair) == 2 and pair[0] > 0 and pair[1] > 0:
+            return (pair[0], pair[1]), "PixelSpacing"
+    except (AttributeError, IndexError, KeyError, TypeError):
+        pass
+    return None, ""
+
+
+def _per_frame_geometry(ds: Dataset, frames: int) -> tuple[FrameGeometry, ...]:
+    """Positions of each frame of an enhanced multi-frame object, if it has them."""
+    groups = ds.get("PerFrameFunctionalGroupsSequence")
+    if not groups or len(groups) != frames:
+        return ()
+    shared_orientation = None
+    try:
+        shared_orientation = _sextet(ds.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0].ImageOrientationPatient)
+    except (AttributeError, IndexError, KeyError, TypeError):
+        pass
+    result = []
+    for item in groups:
+        try:
+            position = _triplet(item.PlanePositionSequence[0].ImagePositionPatient)
+        except (AttributeError, IndexError, KeyError, TypeError):
+            return ()
+        orientation = shared_orientation
+        try:
+            orientation = _sextet(item.PlaneOrientationSequence[0].ImageOrientationPatient) or orientation
+        except (AttributeError, IndexError, KeyError, TypeError):
+            pass
+        result.append(FrameGeometry(position, orientation))
+    return tuple(result)
+
+
+def _multi(value: Any) -> list[Any]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return list(value)
+    return [value]
+
+
+def _floats(value: Any) -> tuple[float, ...]:
+    out = []
+    for item in _multi(value):
+        number = _float(item)
+        if number is None:
+            return ()
+        out.append(number)
+    return tuple(out)
+
+
+def _float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def _int(value: Any, default: int | None = None) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _triplet(value: Any) -> tuple[float, float, float] | None:
+    numbers = _floats(value)
+    return (numbers[0], numbers[1], numbers[2]) if len(numbers) == 3 else None
+
+
+def _sextet(value: Any) -> tuple[float, float, float, float, float, float] | None:
+    numbers = _floats(value)
+    if len(numbers) != 6:
+        return None
+    row, col = numbers[:3], numbers[3:]
+    if sum(v * v for v in row) < 0.5 or sum(v * v for v in col) < 0.5:
+        return None
+    return tuple(numbers)  # type: ignore[return-value]

@@ -1,0 +1,36 @@
+"""Scan paths for DICOM images: header-only reads, grouped into a Catalog."""
+
+from __future__ import annotations
+
+import os
+
+from workstation.core.study import Catalog, FileLocation, FileProblem, InstanceHeader
+from workstation.core.tasks import CancelToken, Progress, no_progress
+from workstation.dicom.header import read_header
+from workstation.dicom.ordering import build_catalog
+from workstation.dicom.sources import iter_locations
+
+
+def scan_paths(
+    paths: list[str | os.PathLike],
+    cancel: CancelToken | None = None,
+    progress: Progress = no_progress,
+) -> Catalog:
+    """Read the header of every file under `paths`; unusable files become FileProblems, never exceptions."""
+    locations: list[FileLocation] = []
+    problems: list[FileProblem] = []
+    for item in iter_locations(paths):
+        (problems if isinstance(item, FileProblem) else locations).append(item)
+    headers: list[InstanceHeader] = []
+    total = len(locations)
+    for done, location in enumerate(locations, start=1):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        result = read_header(location)
+        if isinstance(result, InstanceHeader):
+            headers.append(result)
+        elif isinstance(result, FileProblem):
+            problems.append(result)
+        if done % 16 == 0 or done == total:
+            progress(done, total)
+    return build_catalog(headers, problems, files_scanned=total)

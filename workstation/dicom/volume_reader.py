@@ -1,0 +1,76 @@
+"""Fill a core.Volume from a display set, one instance at a time, in a chosen order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from workstation.core.study import DisplaySet, FileProblem, InstanceHeader
+from workstation.core.tasks import CancelToken
+from workstation.core.volume import Volume, frame_affine
+from workstation.dicom.pixels import DecodeError, decode_instance, output_dtype
+
+FramesReady = Callable[[list[int]], None]  # volume frame indices that now hold data
+
+
+def allocate_volume(display_set: DisplaySet) -> Volume:
+    """An empty volume with the display set's shape, dtype and geometry."""
+    first = display_set.first
+    formats = [h.pixel for h in display_set.instances]
+    dtype = output_dtype(formats)
+    shape: tuple[int, ...] = (len(display_set.frames), first.pixel.rows, first.pixel.columns)
+    if first.pixel.is_colour:
+        shape += (3,)
+    geometry = display_set.frames[0].geometry
+    slice_vector = None
+    if geometry.orientation is not None and display_set.slice_spacing:
+        from workstation.core.volume import slice_normal
+
+        slice_vector = slice_normal(geometry.orientation) * display_set.slice_spacing
+    affine = frame_affine(geometry.position, geometry.orientation, first.pixel_spacing, slice_vector)
+    return Volume(np.zeros(shape, dtype=dtype), affine, first.pixel_spacing or (1.0, 1.0))
+
+
+def frame_slots(display_set: DisplaySet) -> dict[str, list[tuple[int, int]]]:
+    """For each instance UID: (volume index, frame within the instance) pairs."""
+    slots: dict[str, list[tuple[int, int]]] = {}
+    for index, frame in enumerate(display_set.frames):
+        slots.setdefault(frame.instance.sop_instance_uid, []).append((index, frame.frame))
+    return slots
+
+
+def decode_order(display_set: DisplaySet, start_frame: int) -> list[InstanceHeader]:
+    """Instances in the order to decode them: the one holding `start_frame` first, then the rest in display order."""
+    first = display_set.frames[start_frame].instance
+    rest = [h for h in display_set.instances if h.sop_instance_uid != first.sop_instance_uid]
+    return [first, *rest]
+
+
+def read_into(
+    volume: Volume,
+    display_set: DisplaySet,
+    start_frame: int = 0,
+    cancel: CancelToken | None = None,
+    on_frames: FramesReady | None = None,
+) -> list[FileProblem]:
+    """Decode every instance into `volume`; an instance that fails is reported and its frames stay empty."""
+    slots = frame_slots(display_set)
+    problems = []
+    for header in decode_order(display_set, start_frame):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        targets = slots[header.sop_instance_uid]
+        try:
+            frames = decode_instance(header, volume.array.dtype)
+        except DecodeError as exc:
+            problems.append(FileProblem(header.location, str(exc)))
+            for index, _ in targets:
+                volume.frame_errors[index] = str(exc)
+            continue
+        for index, frame in targets:
+            volume.array[index] = frames[frame]
+            volume.loaded[index] = True
+        if on_frames is not None:
+            on_frames([index for index, _ in targets])
+    return problems

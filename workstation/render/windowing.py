@@ -1,0 +1,72 @@
+"""Window/level to 8-bit display values, as lookup tables so a redraw is one `np.take`.
+
+The transfer functions are those of DICOM PS3.3 C.11.2.1.2 (LINEAR,
+LINEAR_EXACT, SIGMOID); tests check them against pydicom's apply_windowing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from workstation.core.windowing import WindowLevel
+
+_INT16_DOMAIN = np.arange(65536, dtype=np.uint16).view(np.int16).astype(np.float64)
+
+
+def window_values(values: np.ndarray, window: WindowLevel) -> np.ndarray:
+    """Display values in [0, 255] (float) for modality values, per the window's VOI LUT function."""
+    x = np.asarray(values, dtype=np.float64)
+    c, w = float(window.center), float(window.width)
+    if window.function == "SIGMOID":
+        return 255.0 / (1.0 + np.exp(-4.0 * (x - c) / w))
+    if window.function != "LINEAR_EXACT":
+        c, w = c - 0.5, max(w - 1.0, 1e-6)
+    return np.clip(((x - c) / w + 0.5) * 255.0, 0.0, 255.0)
+
+
+def _to_uint8(display: np.ndarray, invert: bool) -> np.ndarray:
+    out = np.rint(display).astype(np.uint8)
+    return 255 - out if invert else out
+
+
+class WindowRenderer:
+    """Turns frames of one volume into uint8 images for the current window.
+
+    Integer volumes of up to 16 bits go through a cached 64 Ki-entry LUT,
+    rebuilt only when the window changes; others are windowed arithmetically.
+    """
+
+    def __init__(self, dtype: np.dtype, invert: bool = False) -> None:
+        self.dtype = np.dtype(dtype)
+        self.invert = invert
+        self._window: WindowLevel | None = None
+        self._lut: np.ndarray | None = None
+
+    def render(self, frame: np.ndarray, window: WindowLevel) -> np.ndarray:
+        if frame.ndim == 3:  # colour: shown as stored
+            return frame if frame.dtype == np.uint8 else frame.astype(np.uint8)
+        if self.dtype in (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int16)):
+            lut = self._lut_for(window)
+            index = frame.view(np.uint16) if self.dtype == np.int16 else frame
+            return np.take(lut, index)
+        return _to_uint8(window_values(frame, window), self.invert)
+
+    def _lut_for(self, window: WindowLevel) -> np.ndarray:
+        if self._lut is None or window != self._window:
+            if self.dtype == np.int16:
+                domain = _INT16_DOMAIN
+            else:
+                domain = np.arange(np.iinfo(self.dtype).max + 1, dtype=np.float64)
+            self._lut = _to_uint8(window_values(domain, window), self.invert)
+            self._window = window
+        return self._lut
+
+
+def auto_window(frame: np.ndarray, low_percentile: float = 0.5, high_percentile: float = 99.5) -> WindowLevel:
+    """A window spanning the bulk of a frame's values, for images that recommend none."""
+    sample = frame[:: max(1, frame.shape[0] // 256), :: max(1, frame.shape[1] // 256)]
+    low, high = np.percentile(sample, [low_percentile, high_percentile])
+    if not np.isfinite(low) or not np.isfinite(high):
+        return WindowLevel(0.0, 1.0, "Auto")
+    width = max(float(high - low), 1.0)
+    return WindowLevel(float(low) + width / 2, width, "Auto")

@@ -1,0 +1,128 @@
+"""Use cases "open paths" and "load a series", running on the background executor.
+
+Qt-free models that emit events: the UI connects to them; the CLI and the
+benchmarks call the same code synchronously.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import Future
+
+import numpy as np
+
+from workstation.core.events import Event
+from workstation.core.study import Catalog, DisplaySet, FileProblem
+from workstation.core.tasks import Cancelled, CancelToken
+from workstation.core.volume import Volume
+from workstation.dicom.ordering import build_catalog
+from workstation.dicom.pixels import DecodeError, decode_instance, output_dtype
+from workstation.dicom.scan import scan_paths
+from workstation.dicom.volume_reader import allocate_volume, read_into
+from workstation.render.thumbnail import downsample
+from workstation.render.windowing import WindowRenderer
+from workstation.services.executor import background
+from workstation.services.windows import initial_window
+
+log = logging.getLogger(__name__)
+
+
+class StudyLibrary:
+    """The studies opened in this session. Opening more paths merges them in (no duplicates)."""
+
+    def __init__(self) -> None:
+        self.catalog = Catalog()
+        self.scan_started = Event()  # ()
+        self.scan_progress = Event()  # (done, total)
+        self.catalog_changed = Event()  # (catalog, new problems)
+        self.scan_failed = Event()  # (message)
+        self._cancel: CancelToken | None = None
+
+    def open_paths(self, paths: list[str | os.PathLike]) -> Future:
+        """Scan `paths` in the background and merge what was found."""
+        self.cancel()
+        token = self._cancel = CancelToken()
+        self.scan_started.emit()
+        return background().submit(self._scan, list(paths), token)
+
+    def cancel(self) -> None:
+        if self._cancel is not None:
+            self._cancel.cancel()
+
+    def _scan(self, paths: list[str | os.PathLike], token: CancelToken) -> Catalog | None:
+        try:
+            found = scan_paths(paths, token, self.scan_progress.emit)
+        except Cancelled:
+            self.scan_failed.emit("Scan cancelled")
+            return None
+        except Exception as exc:  # noqa: BLE001 - reported to the user, never a traceback
+            log.exception("scan failed")
+            self.scan_failed.emit(f"Scan failed: {exc}")
+            return None
+        merged = build_catalog(
+            self.catalog.headers + found.headers,
+            self.catalog.problems + found.problems,
+            self.catalog.files_scanned + found.files_scanned,
+        )
+        self.catalog = merged
+        self.catalog_changed.emit(merged, found.problems)
+        return merged
+
+
+class SeriesLoad:
+    """Decodes one display set into a Volume in the background, `start_frame` first."""
+
+    def __init__(self, display_set: DisplaySet, start_frame: int | None = None) -> None:
+        self.display_set = display_set
+        self.volume: Volume = allocate_volume(display_set)
+        self.start_frame = len(display_set.frames) // 2 if start_frame is None else start_frame
+        self.problems: list[FileProblem] = []
+        self.frames_ready = Event()  # (list of frame indices)
+        self.progress = Event()  # (frames loaded, total frames)
+        self.finished = Event()  # (problems, cancelled: bool)
+        self._cancel = CancelToken()
+        self._future: Future | None = None
+
+    def start(self) -> Future:
+        self._future = background().submit(self.run)
+        return self._future
+
+    def cancel(self) -> None:
+        self._cancel.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.cancelled
+
+    def run(self) -> Volume:
+        """Decode everything on the calling thread (the background worker, or a CLI/benchmark)."""
+        total = self.volume.frame_count
+
+        def ready(indices: list[int]) -> None:
+            self.frames_ready.emit(indices)
+            self.progress.emit(int(self.volume.loaded.sum()) + len(self.volume.frame_errors), total)
+
+        cancelled = False
+        try:
+            self.problems = read_into(self.volume, self.display_set, self.start_frame, self._cancel, ready)
+        except Cancelled:
+            cancelled = True
+        except Exception as exc:  # noqa: BLE001 - any failure is reported, the app stays up
+            log.exception("series load failed")
+            self.problems.append(FileProblem(self.display_set.first.location, f"loading stopped: {exc}"))
+        self.finished.emit(self.problems, cancelled)
+        return self.volume
+
+
+def thumbnail(display_set: DisplaySet, max_side: int = 96) -> np.ndarray | None:
+    """A small 8-bit preview of the middle frame at the series' opening window; None if it cannot be decoded."""
+    frame_ref = display_set.frames[len(display_set.frames) // 2]
+    dtype = output_dtype([frame_ref.instance.pixel])
+    try:
+        frames = decode_instance(frame_ref.instance, dtype)
+    except DecodeError:
+        return None
+    frame = frames[frame_ref.frame]
+    renderer = WindowRenderer(dtype, invert=frame_ref.instance.pixel.inverted)
+    return downsample(renderer.render(frame, initial_window(display_set, frame)), max_side)
