@@ -1,0 +1,69 @@
+"""Application start-up, including the offscreen screenshot mode used to check the UI without a screen."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+SCREENSHOT_TIMEOUT_MS = 120_000
+
+
+def run(paths: list[str], screenshot: Path | None = None) -> int:
+    if screenshot is not None and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from workstation.ui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Radiology AI Workstation")
+    window = MainWindow()
+    window.resize(1400, 900)
+    window.show()
+    if screenshot is None:
+        window.open_paths(paths)
+        return app.exec()
+    result = {"code": 1}
+
+    def finish(timed_out: bool = False) -> None:
+        app.processEvents()
+        if timed_out:
+            print("screenshot: timed out waiting for the series to load", file=sys.stderr)
+        ok = window.grab().save(str(screenshot))
+        print(f"screenshot saved to {screenshot}" if ok else f"screenshot: could not write {screenshot}",
+              file=sys.stderr if not ok else sys.stdout)
+        result["code"] = 0 if ok and not timed_out else 1
+        window.close()
+        app.quit()
+
+    state = {"loaded": not paths, "thumbs": not paths}
+
+    def maybe_finish() -> None:
+        if state["loaded"] and state["thumbs"]:
+            QTimer.singleShot(50, finish)
+
+    def on_loaded(_key: str) -> None:
+        state["loaded"] = True
+        maybe_finish()
+
+    def on_thumbs() -> None:
+        state["thumbs"] = True
+        maybe_finish()
+
+    def on_catalog(catalog, _problems) -> None:
+        if not catalog.display_sets:  # nothing to load: show the problems instead
+            state["loaded"] = True
+            maybe_finish()
+
+    window.seriesLoaded.connect(on_loaded)
+    window.thumbnailsDone.connect(on_thumbs)
+    window.library_signals.catalogChanged.connect(on_catalog)
+    window.library_signals.scanFailed.connect(lambda _m: on_loaded(""))
+    QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, lambda: finish(timed_out=True))
+    window.open_paths(paths)
+    if not paths:
+        QTimer.singleShot(100, finish)
+    app.exec()
+    return result["code"]

@@ -1,0 +1,251 @@
+"""Main window: study browser (left), viewer (centre), problems (bottom), progress (status bar)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QToolButton,
+)
+
+from workstation import __version__
+from workstation.core.study import Catalog, DisplaySet
+from workstation.services.executor import background
+from workstation.services.loading import SeriesLoad, StudyLibrary, thumbnail
+from workstation.ui.bridge import LibrarySignals, LoadSignals, ResultSignal
+from workstation.ui.browser import StudyBrowser
+from workstation.ui.problems import ProblemsPanel
+from workstation.ui.viewer import SliceViewer
+
+KEEP_VOLUMES = 3  # decoded volumes kept in memory for instant switching back
+
+
+class MainWindow(QMainWindow):
+    seriesLoaded = Signal(str)  # emitted when a display set has finished loading (tests, screenshots)
+    thumbnailsDone = Signal()
+
+    def __init__(self, library: StudyLibrary | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("Radiology AI Workstation")
+        self.setAcceptDrops(True)
+        self.library = library or StudyLibrary()
+        self.catalog = Catalog()
+        self.loads: OrderedDict[str, LoadSignals] = OrderedDict()
+        self.active: LoadSignals | None = None
+        self._pending_thumbs: set[str] = set()
+        self._thumbs = ResultSignal(self)
+        self._thumbs.ready.connect(self._thumbnail_ready)
+
+        self.viewer = SliceViewer()
+        self.setCentralWidget(self.viewer)
+        self.browser = StudyBrowser()
+        self.browser.displaySetActivated.connect(self.open_display_set)
+        self.problems = ProblemsPanel()
+        self._dock(self.browser, "Studies", Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.problems_dock = self._dock(self.problems, "Problems", Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._build_status_bar()
+        self._build_menus()
+
+        self.library_signals = LibrarySignals(self.library, self)
+        self.library_signals.scanStarted.connect(lambda: self._busy("Scanning…", 0, 0))
+        self.library_signals.scanProgress.connect(lambda d, t: self._busy(f"Scanning {d}/{t} files…", d, t))
+        self.library_signals.catalogChanged.connect(self._catalog_changed)
+        self.library_signals.scanFailed.connect(self._scan_failed)
+        self._idle("Open a study with File > Open or drop files here")
+
+    def _dock(self, widget, title: str, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_status_bar(self) -> None:
+        self.status_label = QLabel()
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(260)
+        self.progress.setTextVisible(True)
+        self.cancel_button = QToolButton(text="Cancel")
+        self.cancel_button.setToolTip("Stop scanning or decoding (Esc)")
+        self.cancel_button.clicked.connect(self.cancel)
+        bar = self.statusBar()
+        bar.addWidget(self.status_label, 1)
+        bar.addPermanentWidget(self.progress)
+        bar.addPermanentWidget(self.cancel_button)
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "Open &Files… (DICOM, DICOMDIR, zip)", self._open_files_dialog, QKeySequence.StandardKey.Open)
+        self._action(file_menu, "Open F&older…", self._open_folder_dialog, "Ctrl+Shift+O")
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        view_menu = self.menuBar().addMenu("&View")
+        self._action(view_menu, "&Fit to window", self.viewer.fit, None)
+        self._action(view_menu, "&Reset view and window", self.viewer.reset, None)
+        view_menu.addSeparator()
+        self._action(view_menu, "Zoom &in", lambda: self.viewer.zoom_by(1.25), None)
+        self._action(view_menu, "Zoom &out", lambda: self.viewer.zoom_by(0.8), None)
+        self._action(self.menuBar().addMenu("&Help"), "&About", self._about, None)
+        cancel = QAction(self)
+        cancel.setShortcut(Qt.Key.Key_Escape)
+        cancel.triggered.connect(self.cancel)
+        self.addAction(cancel)
+
+    def _action(self, menu, text, slot, shortcut) -> QAction:
+        action = menu.addAction(text)
+        action.triggered.connect(slot)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        return action
+
+    # ----- opening
+    def open_paths(self, paths: list[str]) -> None:
+        if paths:
+            self.library.open_paths(paths)
+
+    def _open_files_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Open DICOM files, DICOMDIR or zip")
+        self.open_paths(files)
+
+    def _open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open folder (searched recursively)")
+        self.open_paths([folder] if folder else [])
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt naming
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt naming
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_paths(paths)
+
+    def _catalog_changed(self, catalog: Catalog, new_problems) -> None:
+        first_time = not self.catalog.display_sets
+        self.catalog = catalog
+        self.browser.show_catalog(catalog)
+        self.problems.show_catalog(catalog)
+        skipped = f", {len(new_problems)} file(s) skipped (see Problems)" if new_problems else ""
+        self._idle(f"{len(catalog.display_sets)} series from {len(catalog.headers)} images{skipped}")
+        for display_set in catalog.display_sets:
+            self._request_thumbnail(display_set)
+        if first_time and catalog.display_sets:
+            self.open_display_set(catalog.display_sets[0].key)
+        elif not catalog.display_sets:
+            self.viewer.message.setText("No images found" + (" — see Problems" if catalog.problems else ""))
+            self.viewer._place_corners()
+        if not self._pending_thumbs:
+            self.thumbnailsDone.emit()
+
+    def _scan_failed(self, message: str) -> None:
+        self._idle(message)
+
+    def _request_thumbnail(self, display_set: DisplaySet) -> None:
+        key = display_set.key
+        if key in self._pending_thumbs:
+            return
+        self._pending_thumbs.add(key)
+        future = background().submit(thumbnail, display_set)
+        future.add_done_callback(lambda f, k=key: self._thumbs.ready.emit(k, f.result() if not f.exception() else None))
+
+    def _thumbnail_ready(self, key: str, image) -> None:
+        self.browser.set_thumbnail(key, image)
+        self._pending_thumbs.discard(key)
+        if not self._pending_thumbs:
+            self.thumbnailsDone.emit()
+
+    # ----- loading a series
+    def display_set(self, key: str) -> DisplaySet | None:
+        return next((d for d in self.catalog.display_sets if d.key == key), None)
+
+    def open_display_set(self, key: str) -> None:
+        display_set = self.display_set(key)
+        if display_set is None or (self.active is not None and self.active.load.display_set.key == key):
+            return
+        if self.active is not None and not self.active.load.volume.fully_loaded:
+            self.active.load.cancel()
+            self.loads.pop(self.active.load.display_set.key, None)
+        signals = self.loads.get(key)
+        if signals is None:
+            signals = LoadSignals(SeriesLoad(display_set), self)
+            signals.framesReady.connect(lambda idx, s=signals: self._frames_ready(s, idx))
+            signals.progress.connect(lambda d, t, s=signals: self._load_progress(s, d, t))
+            signals.finished.connect(lambda p, c, s=signals: self._load_finished(s, p, c))
+            self.loads[key] = signals
+            self._evict()
+            self.active = signals
+            self.viewer.set_volume(display_set, signals.load.volume, signals.load.start_frame)
+            self._busy(f"Loading {len(display_set.frames)} frames…", 0, len(display_set.frames))
+            signals.load.start()
+        else:
+            self.loads.move_to_end(key)
+            self.active = signals
+            self.viewer.set_volume(display_set, signals.load.volume, signals.load.start_frame)
+            self.viewer.frames_ready(list(range(signals.load.volume.frame_count)))
+        self.browser.select(key)
+        self.viewer.setFocus()
+
+    def _evict(self) -> None:
+        while len(self.loads) > KEEP_VOLUMES:
+            _, old = self.loads.popitem(last=False)
+            old.load.cancel()
+
+    def _frames_ready(self, signals: LoadSignals, indices) -> None:
+        if signals is self.active:
+            self.viewer.frames_ready(indices)
+
+    def _load_progress(self, signals: LoadSignals, done: int, total: int) -> None:
+        if signals is self.active:
+            self._busy(f"Decoding {done}/{total} frames…", done, total)
+
+    def _load_finished(self, signals: LoadSignals, problems, cancelled: bool) -> None:
+        if problems:
+            self.problems.add_load_problems(problems)
+        if signals is not self.active:
+            return
+        volume = signals.load.volume
+        if cancelled:
+            self.loads.pop(signals.load.display_set.key, None)
+            self._idle(f"Loading cancelled: {int(volume.loaded.sum())}/{volume.frame_count} frames decoded")
+        else:
+            failed = f", {len(volume.frame_errors)} could not be decoded (see Problems)" if volume.frame_errors else ""
+            self._idle(f"Loaded {int(volume.loaded.sum())}/{volume.frame_count} frames{failed}")
+        self.viewer.frames_ready([])
+        self.seriesLoaded.emit(signals.load.display_set.key)
+
+    def cancel(self) -> None:
+        self.library.cancel()
+        if self.active is not None and not self.active.load.volume.fully_loaded:
+            self.active.load.cancel()
+
+    # ----- status
+    def _busy(self, text: str, done: int, total: int) -> None:
+        self.status_label.setText(text)
+        self.progress.setVisible(True)
+        self.cancel_button.setVisible(True)
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+
+    def _idle(self, text: str) -> None:
+        self.status_label.setText(text)
+        self.progress.setVisible(False)
+        self.cancel_button.setVisible(False)
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "About", f"Radiology AI Workstation {__version__}\nNot for clinical use.")
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        self.cancel()
+        for signals in self.loads.values():
+            signals.load.cancel()
+        super().closeEvent(event)
