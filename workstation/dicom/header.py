@@ -68,10 +68,13 @@ def _read(location: FileLocation) -> InstanceHeader:
             # Old files without preamble/meta are still DICOM; accept them only if they look like images.
             fp.seek(0)
             ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
-            if "SOPInstanceUID" not in ds and "Rows" not in ds:
+            if not _has_dicom_attributes(ds):
                 raise _Unusable("not a DICOM file") from None
         pixel_start = fp.tell()
         head = fp.read(4)
+    if not _has_dicom_attributes(ds):
+        # pydicom parses random bytes after a "DICM" prefix as one bogus element.
+        raise _Unusable("not a DICOM file or corrupt header (no SOP or image attributes)")
     if ds.get("SOPClassUID") == MEDIA_STORAGE_DIRECTORY or ds.file_meta.get("MediaStorageSOPClassUID") == MEDIA_STORAGE_DIRECTORY:
         raise NotAnImage
     little = ds.original_encoding[1] is not False
@@ -106,6 +109,11 @@ def _read(location: FileLocation) -> InstanceHeader:
         voi_lut_function=str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").upper(),
         acquisition_number=_int(ds.get("AcquisitionNumber")),
     )
+
+
+def _has_dicom_attributes(ds: Dataset) -> bool:
+    """Anything we can show or name has a SOP Class/Instance UID or image rows."""
+    return any(keyword in ds for keyword in ("SOPClassUID", "SOPInstanceUID", "Rows"))
 
 
 def _transfer_syntax(ds: Dataset) -> UID:

@@ -47,6 +47,7 @@ def decode_instance(header: InstanceHeader, dtype: np.dtype) -> np.ndarray:
     try:
         with open_location(header.location) as fp:
             ds = pydicom.dcmread(fp, force=True)
+            _ensure_transfer_syntax(ds, header)
             arr = ds.pixel_array
     except Exception as exc:  # noqa: BLE001 - decoders raise many types on corrupt data
         raise DecodeError(f"pixel data could not be decoded ({type(exc).__name__}: {str(exc)[:200]})") from exc
@@ -60,6 +61,12 @@ def decode_instance(header: InstanceHeader, dtype: np.dtype) -> np.ndarray:
     if header.pixel.is_colour:
         return _to_8bit(arr)
     return _cast(_modality(arr, ds, header.pixel), dtype)
+
+
+def _ensure_transfer_syntax(ds: pydicom.Dataset, header: InstanceHeader) -> None:
+    """Files without File Meta pass the scan (syntax guessed from the encoding), but pydicom needs one to decode."""
+    if "TransferSyntaxUID" not in ds.file_meta:
+        ds.file_meta.TransferSyntaxUID = header.transfer_syntax_uid
 
 
 def _to_8bit(arr: np.ndarray) -> np.ndarray:

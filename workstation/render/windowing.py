@@ -20,7 +20,9 @@ def window_values(values: np.ndarray, window: WindowLevel) -> np.ndarray:
     if window.function == "SIGMOID":
         return 255.0 / (1.0 + np.exp(-4.0 * (x - c) / w))
     if window.function != "LINEAR_EXACT":
-        c, w = c - 0.5, max(w - 1.0, 1e-6)
+        c, w = c - 0.5, w - 1.0
+    if w <= 0:  # LINEAR at width <= 1 is a step: x <= c - 0.5 is black, above is white
+        return np.where(x <= c, 0.0, 255.0)
     return np.clip(((x - c) / w + 0.5) * 255.0, 0.0, 255.0)
 
 

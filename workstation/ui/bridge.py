@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from PySide6.QtCore import QObject, Signal
 
+from workstation.core.events import Event
 from workstation.services.loading import SeriesLoad, StudyLibrary
 
 
-class LibrarySignals(QObject):
+class _Relay(QObject):
+    """Connects plain events to Qt signals and cuts the links when the Qt side is destroyed."""
+
+    def _relay(self, pairs: list[tuple[Event, Callable[..., Any]]]) -> None:
+        self._links = pairs
+        for event, signal_emit in pairs:
+            event.connect(signal_emit)
+        self.destroyed.connect(self.detach)
+
+    def detach(self, *_args: Any) -> None:
+        for event, signal_emit in self._links:
+            event.disconnect(signal_emit)
+        self._links = []
+
+
+class LibrarySignals(_Relay):
     scanStarted = Signal()
     scanProgress = Signal(int, int)
     catalogChanged = Signal(object, object)  # catalog, new problems
@@ -15,13 +34,15 @@ class LibrarySignals(QObject):
 
     def __init__(self, library: StudyLibrary, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        library.scan_started.connect(self.scanStarted.emit)
-        library.scan_progress.connect(self.scanProgress.emit)
-        library.catalog_changed.connect(self.catalogChanged.emit)
-        library.scan_failed.connect(self.scanFailed.emit)
+        self._relay([
+            (library.scan_started, self.scanStarted.emit),
+            (library.scan_progress, self.scanProgress.emit),
+            (library.catalog_changed, self.catalogChanged.emit),
+            (library.scan_failed, self.scanFailed.emit),
+        ])
 
 
-class LoadSignals(QObject):
+class LoadSignals(_Relay):
     framesReady = Signal(object)  # list of frame indices
     progress = Signal(int, int)
     finished = Signal(object, bool)  # problems, cancelled
@@ -29,12 +50,21 @@ class LoadSignals(QObject):
     def __init__(self, load: SeriesLoad, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.load = load
-        load.frames_ready.connect(self.framesReady.emit)
-        load.progress.connect(self.progress.emit)
-        load.finished.connect(self.finished.emit)
+        self._relay([
+            (load.frames_ready, self.framesReady.emit),
+            (load.progress, self.progress.emit),
+            (load.finished, self.finished.emit),
+        ])
 
 
 class ResultSignal(QObject):
     """Delivers a background result (e.g. a thumbnail) to the GUI thread."""
 
     ready = Signal(str, object)
+
+    def deliver(self, key: str, value: Any) -> None:
+        """Emit from any thread; a no-op once the receiver is gone (window closed meanwhile)."""
+        try:
+            self.ready.emit(key, value)
+        except RuntimeError:
+            pass

@@ -51,6 +51,8 @@ class MainWindow(QMainWindow):
         self.problems = ProblemsPanel()
         self._dock(self.browser, "Studies", Qt.DockWidgetArea.LeftDockWidgetArea)
         self.problems_dock = self._dock(self.problems, "Problems", Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.resizeDocks([self.problems_dock], [110], Qt.Orientation.Vertical)
+        self.resizeDocks([self.browser.parentWidget()], [330], Qt.Orientation.Horizontal)
         self._build_status_bar()
         self._build_menus()
 
@@ -135,6 +137,7 @@ class MainWindow(QMainWindow):
         self.catalog = catalog
         self.browser.show_catalog(catalog)
         self.problems.show_catalog(catalog)
+        self._update_problems_title()
         skipped = f", {len(new_problems)} file(s) skipped (see Problems)" if new_problems else ""
         self._idle(f"{len(catalog.display_sets)} series from {len(catalog.headers)} images{skipped}")
         for display_set in catalog.display_sets:
@@ -156,7 +159,7 @@ class MainWindow(QMainWindow):
             return
         self._pending_thumbs.add(key)
         future = background().submit(thumbnail, display_set)
-        future.add_done_callback(lambda f, k=key: self._thumbs.ready.emit(k, f.result() if not f.exception() else None))
+        future.add_done_callback(lambda f, k=key: self._thumbs.deliver(k, None if f.exception() else f.result()))
 
     def _thumbnail_ready(self, key: str, image) -> None:
         self.browser.set_thumbnail(key, image)
@@ -211,6 +214,7 @@ class MainWindow(QMainWindow):
     def _load_finished(self, signals: LoadSignals, problems, cancelled: bool) -> None:
         if problems:
             self.problems.add_load_problems(problems)
+            self._update_problems_title()
         if signals is not self.active:
             return
         volume = signals.load.volume
@@ -227,6 +231,9 @@ class MainWindow(QMainWindow):
         self.library.cancel()
         if self.active is not None and not self.active.load.volume.fully_loaded:
             self.active.load.cancel()
+
+    def _update_problems_title(self) -> None:
+        self.problems_dock.setWindowTitle(f"Problems ({self.problems.count()})")
 
     # ----- status
     def _busy(self, text: str, done: int, total: int) -> None:
@@ -248,4 +255,6 @@ class MainWindow(QMainWindow):
         self.cancel()
         for signals in self.loads.values():
             signals.load.cancel()
+            signals.detach()
+        self.library_signals.detach()
         super().closeEvent(event)
