@@ -337,10 +337,16 @@ class SliceViewer(QWidget):
         window = self.window
         wl = "" if window is None or self.volume.is_colour else f"W {window.width:.0f}  L {window.center:.0f}" + (
             f"  {window.name}" if window.name else "")
-        row_mm, col_mm = self.volume.pixel_spacing
-        self.corners["br"].setText("\n".join(filter(None, [
-            wl, f"Zoom {self.zoom():.2f}x", f"{col_mm:.3g} x {row_mm:.3g} mm/px"])))
+        self.corners["br"].setText("\n".join(filter(None, [wl, f"Zoom {self.zoom():.2f}x", self._spacing_text()])))
         self._place_corners()
+
+    def _spacing_text(self) -> str:
+        first = self.display_set.first
+        if first.pixel_spacing is None:
+            return "pixel spacing unknown"
+        row_mm, col_mm = first.pixel_spacing
+        where = " (at detector)" if first.spacing_source == "ImagerPixelSpacing" else ""
+        return f"{col_mm:.3g} x {row_mm:.3g} mm/px{where}"
 
     def _position_text(self, k: int) -> str:
         geometry = self.display_set.frames[k].geometry
