@@ -108,3 +108,36 @@ def test_screenshot_of_a_folder_with_nothing_readable(tmp_path):
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert shot.exists() and "Traceback" not in done.stderr
+
+
+def _open(qtbot, paths):
+    from workstation.ui.main_window import MainWindow
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(win.seriesLoaded, timeout=30_000):
+        win.open_paths([str(p) for p in paths])
+    return win
+
+
+def test_monochrome1_radiograph_is_displayed_inverted(qtbot):
+    win = _open(qtbot, [get_testdata_file("RG1_UNCR.dcm", download=False)])
+    viewer = win.viewer
+    frame = viewer.volume.array[0]
+    image = viewer.current_image()
+    low, high = np.unravel_index(np.argmin(frame), frame.shape), np.unravel_index(np.argmax(frame), frame.shape)
+    assert image[low] > image[high]  # MONOCHROME1: the lowest value is the brightest
+    assert viewer.display_set.first.pixel.inverted
+    assert "pixel spacing unknown" in viewer.corners["br"].text()  # its PixelSpacing is 0\\0
+
+
+def test_multiframe_object_scrolls_through_its_frames(qtbot):
+    win = _open(qtbot, [get_testdata_file("emri_small.dcm", download=False)])
+    viewer = win.viewer
+    assert viewer.volume.frame_count == 10 and viewer.slider.maximum() == 9
+    viewer.show_frame(0)
+    first = viewer.current_image().copy()
+    qtbot.keyClick(viewer, Qt.Key.Key_Down)
+    assert viewer.frame_index == 1 and not np.array_equal(first, viewer.current_image())
+    assert "Im 2/10" in viewer.corners["bl"].text()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 SCREENSHOT_TIMEOUT_MS = 120_000
 
@@ -22,6 +25,7 @@ def run(paths: list[str], screenshot: Path | None = None) -> int:
     window = MainWindow()
     window.resize(1400, 900)
     window.show()
+    _report_unexpected_errors(window)
     if screenshot is None:
         window.open_paths(paths)
         return app.exec()
@@ -67,3 +71,13 @@ def run(paths: list[str], screenshot: Path | None = None) -> int:
         QTimer.singleShot(100, finish)
     app.exec()
     return result["code"]
+
+
+def _report_unexpected_errors(window) -> None:
+    """A bug in a slot is logged with its traceback and shown as one line; the window stays up."""
+
+    def hook(exc_type, exc, tb) -> None:
+        log.error("unexpected error", exc_info=(exc_type, exc, tb))
+        window.statusBar().showMessage(f"Unexpected error: {exc_type.__name__}: {exc} (details in the log)", 15000)
+
+    sys.excepthook = hook
