@@ -166,10 +166,14 @@ class Catalog:
     files_scanned: int = 0
 
     def studies(self) -> list[StudyRef]:
-        return list(dict.fromkeys(ds.series.study for ds in self.display_sets))
+        """One per Study Instance UID: series of a study may disagree on study-level details (time, description)."""
+        first: dict[str, StudyRef] = {}
+        for ds in self.display_sets:
+            first.setdefault(ds.series.study.study_instance_uid, ds.series.study)
+        return list(first.values())
 
     def patients(self) -> list[PatientRef]:
         return list(dict.fromkeys(s.patient for s in self.studies()))
 
     def display_sets_of(self, study: StudyRef) -> list[DisplaySet]:
-        return [ds for ds in self.display_sets if ds.series.study == study]
+        return [ds for ds in self.display_sets if ds.series.study.study_instance_uid == study.study_instance_uid]

@@ -72,22 +72,21 @@ def _read(location: FileLocation) -> InstanceHeader:
                 raise _Unusable("not a DICOM file") from None
         pixel_start = fp.tell()
         head = fp.read(4)
+    if ds.get("SOPClassUID") == MEDIA_STORAGE_DIRECTORY or ds.file_meta.get("MediaStorageSOPClassUID") == MEDIA_STORAGE_DIRECTORY:
+        raise NotAnImage
     if not _has_dicom_attributes(ds):
         # pydicom parses random bytes after a "DICM" prefix as one bogus element.
         raise _Unusable("not a DICOM file or corrupt header (no SOP or image attributes)")
-    if ds.get("SOPClassUID") == MEDIA_STORAGE_DIRECTORY or ds.file_meta.get("MediaStorageSOPClassUID") == MEDIA_STORAGE_DIRECTORY:
-        raise NotAnImage
-    little = ds.original_encoding[1] is not False
-    if len(head) < 4 or struct.unpack("<HH" if little else ">HH", head) not in PIXEL_DATA_TAGS:
+    transfer_syntax = _transfer_syntax(ds)
+    if not _has_pixel_data(location, ds, head, transfer_syntax):
         raise _Unusable(f"no pixel data ({_sop_class_name(ds)})")
     if "Rows" not in ds or "Columns" not in ds:
         raise _Unusable("pixel data without Rows/Columns")
-    transfer_syntax = _transfer_syntax(ds)
     _check_decodable(transfer_syntax)
     pixel = _pixel_format(ds)
     frames = _int(ds.get("NumberOfFrames"), 1) or 1
     spacing, spacing_source = _pixel_spacing(ds)
-    if not transfer_syntax.is_compressed:
+    if not transfer_syntax.is_compressed and not transfer_syntax.is_deflated:  # sizes only add up uncompressed
         _check_not_truncated(location, pixel, frames, pixel_start, bool(ds.original_encoding[0]))
     return InstanceHeader(
         location=location,
@@ -109,6 +108,16 @@ def _read(location: FileLocation) -> InstanceHeader:
         voi_lut_function=str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").upper(),
         acquisition_number=_int(ds.get("AcquisitionNumber")),
     )
+
+
+def _has_pixel_data(location: FileLocation, ds: Dataset, head: bytes, transfer_syntax: UID) -> bool:
+    """Whether the element after the header is Pixel Data; a deflated file must be inflated to tell."""
+    if transfer_syntax.is_transfer_syntax and transfer_syntax.is_deflated:  # `head` is compressed: inflate it all
+        with open_location(location) as fp:
+            full = pydicom.dcmread(fp, force=True)
+        return any(tag in full for tag in PIXEL_DATA_TAGS)
+    little = ds.original_encoding[1] is not False
+    return len(head) == 4 and struct.unpack("<HH" if little else ">HH", head) in PIXEL_DATA_TAGS
 
 
 def _has_dicom_attributes(ds: Dataset) -> bool:

@@ -32,7 +32,8 @@ def build_catalog(headers: list[InstanceHeader], problems: list[FileProblem], fi
     for members in by_series.values():
         display_sets.extend(split_series(members[0].series, members))
     display_sets.sort(key=_display_order)
-    return Catalog(display_sets=display_sets, problems=list(problems), headers=list(unique.values()), files_scanned=files_scanned)
+    unique_problems = list(dict.fromkeys(problems))  # re-opening a folder must not list its bad files twice
+    return Catalog(display_sets=display_sets, problems=unique_problems, headers=list(unique.values()), files_scanned=files_scanned)
 
 
 def _display_order(ds: DisplaySet) -> tuple:
@@ -62,7 +63,7 @@ def _stack_groups(headers: list[InstanceHeader]) -> list[list[InstanceHeader]]:
     """Cluster single-frame instances by image size, colour layout and orientation."""
     groups: list[tuple[tuple, np.ndarray | None, list[InstanceHeader]]] = []
     for header in sorted(headers, key=lambda h: (h.instance_number or 0, h.sop_instance_uid)):
-        size = (header.pixel.rows, header.pixel.columns, header.pixel.samples_per_pixel)
+        size = (header.pixel.rows, header.pixel.columns, header.pixel.is_colour)
         orientation = np.asarray(header.geometry.orientation) if header.geometry.orientation else None
         for key, group_orientation, members in groups:
             if key == size and _same_orientation(orientation, group_orientation):

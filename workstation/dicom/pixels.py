@@ -50,7 +50,8 @@ def decode_instance(header: InstanceHeader, dtype: np.dtype) -> np.ndarray:
             _ensure_transfer_syntax(ds, header)
             arr = ds.pixel_array
     except Exception as exc:  # noqa: BLE001 - decoders raise many types on corrupt data
-        raise DecodeError(f"pixel data could not be decoded ({type(exc).__name__}: {str(exc)[:200]})") from exc
+        detail = " ".join(str(exc).split())[:200]  # plugin errors span lines; the problems list shows one
+        raise DecodeError(f"pixel data could not be decoded ({type(exc).__name__}: {detail})") from exc
     if header.frames == 1:
         arr = arr[np.newaxis]
     expected = (header.frames, header.pixel.rows, header.pixel.columns)

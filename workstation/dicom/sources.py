@@ -20,25 +20,31 @@ MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 MAX_MEMBER_BYTES = 4 << 30  # a single DICOM object larger than this in a zip is refused
 
 _zip_lock = threading.Lock()
-_open_zips: dict[str, zipfile.ZipFile] = {}
+_open_zips: dict[str, tuple[tuple[int, int, int], zipfile.ZipFile]] = {}
 
 
 def open_location(location: FileLocation) -> BinaryIO:
     """Open an instance's bytes for reading (caller closes)."""
     if location.member is None:
         return open(location.path, "rb")
-    with _zip_lock:
-        archive = _open_zips.get(location.path)
-        if archive is None:
-            archive = _open_zips[location.path] = zipfile.ZipFile(location.path)
-    return archive.open(location.member)
+    return _archive(location.path).open(location.member)
 
 
 def location_size(location: FileLocation) -> int:
     if location.member is None:
         return os.path.getsize(location.path)
-    with zipfile.ZipFile(location.path) as archive:
-        return archive.getinfo(location.member).file_size
+    return _archive(location.path).getinfo(location.member).file_size
+
+
+def _archive(path: str) -> zipfile.ZipFile:
+    """A shared open archive, reopened if the file changed on disk (a re-exported zip at the same path)."""
+    info = os.stat(path)
+    stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
+    with _zip_lock:
+        cached = _open_zips.get(path)
+        if cached is None or cached[0] != stamp:
+            cached = _open_zips[path] = (stamp, zipfile.ZipFile(path))
+        return cached[1]
 
 
 def iter_locations(paths: list[str | os.PathLike]) -> Iterator[FileLocation | FileProblem]:

@@ -18,7 +18,8 @@ def window_values(values: np.ndarray, window: WindowLevel) -> np.ndarray:
     x = np.asarray(values, dtype=np.float64)
     c, w = float(window.center), float(window.width)
     if window.function == "SIGMOID":
-        return 255.0 / (1.0 + np.exp(-4.0 * (x - c) / w))
+        with np.errstate(over="ignore"):  # exp overflows to inf far below a narrow window: 0 is right there
+            return 255.0 / (1.0 + np.exp(-4.0 * (x - c) / w))
     if window.function != "LINEAR_EXACT":
         c, w = c - 0.5, w - 1.0
     if w <= 0:  # LINEAR at width <= 1 is a step: x <= c - 0.5 is black, above is white

@@ -17,13 +17,13 @@ def scan_report(catalog: Catalog, roots: list[str]) -> dict[str, Any]:
     studies: dict[str, dict[str, Any]] = {}
     for display_set in catalog.display_sets:
         series, study = display_set.series, display_set.series.study
-        patient = study.patient
-        p = patients.setdefault((patient.patient_id, patient.name), {
-            "patient_id": patient.patient_id, "patient_name": patient.name,
-            "birth_date": patient.birth_date, "sex": patient.sex, "studies": [],
-        })
         s = studies.get(study.study_instance_uid)
-        if s is None:
+        if s is None:  # a study is listed once, under the patient of its first series
+            patient = study.patient
+            p = patients.setdefault((patient.patient_id, patient.name), {
+                "patient_id": patient.patient_id, "patient_name": patient.name,
+                "birth_date": patient.birth_date, "sex": patient.sex, "studies": [],
+            })
             s = studies[study.study_instance_uid] = {
                 "study_instance_uid": study.study_instance_uid, "study_date": study.date,
                 "study_description": study.description, "accession_number": study.accession_number, "series": [],
