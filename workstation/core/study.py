@@ -110,6 +110,7 @@ class InstanceHeader:
     window_explanations: tuple[str, ...] = ()
     voi_lut_function: str = "LINEAR"
     acquisition_number: int | None = None
+    native_pixel_offset: int | None = None  # file offset of the Pixel Data element, for uncompressed data
 
 
 @dataclass(frozen=True)

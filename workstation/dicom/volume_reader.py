@@ -9,6 +9,7 @@ import numpy as np
 from workstation.core.study import DisplaySet, FileProblem, InstanceHeader
 from workstation.core.tasks import CancelToken
 from workstation.core.volume import Volume, frame_affine
+from workstation.dicom.native import read_native_into
 from workstation.dicom.pixels import DecodeError, decode_instance, output_dtype
 
 FramesReady = Callable[[list[int]], None]  # volume frame indices that now hold data
@@ -47,6 +48,14 @@ def decode_order(display_set: DisplaySet, start_frame: int) -> list[InstanceHead
     return [first, *rest]
 
 
+def _decode_into(volume: Volume, header: InstanceHeader, targets: list[tuple[int, int]]) -> None:
+    if len(targets) == 1 and read_native_into(header, volume.array[targets[0][0]]):
+        return
+    frames = decode_instance(header, volume.array.dtype)
+    for index, frame in targets:
+        volume.array[index] = frames[frame]
+
+
 def read_into(
     volume: Volume,
     display_set: DisplaySet,
@@ -62,14 +71,14 @@ def read_into(
             cancel.raise_if_cancelled()
         targets = slots[header.sop_instance_uid]
         try:
-            frames = decode_instance(header, volume.array.dtype)
-        except DecodeError as exc:
-            problems.append(FileProblem(header.location, str(exc)))
+            _decode_into(volume, header, targets)
+        except (DecodeError, OSError) as exc:
+            reason = str(exc) if isinstance(exc, DecodeError) else f"cannot read file: {exc}"
+            problems.append(FileProblem(header.location, reason))
             for index, _ in targets:
-                volume.frame_errors[index] = str(exc)
+                volume.frame_errors[index] = reason
             continue
-        for index, frame in targets:
-            volume.array[index] = frames[frame]
+        for index, _ in targets:
             volume.loaded[index] = True
         if on_frames is not None:
             on_frames([index for index, _ in targets])
