@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Benchmark: change the window/level of a 512x512 CT slice and redraw it, N times, offscreen.
 
-OURS      renderer.render(frame, window)  (WindowRenderer: 64 Ki-entry LUT, rebuilt when the
-          window changes, then np.take) -> image_item.setImage(uint8, autoLevels=False,
-          levels=(0, 255)) -> paint.
+OURS      renderer.render_rgba(frame, window)  (WindowRenderer: 64 Ki-entry LUT of opaque 32-bit
+          grey pixels, rebuilt when the window changes, then np.take) ->
+          image_item.setImage(rgba uint8, autoLevels=False, levels=None) -> paint. This is what
+          the viewer does.
 BASELINE  pyqtgraph's own path: image_item.setImage(int16 frame, autoLevels=False,
           levels=window.bounds) -> paint (pyqtgraph rescales and converts when it paints).
 
@@ -14,8 +15,8 @@ once per frame on the offscreen platform; every run checks that ImageItem.paint 
 per frame). Figures are frames per second, best of --repeats runs after a warm-up,
 interleaved ours/baseline.
 
-Extra rows: our path with setImage(..., levels=None) (pyqtgraph then hands the uint8 image
-to Qt as Grayscale8 instead of building an Indexed8 colour table each frame), our
+Extra rows: our 8-bit grey variant (render() + setImage(uint8, levels=(0, 255)), the first
+design: pyqtgraph builds an Indexed8 colour table each frame and Qt paints that slowly), our
 WindowRenderer alone, and the floor (setImage of one ready uint8 image + paint).
 
     .venv/bin/python bench/window_redraw.py [--frames 300] [--repeats 5] [--slices 16] [--data DIR]
@@ -44,16 +45,17 @@ def load_frame(folder: str) -> tuple[np.ndarray, bool]:
 
 
 def run_ours(viewer: C.OffscreenViewer, frame: np.ndarray, inverted: bool, frames: int,
-             levels: tuple[int, int] | None = (0, 255)) -> C.Timed:
-    """levels=(0, 255) is what the viewer does; levels=None lets pyqtgraph show the uint8 image as is."""
+             levels: tuple[int, int] | None = None, rgba: bool = True) -> C.Timed:
+    """What the viewer does: 32-bit RGBA from the LUT, shown with levels=None. rgba=False: 8-bit grey."""
     renderer = WindowRenderer(frame.dtype, invert=inverted)
-    viewer.item.setImage(renderer.render(frame, CT_PRESETS[-1]), autoLevels=False, levels=levels)
+    render = renderer.render_rgba if rgba else renderer.render
+    viewer.item.setImage(render(frame, CT_PRESETS[-1]), autoLevels=False, levels=levels)
     viewer.app.processEvents()
     before = viewer.paints
     start = time.perf_counter()
     for i in range(frames):
         window = CT_PRESETS[i % len(CT_PRESETS)]
-        image = renderer.render(frame, window)
+        image = render(frame, window)
         viewer.item.setImage(image, autoLevels=False, levels=levels)
         viewer.paint()
     elapsed = time.perf_counter() - start
@@ -128,7 +130,7 @@ def main() -> None:
         timings, painted = C.interleaved({
             "ours": lambda: run_ours(viewer, frame, inverted, n),
             "baseline": lambda: run_baseline(viewer, frame, n),
-            "ours levels=None": lambda: run_ours(viewer, frame, inverted, n, levels=None),
+            "ours levels=None": lambda: run_ours(viewer, frame, inverted, n, levels=(0, 255), rgba=False),
             "render only": lambda: run_render_only(frame, inverted, n),
             "paint only": lambda: run_paint_only(viewer, fixed, n),
         }, args.repeats, args.warmup)
@@ -150,11 +152,11 @@ def main() -> None:
             return n / t
 
         rows = [
-            ["OURS: LUT render + setImage(uint8) + paint", f"{fps('ours'):.0f}", f"{fps('ours', 'median'):.0f}",
+            ["OURS: LUT render_rgba + setImage(rgba, levels=None) + paint", f"{fps('ours'):.0f}", f"{fps('ours', 'median'):.0f}",
              f"{1000 / fps('ours'):.2f}"],
             ["BASELINE: setImage(int16, levels) + paint", f"{fps('baseline'):.0f}", f"{fps('baseline', 'median'):.0f}",
              f"{1000 / fps('baseline'):.2f}"],
-            ["  variant: ours with setImage(uint8, levels=None)", f"{fps('ours levels=None'):.0f}",
+            ["  variant: 8-bit grey render + setImage(uint8, levels=(0, 255))", f"{fps('ours levels=None'):.0f}",
              f"{fps('ours levels=None', 'median'):.0f}", f"{1000 / fps('ours levels=None'):.2f}"],
             ["  ours: render only (LUT rebuilt every frame)", f"{fps('render only'):.0f}",
              f"{fps('render only', 'median'):.0f}", f"{1000 / fps('render only'):.2f}"],

@@ -157,3 +157,28 @@ def test_without_own_windows_the_initial_window_fits_the_frame(tmp_path: Path) -
 def test_auto_window_of_a_flat_frame_has_positive_width() -> None:
     window = auto_window(np.full((8, 8), 7, dtype=np.int16))
     assert window.width >= 1 and window.center == pytest.approx(7.5)
+
+
+def test_rgba_rendering_repeats_the_grey_levels_with_opaque_alpha():
+    from workstation.core.windowing import WindowLevel
+    from workstation.render.windowing import WindowRenderer
+
+    rng = np.random.default_rng(1)
+    window = WindowLevel(40, 400)
+    frames = {
+        np.int16: rng.integers(-1024, 3000, (37, 41)).astype(np.int16),
+        np.uint8: rng.integers(0, 256, (37, 41)).astype(np.uint8),
+        np.float32: rng.normal(0, 300, (37, 41)).astype(np.float32),
+    }
+    for dtype, frame in frames.items():
+        for invert in (False, True):
+            renderer = WindowRenderer(np.dtype(dtype), invert=invert)
+            grey = renderer.render(frame, window)
+            rgba = renderer.render_rgba(frame, window)
+            assert rgba.shape == frame.shape + (4,) and rgba.dtype == np.uint8
+            for channel in range(3):
+                np.testing.assert_array_equal(rgba[..., channel], grey)
+            assert (rgba[..., 3] == 255).all()
+    colour = rng.integers(0, 256, (5, 6, 3)).astype(np.uint8)
+    rgba = WindowRenderer(np.dtype(np.uint8)).render_rgba(colour, window)
+    np.testing.assert_array_equal(rgba[..., :3], colour)

@@ -32,11 +32,17 @@ def _to_uint8(display: np.ndarray, invert: bool) -> np.ndarray:
     return 255 - out if invert else out
 
 
+_GREY_TO_RGBA = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 4, axis=1)
+_GREY_TO_RGBA[:, 3] = 255
+_GREY_TO_RGBA = _GREY_TO_RGBA.view(np.uint32).ravel()  # opaque grey pixel for each 8-bit value
+
+
 class WindowRenderer:
-    """Turns frames of one volume into uint8 images for the current window.
+    """Turns frames of one volume into 8-bit images for the current window.
 
     Integer volumes of up to 16 bits go through a cached 64 Ki-entry LUT,
     rebuilt only when the window changes; others are windowed arithmetically.
+    `render_rgba` gives 32-bit pixels, the format Qt paints fastest.
     """
 
     def __init__(self, dtype: np.dtype, invert: bool = False) -> None:
@@ -44,14 +50,34 @@ class WindowRenderer:
         self.invert = invert
         self._window: WindowLevel | None = None
         self._lut: np.ndarray | None = None
+        self._lut_rgba: np.ndarray | None = None
+
+    def render_rgba(self, frame: np.ndarray, window: WindowLevel) -> np.ndarray:
+        """(rows, columns, 4) uint8 RGBA: grey levels repeated in R, G, B, opaque alpha."""
+        if frame.ndim == 3:
+            rgb = self.render(frame, window)
+            return np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+        if self._uses_lut:
+            self._lut_for(window)
+            if self._lut_rgba is None:
+                self._lut_rgba = np.take(_GREY_TO_RGBA, self._lut)
+            packed = np.take(self._lut_rgba, self._lut_index(frame))
+        else:
+            packed = np.take(_GREY_TO_RGBA, self.render(frame, window))
+        return packed.view(np.uint8).reshape(frame.shape + (4,))
+
+    @property
+    def _uses_lut(self) -> bool:
+        return self.dtype in (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int16))
+
+    def _lut_index(self, frame: np.ndarray) -> np.ndarray:
+        return frame.view(np.uint16) if self.dtype == np.int16 else frame
 
     def render(self, frame: np.ndarray, window: WindowLevel) -> np.ndarray:
         if frame.ndim == 3:  # colour: shown as stored
             return frame if frame.dtype == np.uint8 else frame.astype(np.uint8)
-        if self.dtype in (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int16)):
-            lut = self._lut_for(window)
-            index = frame.view(np.uint16) if self.dtype == np.int16 else frame
-            return np.take(lut, index)
+        if self._uses_lut:
+            return np.take(self._lut_for(window), self._lut_index(frame))
         return _to_uint8(window_values(frame, window), self.invert)
 
     def _lut_for(self, window: WindowLevel) -> np.ndarray:
@@ -61,6 +87,7 @@ class WindowRenderer:
             else:
                 domain = np.arange(np.iinfo(self.dtype).max + 1, dtype=np.float64)
             self._lut = _to_uint8(window_values(domain, window), self.invert)
+            self._lut_rgba = None
             self._window = window
         return self._lut
 

@@ -160,7 +160,7 @@ class SliceViewer(QWidget):
         self.slider.blockSignals(False)
         rows, cols = volume.array.shape[1:3]
         row_mm, col_mm = volume.pixel_spacing
-        self.image_item.setImage(np.zeros((rows, cols), np.uint8), autoLevels=False, levels=(0, 255))
+        self.image_item.setImage(np.zeros((rows, cols, 4), np.uint8), autoLevels=False, levels=None)
         self.image_item.setRect(QRectF(0, 0, cols * col_mm, rows * row_mm))
         self.fit()
         self._refresh()
@@ -277,21 +277,24 @@ class SliceViewer(QWidget):
 
     # ----- drawing
     def current_image(self) -> np.ndarray | None:
-        """The 8-bit image on screen now."""
-        return self.image_item.image
+        """The 8-bit image on screen now: grey (rows, columns) or colour (rows, columns, 3)."""
+        image = self.image_item.image
+        if image is None:
+            return None
+        return image[..., :3] if self.volume is not None and self.volume.is_colour else image[..., 0]
 
     def _refresh(self) -> None:
         volume, k = self.volume, self.frame_index
         if volume is None or self._renderer is None:
             return
         if volume.loaded[k] and self.window is not None:
-            image = self._renderer.render(volume.array[k], self.window)
+            image = self._renderer.render_rgba(volume.array[k], self.window)
             self.message.setText("")
         else:
-            image = np.zeros(volume.array.shape[1:], np.uint8)
+            image = np.zeros(volume.array.shape[1:3] + (4,), np.uint8)
             self.message.setText(f"Frame {k + 1} could not be decoded:\n{volume.frame_errors[k]}"
                                  if k in volume.frame_errors else "Loading…")
-        self.image_item.setImage(image, autoLevels=False, levels=(0, 255))
+        self.image_item.setImage(image, autoLevels=False, levels=None)  # 8-bit RGBA is shown as is
         self._update_text()
 
     def _mouse_moved(self, scene_pos: QPointF) -> None:
