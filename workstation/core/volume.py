@@ -48,11 +48,14 @@ class Volume:
     array: np.ndarray
     affine: np.ndarray
     pixel_spacing: tuple[float, float]  # (between rows, between columns) mm
+    frame_origins: np.ndarray | None = None  # (frames, 3) patient position of each frame's first voxel
     loaded: np.ndarray = field(init=False)
     frame_errors: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.loaded = np.zeros(self.array.shape[0], dtype=bool)
+        if self.frame_origins is not None:
+            self.frame_origins = np.asarray(self.frame_origins, dtype=float).reshape(self.array.shape[0], 3)
 
     @property
     def frame_count(self) -> int:
@@ -67,9 +70,34 @@ class Volume:
         return bool(self.loaded.all())
 
     def index_to_patient(self, column: float, row: float, frame: float) -> np.ndarray:
-        """Patient (x, y, z) in mm of a (possibly fractional) voxel index."""
-        return (self.affine @ np.array([column, row, frame, 1.0]))[:3]
+        """Patient (x, y, z) in mm of a (possibly fractional) voxel index.
+
+        With known per-frame positions the frame's own origin is used, so a gap
+        in the stack does not shift the slices after it.
+        """
+        in_plane = self.affine[:3, 0] * column + self.affine[:3, 1] * row
+        if self.frame_origins is None or self.frame_count < 2:
+            return in_plane + self.affine[:3, 2] * frame + self.affine[:3, 3]
+        origins = self.frame_origins
+        k = int(np.clip(np.floor(frame), 0, self.frame_count - 2))
+        origin = origins[k] + (frame - k) * (origins[k + 1] - origins[k])
+        return in_plane + origin
 
     def patient_to_index(self, point: tuple[float, float, float]) -> np.ndarray:
         """Inverse of index_to_patient: (column, row, frame)."""
-        return (np.linalg.inv(self.affine) @ np.array([*point, 1.0]))[:3]
+        column, row, frame = (np.linalg.inv(self.affine) @ np.array([*point, 1.0]))[:3]
+        if self.frame_origins is not None and self.frame_count >= 2:
+            normal = self.affine[:3, 2] / (np.linalg.norm(self.affine[:3, 2]) or 1.0)
+            distances = self.frame_origins @ normal
+            if np.all(np.diff(distances) > 0):
+                frame = _interp_extrapolated(float(np.dot(point, normal)), distances)
+        return np.array([column, row, frame])
+
+
+def _interp_extrapolated(x: float, xs: np.ndarray) -> float:
+    """Fractional index of `x` in increasing `xs`, continued linearly past both ends."""
+    if x <= xs[0]:
+        return float((x - xs[0]) / (xs[1] - xs[0]))
+    if x >= xs[-1]:
+        return float(len(xs) - 1 + (x - xs[-1]) / (xs[-1] - xs[-2]))
+    return float(np.interp(x, xs, np.arange(len(xs))))

@@ -8,7 +8,7 @@ import numpy as np
 
 from workstation.core.study import DisplaySet, FileProblem, InstanceHeader
 from workstation.core.tasks import CancelToken
-from workstation.core.volume import Volume, frame_affine
+from workstation.core.volume import Volume, frame_affine, slice_normal
 from workstation.dicom.native import read_native_into
 from workstation.dicom.pixels import DecodeError, decode_instance, output_dtype
 
@@ -26,11 +26,11 @@ def allocate_volume(display_set: DisplaySet) -> Volume:
     geometry = display_set.frames[0].geometry
     slice_vector = None
     if geometry.orientation is not None and display_set.slice_spacing:
-        from workstation.core.volume import slice_normal
-
         slice_vector = slice_normal(geometry.orientation) * display_set.slice_spacing
     affine = frame_affine(geometry.position, geometry.orientation, first.pixel_spacing, slice_vector)
-    return Volume(np.zeros(shape, dtype=dtype), affine, first.pixel_spacing or (1.0, 1.0))
+    positions = [f.geometry.position for f in display_set.frames]
+    origins = np.array(positions, dtype=float) if all(p is not None for p in positions) else None
+    return Volume(np.zeros(shape, dtype=dtype), affine, first.pixel_spacing or (1.0, 1.0), frame_origins=origins)
 
 
 def frame_slots(display_set: DisplaySet) -> dict[str, list[tuple[int, int]]]:

@@ -1,15 +1,23 @@
-"""The shared background executor for long work (scans, decoding, thumbnails)."""
+"""Background executors: one for the work a user waits on, one for previews that may lag behind."""
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
-_executor: ThreadPoolExecutor | None = None
+_pools: dict[str, ThreadPoolExecutor] = {}
 
 
 def background() -> ThreadPoolExecutor:
-    global _executor
-    if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2)), thread_name_prefix="ws-bg")
-    return _executor
+    """Scans and series decoding."""
+    return _pool("ws-bg", 2)
+
+
+def previews() -> ThreadPoolExecutor:
+    """Thumbnails: a single worker, so a study with many series never delays the series being opened."""
+    return _pool("ws-preview", 1)
+
+
+def _pool(name: str, workers: int) -> ThreadPoolExecutor:
+    if name not in _pools:
+        _pools[name] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+    return _pools[name]

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 
 from workstation import __version__
 from workstation.core.study import Catalog, DisplaySet
-from workstation.services.executor import background
+from workstation.services.executor import previews
 from workstation.services.loading import SeriesLoad, StudyLibrary, thumbnail
 from workstation.ui.bridge import LibrarySignals, LoadSignals, ResultSignal
 from workstation.ui.browser import StudyBrowser
@@ -140,11 +140,11 @@ class MainWindow(QMainWindow):
         self._update_problems_title()
         skipped = f", {len(new_problems)} file(s) skipped (see Problems)" if new_problems else ""
         self._idle(f"{len(catalog.display_sets)} series from {len(catalog.headers)} images{skipped}")
+        if first_time and catalog.display_sets:
+            self.open_display_set(catalog.display_sets[0].key)  # before the thumbnails: the reader waits for it
         for display_set in catalog.display_sets:
             self._request_thumbnail(display_set)
-        if first_time and catalog.display_sets:
-            self.open_display_set(catalog.display_sets[0].key)
-        elif not catalog.display_sets:
+        if not catalog.display_sets:
             self.viewer.message.setText("No images found" + (" — see Problems" if catalog.problems else ""))
             self.viewer._place_corners()
         if not self._pending_thumbs:
@@ -158,7 +158,7 @@ class MainWindow(QMainWindow):
         if key in self._pending_thumbs:
             return
         self._pending_thumbs.add(key)
-        future = background().submit(thumbnail, display_set)
+        future = previews().submit(thumbnail, display_set)
         future.add_done_callback(lambda f, k=key: self._thumbs.deliver(k, None if f.exception() else f.result()))
 
     def _thumbnail_ready(self, key: str, image) -> None:
