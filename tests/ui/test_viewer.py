@@ -145,54 +145,46 @@ def test_pixel_aspect_follows_pixel_spacing(window):
     assert rect.height() == pytest.approx(rows * row_mm)
 
 
-def test_first_slice_is_shown_before_the_rest_is_decoded(qtbot, small_study, monkeypatch):
+@pytest.fixture
+def held_window(qtbot, small_study, monkeypatch):
+    """A window whose decoding pauses after each instance until `gate` is set (a slow disk, on demand)."""
+    import workstation.ui.main_window as main_window
+    from workstation.services.loading import SeriesLoad
+
+    gate = threading.Event()
+
+    class HeldLoad(SeriesLoad):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.progress.connect(lambda _done, _total: gate.wait(20))  # after frames_ready reached the UI
+
+    monkeypatch.setattr(main_window, "SeriesLoad", HeldLoad)
+    win = main_window.MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    win.open_paths([str(small_study.directory)])
+    qtbot.waitUntil(lambda: win.viewer.volume is not None and win.viewer.window is not None, timeout=20_000)
+    yield win, gate
+    gate.set()
+
+
+def test_first_slice_is_shown_before_the_rest_is_decoded(qtbot, held_window):
     """Decoding is held after the first instance: the start slice must already be on screen."""
-    import workstation.ui.main_window as main_window
-    from workstation.services.loading import SeriesLoad
-
-    gate = threading.Event()
-
-    class GatedLoad(SeriesLoad):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.progress.connect(lambda _done, _total: gate.wait(20))  # after frames_ready reached the UI
-
-    monkeypatch.setattr(main_window, "SeriesLoad", GatedLoad)
-    win = main_window.MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    win.open_paths([str(small_study.directory)])
+    win, gate = held_window
     viewer = win.viewer
-    qtbot.waitUntil(lambda: viewer.volume is not None and viewer.window is not None, timeout=20_000)
-    try:
-        assert int(viewer.volume.loaded.sum()) == 1
-        assert viewer.current_image().max() > 0  # a real slice, not the blank placeholder
-        assert "loaded 1/40" in viewer.corners["bl"].text()
-        assert win.progress.isVisible() and win.cancel_button.isVisible()
-        qtbot.keyClick(viewer, Qt.Key.Key_Down)  # the UI answers while decoding waits
-        assert viewer.frame_index == 21 and viewer.message.text() == "Loading…"
-    finally:
-        gate.set()
+    assert int(viewer.volume.loaded.sum()) == 1
+    assert viewer.current_image().max() > 0  # a real slice, not the blank placeholder
+    assert "loaded 1/40" in viewer.corners["bl"].text()
+    assert win.progress.isVisible() and win.cancel_button.isVisible()
+    qtbot.keyClick(viewer, Qt.Key.Key_Down)  # the UI answers while decoding waits
+    assert viewer.frame_index == 21 and viewer.message.text() == "Loading…"
+    gate.set()
     qtbot.waitUntil(lambda: viewer.volume.fully_loaded, timeout=20_000)
+    assert viewer.message.text() == "" and viewer.current_image().max() > 0
 
 
-def test_cancel_stops_decoding_and_keeps_what_was_decoded(qtbot, small_study, monkeypatch):
-    import workstation.ui.main_window as main_window
-    from workstation.services.loading import SeriesLoad
-
-    gate = threading.Event()
-
-    class GatedLoad(SeriesLoad):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.progress.connect(lambda _done, _total: gate.wait(20))  # after frames_ready reached the UI
-
-    monkeypatch.setattr(main_window, "SeriesLoad", GatedLoad)
-    win = main_window.MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    win.open_paths([str(small_study.directory)])
-    qtbot.waitUntil(lambda: win.viewer.volume is not None and win.viewer.volume.loaded.any(), timeout=20_000)
+def test_cancel_stops_decoding_and_keeps_what_was_decoded(qtbot, held_window):
+    win, gate = held_window
     with qtbot.waitSignal(win.seriesLoaded, timeout=20_000):
         win.cancel_button.click()
         gate.set()
