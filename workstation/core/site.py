@@ -1,0 +1,185 @@
+"""Site configuration that IT manages: the workstation's own AE, PACS nodes, cache limits.
+
+Parsed from plain data (a TOML document) and validated here, so an error
+names the key and the reason before anything is changed or connected.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # default repertoire without backslash, 1-16 chars
+NODE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+RETRIEVE_METHODS = ("move", "get")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value: `key` is its dotted path in the file."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key, self.reason = key, reason
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """DICOM TLS for one node. Server certificates are verified unless `verify` is explicitly false."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    verify: bool = True
+    server_name: str | None = None  # name to check in the server certificate; defaults to the host
+
+
+@dataclass(frozen=True)
+class PacsNode:
+    name: str
+    ae_title: str
+    host: str
+    port: int
+    tls: TlsSettings | None = None
+    timeout: float = 10.0  # seconds for connect, association and each response
+    retrieve: str = "move"  # preferred method: "move" (to our C-STORE receiver) or "get"
+    retries: int = 2  # extra attempts after a connection failure
+
+
+@dataclass(frozen=True)
+class LocalAE:
+    """The workstation itself on the DICOM network."""
+
+    ae_title: str = "WORKSTATION"
+    store_port: int = 11112
+    bind_address: str = "0.0.0.0"  # the PACS must reach our C-STORE receiver for C-MOVE
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    directory: str | None = None  # default: the platform's cache directory
+    max_bytes: int = 20 * 1024**3
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    local: LocalAE = LocalAE()
+    nodes: dict[str, PacsNode] = field(default_factory=dict)
+    cache: CacheSettings = CacheSettings()
+
+    def node(self, name: str) -> PacsNode:
+        if name not in self.nodes:
+            known = ", ".join(sorted(self.nodes)) or "none configured"
+            raise ConfigError(f"pacs.{name}", f"no such PACS node (known: {known})")
+        return self.nodes[name]
+
+
+def parse_site_config(data: dict[str, Any]) -> SiteConfig:
+    """Validate a parsed TOML document; raises ConfigError naming the first bad key."""
+    _only(data, "", {"workstation", "pacs", "cache"})
+    return SiteConfig(
+        local=_local(_table(data, "workstation")),
+        nodes={name: _node(name, _table(data["pacs"], name, "pacs.")) for name in _table(data, "pacs")},
+        cache=_cache(_table(data, "cache")),
+    )
+
+
+def _local(table: dict[str, Any]) -> LocalAE:
+    _only(table, "workstation.", {"ae_title", "store_port", "bind_address"})
+    return LocalAE(
+        ae_title=_ae_title(table, "workstation.ae_title", LocalAE.ae_title),
+        store_port=_port(table, "workstation.store_port", LocalAE.store_port),
+        bind_address=_string(table, "workstation.bind_address", LocalAE.bind_address),
+    )
+
+
+def _node(name: str, table: dict[str, Any]) -> PacsNode:
+    key = f"pacs.{name}"
+    if not NODE_NAME.match(name):
+        raise ConfigError(key, "node names may use letters, digits, '.', '_' and '-' only")
+    _only(table, key + ".", {"ae_title", "host", "port", "tls", "timeout_s", "retrieve", "retries"})
+    for required in ("ae_title", "host", "port"):
+        if required not in table:
+            raise ConfigError(f"{key}.{required}", "missing (required)")
+    retrieve = _string(table, f"{key}.retrieve", "move")
+    if retrieve not in RETRIEVE_METHODS:
+        raise ConfigError(f"{key}.retrieve", f"must be one of {', '.join(RETRIEVE_METHODS)}")
+    timeout = table.get("timeout_s", 10.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 600:
+        raise ConfigError(f"{key}.timeout_s", "must be a number of seconds between 0 and 600")
+    retries = table.get("retries", 2)
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
+        raise ConfigError(f"{key}.retries", "must be an integer from 0 to 10")
+    return PacsNode(
+        name=name,
+        ae_title=_ae_title(table, f"{key}.ae_title", None),
+        host=_string(table, f"{key}.host", None),
+        port=_port(table, f"{key}.port", None),
+        tls=_tls(table["tls"], f"{key}.tls") if "tls" in table else None,
+        timeout=float(timeout),
+        retrieve=retrieve,
+        retries=retries,
+    )
+
+
+def _tls(table: Any, key: str) -> TlsSettings:
+    if not isinstance(table, dict):
+        raise ConfigError(key, "must be a table")
+    _only(table, key + ".", {"ca_file", "cert_file", "key_file", "verify", "server_name"})
+    verify = table.get("verify", True)
+    if not isinstance(verify, bool):
+        raise ConfigError(f"{key}.verify", "must be true or false")
+    settings = TlsSettings(
+        ca_file=_string(table, f"{key}.ca_file", None, required=False),
+        cert_file=_string(table, f"{key}.cert_file", None, required=False),
+        key_file=_string(table, f"{key}.key_file", None, required=False),
+        verify=verify,
+        server_name=_string(table, f"{key}.server_name", None, required=False),
+    )
+    if (settings.cert_file is None) != (settings.key_file is None):
+        raise ConfigError(f"{key}.cert_file", "cert_file and key_file go together (client certificate)")
+    return settings
+
+
+def _cache(table: dict[str, Any]) -> CacheSettings:
+    _only(table, "cache.", {"directory", "max_size_gb"})
+    size = table.get("max_size_gb", 20)
+    if isinstance(size, bool) or not isinstance(size, (int, float)) or not 0 < size <= 100_000:
+        raise ConfigError("cache.max_size_gb", "must be a positive number of gigabytes")
+    return CacheSettings(directory=_string(table, "cache.directory", None, required=False), max_bytes=int(size * 1024**3))
+
+
+def _table(data: dict[str, Any], name: str, prefix: str = "") -> dict[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(prefix + name, "must be a table")
+    return value
+
+
+def _only(table: dict[str, Any], prefix: str, allowed: set[str]) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(prefix + key, f"unknown setting (expected one of: {', '.join(sorted(allowed))})")
+
+
+def _string(table: dict[str, Any], key: str, default: str | None, required: bool = True) -> Any:
+    value = table.get(key.rsplit(".", 1)[-1], default)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(key, "must be a non-empty string")
+    return value.strip()
+
+
+def _ae_title(table: dict[str, Any], key: str, default: str | None) -> str:
+    value = _string(table, key, default)
+    if not AE_TITLE.match(value):
+        raise ConfigError(key, "must be 1-16 printable ASCII characters without backslash")
+    return value
+
+
+def _port(table: dict[str, Any], key: str, default: int | None) -> int:
+    value = table.get(key.rsplit(".", 1)[-1], default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ConfigError(key, "must be an integer port number from 1 to 65535")
+    return value
