@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 DATE = re.compile(r"^\d{8}$")
 
@@ -96,3 +97,14 @@ class RetrieveResult:
     @property
     def ok(self) -> bool:
         return not self.failed and not self.cancelled and not self.failures
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    """An instance now in the local cache; `new` is False if it was there already."""
+
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    path: Path
+    new: bool

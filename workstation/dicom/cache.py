@@ -16,11 +16,12 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
 from pydicom.errors import InvalidDicomError
+
+from workstation.core.pacs import StoredInstance
 
 STUDIES = "studies"
 INFO = "study.json"
@@ -29,15 +30,6 @@ OPENED = ".last-opened"
 
 class CacheError(Exception):
     """An instance that cannot be stored (not DICOM, no UIDs, disk full)."""
-
-
-@dataclass(frozen=True)
-class StoredInstance:
-    study_instance_uid: str
-    series_instance_uid: str
-    sop_instance_uid: str
-    path: Path
-    new: bool
 
 
 def _name(uid: str) -> str:

@@ -12,6 +12,11 @@ def background() -> ThreadPoolExecutor:
     return _pool("ws-bg", 2)
 
 
+def network() -> ThreadPoolExecutor:
+    """PACS queries and retrievals: they mostly wait on the network, and must not hold up decoding."""
+    return _pool("ws-net", 2)
+
+
 def previews() -> ThreadPoolExecutor:
     """Thumbnails: a single worker, so a study with many series never delays the series being opened."""
     return _pool("ws-preview", 1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from concurrent.futures import Future
 
 import numpy as np
@@ -38,13 +39,18 @@ class StudyLibrary:
         self.catalog_changed = Event()  # (catalog, new problems)
         self.scan_failed = Event()  # (message)
         self._cancel: CancelToken | None = None
+        self._merge_lock = threading.Lock()
 
     def open_paths(self, paths: list[str | os.PathLike]) -> Future:
-        """Scan `paths` in the background and merge what was found."""
+        """Scan `paths` in the background and merge what was found (a user's open: replaces a running scan)."""
         self.cancel()
         token = self._cancel = CancelToken()
         self.scan_started.emit()
         return background().submit(self._scan, list(paths), token)
+
+    def add_files(self, paths: list[str | os.PathLike]) -> Future:
+        """Merge newly arrived files (e.g. from a retrieval) without disturbing a user's scan."""
+        return background().submit(self._scan, list(paths), CancelToken())
 
     def cancel(self) -> None:
         if self._cancel is not None:
@@ -60,13 +66,14 @@ class StudyLibrary:
             log.exception("scan failed")
             self.scan_failed.emit(f"Scan failed: {exc}")
             return None
-        merged = build_catalog(
-            self.catalog.headers + found.headers,
-            self.catalog.problems + found.problems,
-            self.catalog.files_scanned + found.files_scanned,
-        )
-        self.catalog = merged
-        self.catalog_changed.emit(merged, found.problems)
+        with self._merge_lock:  # scans may finish together; each merge must see the other's result
+            merged = build_catalog(
+                self.catalog.headers + found.headers,
+                self.catalog.problems + found.problems,
+                self.catalog.files_scanned + found.files_scanned,
+            )
+            self.catalog = merged
+            self.catalog_changed.emit(merged, found.problems)
         return merged
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from platformdirs import user_cache_dir
 
 from workstation.core.events import Event
-from workstation.core.pacs import RetrieveProgress, RetrieveResult, SeriesMatch, StudyMatch, StudyQuery
+from workstation.core.pacs import RetrieveProgress, RetrieveResult, SeriesMatch, StoredInstance, StudyMatch, StudyQuery
 from workstation.core.site import SiteConfig
 from workstation.core.tasks import CancelToken
-from workstation.dicom.cache import CacheError, StoredInstance, StudyCache
+from workstation.dicom.cache import CacheError, StudyCache
 from workstation.net import echo as net_echo
 from workstation.net import query, retrieve
 from workstation.net.errors import PacsError

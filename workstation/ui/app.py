@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 SCREENSHOT_TIMEOUT_MS = 120_000
 
 
-def run(paths: list[str], screenshot: Path | None = None) -> int:
+def run(paths: list[str], screenshot: Path | None = None, config_option: str | None = None) -> int:
     if screenshot is not None and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QTimer
@@ -20,9 +20,17 @@ def run(paths: list[str], screenshot: Path | None = None) -> int:
 
     from workstation.ui.main_window import MainWindow
 
+    from workstation.core.site import ConfigError, SiteConfig
+    from workstation.services.config import load_site_config
+
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Radiology AI Workstation")
-    window = MainWindow()
+    try:
+        config, problem = load_site_config(config_option), ""
+    except ConfigError as exc:
+        config, problem = SiteConfig(), str(exc)
+        log.error("site configuration invalid: %s", exc)
+    window = MainWindow(config=config, config_problem=problem)
     window.resize(1400, 900)
     window.show()
     _report_unexpected_errors(window)

@@ -17,12 +17,15 @@ from PySide6.QtWidgets import (
 )
 
 from workstation import __version__
+from workstation.core.site import SiteConfig
 from workstation.core.study import Catalog, DisplaySet
 from workstation.services.executor import previews
 from workstation.services.loading import SeriesLoad, StudyLibrary, thumbnail
+from workstation.services.pacs import PacsService
 from workstation.ui.bridge import LibrarySignals, LoadSignals, ResultSignal
 from workstation.ui.browser import StudyBrowser
 from workstation.ui.problems import ProblemsPanel
+from workstation.ui.query_window import QueryRetrieveWindow
 from workstation.ui.viewer import SliceViewer
 
 KEEP_VOLUMES = 3  # decoded volumes kept in memory for instant switching back
@@ -32,8 +35,13 @@ class MainWindow(QMainWindow):
     seriesLoaded = Signal(str)  # emitted when a display set has finished loading (tests, screenshots)
     thumbnailsDone = Signal()
 
-    def __init__(self, library: StudyLibrary | None = None) -> None:
+    def __init__(self, library: StudyLibrary | None = None, config: SiteConfig | None = None,
+                 config_problem: str = "") -> None:
         super().__init__()
+        self.config = config or SiteConfig()
+        self.config_problem = config_problem
+        self.pacs: PacsService | None = None
+        self.query_window: QueryRetrieveWindow | None = None
         self.setWindowTitle("Radiology AI Workstation")
         self.setAcceptDrops(True)
         self.library = library or StudyLibrary()
@@ -88,6 +96,7 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         self._action(file_menu, "Open &Files… (DICOM, DICOMDIR, zip)", self._open_files_dialog, QKeySequence.StandardKey.Open)
         self._action(file_menu, "Open F&older…", self._open_folder_dialog, "Ctrl+Shift+O")
+        self._action(file_menu, "&Query/Retrieve from PACS…", self.open_query_window, "Ctrl+R")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         view_menu = self.menuBar().addMenu("&View")
@@ -142,6 +151,8 @@ class MainWindow(QMainWindow):
         self._idle(f"{len(catalog.display_sets)} series from {len(catalog.headers)} images{skipped}")
         if first_time and catalog.display_sets:
             self.open_display_set(catalog.display_sets[0].key)  # before the thumbnails: the reader waits for it
+        else:
+            self._reload_if_grown()
         for display_set in catalog.display_sets:
             self._request_thumbnail(display_set)
         if not catalog.display_sets:
@@ -149,6 +160,20 @@ class MainWindow(QMainWindow):
             self.viewer._place_corners()
         if not self._pending_thumbs:
             self.thumbnailsDone.emit()
+
+    def _reload_if_grown(self) -> None:
+        """The open series gained images (a retrieval in progress): reload it, keeping slice and view."""
+        if self.active is None or not self.active.load.volume.fully_loaded:
+            return  # a load in progress finishes first; the next catalog change reloads
+        old = self.active.load
+        current = self.display_set(old.display_set.key)
+        if current is None or len(current.frames) == old.volume.frame_count:
+            return
+        shown = old.display_set.frames[self.viewer.frame_index].instance.sop_instance_uid
+        start = next((i for i, f in enumerate(current.frames) if f.instance.sop_instance_uid == shown), None)
+        self.loads.pop(old.display_set.key, None)
+        self.active = None
+        self.open_display_set(current.key, start_frame=start, keep_view=True)
 
     def _scan_failed(self, message: str) -> None:
         self._idle(message)
@@ -171,7 +196,7 @@ class MainWindow(QMainWindow):
     def display_set(self, key: str) -> DisplaySet | None:
         return next((d for d in self.catalog.display_sets if d.key == key), None)
 
-    def open_display_set(self, key: str) -> None:
+    def open_display_set(self, key: str, start_frame: int | None = None, keep_view: bool = False) -> None:
         display_set = self.display_set(key)
         if display_set is None or (self.active is not None and self.active.load.display_set.key == key):
             return
@@ -180,14 +205,14 @@ class MainWindow(QMainWindow):
             self.loads.pop(self.active.load.display_set.key, None)
         signals = self.loads.get(key)
         if signals is None:
-            signals = LoadSignals(SeriesLoad(display_set), self)
+            signals = LoadSignals(SeriesLoad(display_set, start_frame), self)
             signals.framesReady.connect(lambda idx, s=signals: self._frames_ready(s, idx))
             signals.progress.connect(lambda d, t, s=signals: self._load_progress(s, d, t))
             signals.finished.connect(lambda p, c, s=signals: self._load_finished(s, p, c))
             self.loads[key] = signals
             self._evict()
             self.active = signals
-            self.viewer.set_volume(display_set, signals.load.volume, signals.load.start_frame)
+            self.viewer.set_volume(display_set, signals.load.volume, signals.load.start_frame, keep_view)
             self._busy(f"Loading {len(display_set.frames)} frames…", 0, len(display_set.frames))
             signals.load.start()
         else:
@@ -226,6 +251,8 @@ class MainWindow(QMainWindow):
             self._idle(f"Loaded {int(volume.loaded.sum())}/{volume.frame_count} frames{failed}")
         self.viewer.frames_ready([])
         self.seriesLoaded.emit(signals.load.display_set.key)
+        if not cancelled:
+            self._reload_if_grown()
 
     def cancel(self) -> None:
         self.library.cancel()
@@ -248,6 +275,20 @@ class MainWindow(QMainWindow):
         self.progress.setVisible(False)
         self.cancel_button.setVisible(False)
 
+    def open_query_window(self) -> QueryRetrieveWindow | None:
+        if self.config_problem:
+            QMessageBox.warning(self, "Site configuration", f"The site configuration is invalid:\n{self.config_problem}")
+            return None
+        if not self.config.nodes:
+            self._idle("No PACS nodes configured: IT sets them in the site configuration")
+            return None
+        if self.query_window is None:
+            self.pacs = PacsService(self.config)
+            self.query_window = QueryRetrieveWindow(self.pacs, self.library, self)
+        self.query_window.show()
+        self.query_window.raise_()
+        return self.query_window
+
     def _about(self) -> None:
         QMessageBox.about(self, "About", f"Radiology AI Workstation {__version__}\nNot for clinical use.")
 
@@ -257,4 +298,9 @@ class MainWindow(QMainWindow):
             signals.load.cancel()
             signals.detach()
         self.library_signals.detach()
+        if self.query_window is not None:
+            self.query_window.cancel()
+            self.query_window.close()
+        if self.pacs is not None:
+            self.pacs.close()
         super().closeEvent(event)

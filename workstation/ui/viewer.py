@@ -76,6 +76,7 @@ class SliceViewer(QWidget):
         self.initial_window: WindowLevel | None = None
         self._renderer: WindowRenderer | None = None
         self._cursor_text = ""
+        self._kept_window: WindowLevel | None = None
         self._build()
 
     # ----- construction
@@ -147,11 +148,17 @@ class SliceViewer(QWidget):
         self.message.move((w - self.message.width()) // 2, (h - self.message.height()) // 2)
 
     # ----- content
-    def set_volume(self, display_set: DisplaySet, volume: Volume, start_frame: int) -> None:
-        """Show a (possibly still loading) volume, starting at `start_frame`."""
+    def set_volume(self, display_set: DisplaySet, volume: Volume, start_frame: int, keep_view: bool = False) -> None:
+        """Show a (possibly still loading) volume, starting at `start_frame`.
+
+        `keep_view` keeps the window, zoom and pan: the same series, grown by newly arrived images.
+        """
+        kept_window = self.window if keep_view else None
+        kept_range = self.viewbox.viewRange() if keep_view else None
         self.display_set, self.volume = display_set, volume
         self._renderer = WindowRenderer(volume.array.dtype, invert=display_set.first.pixel.inverted)
         self.window = self.initial_window = None
+        self._kept_window = kept_window
         self.frame_index = start_frame
         self.preset_box.clear()
         self.slider.blockSignals(True)
@@ -162,7 +169,10 @@ class SliceViewer(QWidget):
         row_mm, col_mm = volume.pixel_spacing
         self.image_item.setImage(np.zeros((rows, cols, 4), np.uint8), autoLevels=False, levels=None)
         self.image_item.setRect(QRectF(0, 0, cols * col_mm, rows * row_mm))
-        self.fit()
+        if kept_range is None:
+            self.fit()
+        else:
+            self.viewbox.setRange(xRange=kept_range[0], yRange=kept_range[1], padding=0)
         self._refresh()
 
     def frames_ready(self, indices: list[int]) -> None:
@@ -182,7 +192,7 @@ class SliceViewer(QWidget):
             self.initial_window = WindowLevel(127.5, 256, "Colour")
         else:
             self.initial_window = windows.initial_window(self.display_set, self.volume.array[loaded])
-        self.window = self.initial_window
+        self.window = self._kept_window or self.initial_window
         self._fill_presets()
 
     def _fill_presets(self) -> None:

@@ -17,10 +17,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.captureWarnings(True)  # pydicom's complaints about odd files go to the log, not the user
-    commands = {"scan": _scan, "demo-data": _demo_data}
+    commands = {"scan": _scan, "demo-data": _demo_data, "pacs": _pacs}
     if argv and argv[0] in commands:
         return commands[argv[0]](argv[1:])
     return _viewer(argv)
+
+
+def _pacs(argv: list[str]) -> int:
+    from workstation.cli.pacs import pacs_main
+
+    return pacs_main(argv)
 
 
 def _scan(argv: list[str]) -> int:
@@ -54,12 +60,13 @@ def _demo_data(argv: list[str]) -> int:
 def _viewer(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="workstation",
-        description="Radiology AI workstation. Subcommands: scan, demo-data (see 'workstation scan -h').",
+        description="Radiology AI workstation. Subcommands: scan, pacs, demo-data (see 'workstation scan -h').",
     )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="files, folders, DICOMDIR or .zip to open")
     parser.add_argument("--demo", action="store_true", help="open the bundled synthetic chest CT study")
     parser.add_argument("--screenshot", type=Path, metavar="FILE.png",
                         help="render the window offscreen with the first series loaded, save it and exit")
+    parser.add_argument("--config", metavar="FILE", help="site configuration (default: $WORKSTATION_CONFIG or the platform's)")
     parser.add_argument("--version", action="version", version=f"workstation {__version__}")
     args = parser.parse_args(argv)
     paths = [str(p) for p in args.paths]
@@ -69,7 +76,7 @@ def _viewer(argv: list[str]) -> int:
         paths.insert(0, str(ensure_demo_study()))
     from workstation.ui.app import run
 
-    return run(paths, screenshot=args.screenshot)
+    return run(paths, screenshot=args.screenshot, config_option=args.config)
 
 
 if __name__ == "__main__":
