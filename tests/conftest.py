@@ -1,0 +1,20 @@
+"""Session-wide test setup: run the whole test session in a private network namespace.
+
+DICOM peers used by the network tests (Orthanc, DCMTK) listen on all interfaces. So that they are
+reachable on loopback only, this module, imported by pytest before any test is collected and before
+any thread is started, moves the pytest process into a new network namespace whose only interface is
+``lo`` (root on Linux only; see ``tests/netpeers/isolation.py``). Every child process inherits it.
+All tests, including the Qt offscreen ones, run inside it; none of them needs another network.
+When isolation is impossible, the peer fixtures fail with the reason (they do not skip).
+"""
+
+from __future__ import annotations
+
+from netpeers.isolation import enter_private_netns, isolation_problem
+
+enter_private_netns()  # at import: earliest point in the session, before any thread exists
+
+
+def pytest_report_header(config):
+    problem = isolation_problem()
+    return "network: private namespace (loopback only)" if problem is None else f"network: NOT isolated ({problem})"
