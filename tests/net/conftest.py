@@ -182,3 +182,29 @@ def storescp_tls_factory(tmp_path_factory, tls_certs) -> Callable[..., StorescpP
     factory = _Factory(StorescpPeer, tmp_path_factory, {"tls": tls_certs})
     yield factory
     factory.close()
+
+
+# ----- the workstation's own side: a PacsService configured for the peers under test
+
+
+@pytest.fixture
+def pacs_factory(tmp_path, ws_ae):
+    """`pacs_factory(NAME=node_settings(peer), ...)` -> a PacsService with its own cache; closed at teardown."""
+    from workstation.core.site import parse_site_config
+    from workstation.dicom.cache import StudyCache
+    from workstation.services.pacs import PacsService
+
+    services = []
+
+    def build(cache_bytes: int = 10**9, local: dict | None = None, **nodes):
+        config = parse_site_config({
+            "workstation": {"ae_title": ws_ae.aet, "store_port": ws_ae.port, "bind_address": LOCALHOST, **(local or {})},
+            "pacs": nodes,
+        })
+        service = PacsService(config, StudyCache(tmp_path / f"cache{len(services)}", cache_bytes))
+        services.append(service)
+        return service
+
+    yield build
+    for service in services:
+        service.close()

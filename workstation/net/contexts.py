@@ -16,7 +16,7 @@ from pydicom.uid import (
     JPEGLSNearLossless,
     RLELossless,
 )
-from pynetdicom import AllStoragePresentationContexts, StoragePresentationContexts, build_context, build_role
+from pynetdicom import AllStoragePresentationContexts, build_context, build_role
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
@@ -43,8 +43,39 @@ def storage_contexts_for_receiver() -> list[PresentationContext]:
     return [build_context(c.abstract_syntax, TRANSFER_SYNTAXES) for c in AllStoragePresentationContexts]
 
 
+# C-GET brings instances back on our own association, which holds at most 128 presentation contexts,
+# and a PACS accepts one transfer syntax per context. So each image class gets one context for the
+# uncompressed syntaxes plus one per common compressed syntax: the PACS can then send what it stores
+# as it is, rather than transcode (which Orthanc, for one, cannot do from JPEG 2000).
+GET_IMAGE_CLASSES = [
+    "1.2.840.10008.5.1.4.1.1.2",  # CT
+    "1.2.840.10008.5.1.4.1.1.2.1",  # Enhanced CT
+    "1.2.840.10008.5.1.4.1.1.4",  # MR
+    "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR
+    "1.2.840.10008.5.1.4.1.1.1",  # CR
+    "1.2.840.10008.5.1.4.1.1.1.1",  # DX for presentation
+    "1.2.840.10008.5.1.4.1.1.1.1.1",  # DX for processing
+    "1.2.840.10008.5.1.4.1.1.1.2",  # MG for presentation
+    "1.2.840.10008.5.1.4.1.1.6.1",  # US
+    "1.2.840.10008.5.1.4.1.1.3.1",  # US multi-frame
+    "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture
+    "1.2.840.10008.5.1.4.1.1.7.2",  # Multi-frame grey byte SC
+    "1.2.840.10008.5.1.4.1.1.7.3",  # Multi-frame grey word SC
+    "1.2.840.10008.5.1.4.1.1.7.4",  # Multi-frame true colour SC
+    "1.2.840.10008.5.1.4.1.1.12.1",  # XA
+    "1.2.840.10008.5.1.4.1.1.20",  # NM
+    "1.2.840.10008.5.1.4.1.1.128",  # PET
+    "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation
+]
+UNCOMPRESSED = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian]
+GET_COMPRESSED = [JPEGBaseline8Bit, JPEGLosslessSV1, JPEGLSLossless, JPEG2000Lossless, JPEG2000, RLELossless]
+
+
 def get_contexts() -> tuple[list[PresentationContext], list]:
-    """C-GET needs the storage classes on the same association (at most 128 contexts) with SCP role."""
-    storage = [build_context(c.abstract_syntax, TRANSFER_SYNTAXES) for c in StoragePresentationContexts[:127]]
-    roles = [build_role(c.abstract_syntax, scp_role=True) for c in storage]
+    """The C-GET model plus storage contexts (SCP role) for the common image classes: 127 in all."""
+    storage = []
+    for sop_class in GET_IMAGE_CLASSES:
+        storage.append(build_context(sop_class, UNCOMPRESSED))
+        storage.extend(build_context(sop_class, syntax) for syntax in GET_COMPRESSED)
+    roles = [build_role(sop_class, scp_role=True) for sop_class in GET_IMAGE_CLASSES]
     return [build_context(GET_MODEL), *storage], roles

@@ -25,7 +25,7 @@ def study_identifier(query: StudyQuery) -> Dataset:
     ds.StudyDate = query.date_range
     ds.StudyTime = ""
     ds.ModalitiesInStudy = query.modality
-    ds.StudyDescription = _contains(query.description)
+    ds.StudyDescription = ""  # matched here, case-insensitively: PACS matching of free text is exact and case-sensitive
     ds.StudyInstanceUID = ""
     ds.NumberOfStudyRelatedSeries = ""
     ds.NumberOfStudyRelatedInstances = ""
@@ -45,7 +45,10 @@ def series_identifier(study_instance_uid: str) -> Dataset:
 
 
 def find_studies(node: PacsNode, local: LocalAE, query: StudyQuery) -> Iterator[StudyMatch]:
+    wanted = query.description.strip().lower()
     for identifier in _find(node, local, study_identifier(query)):
+        if wanted and wanted not in _text(identifier, "StudyDescription").lower():
+            continue
         yield StudyMatch(
             study_instance_uid=_text(identifier, "StudyInstanceUID"),
             patient_id=_text(identifier, "PatientID"),
@@ -86,13 +89,6 @@ def _find(node: PacsNode, local: LocalAE, identifier: Dataset) -> Iterator[Datas
             else:
                 comment = status.get("ErrorComment", "")
                 raise OperationFailed(f"{node.name}: C-FIND failed with status 0x{code:04X} {comment}".rstrip(), code)
-
-
-def _contains(text: str) -> str:
-    """Free text matches anywhere, as users expect, unless they wrote their own wildcards."""
-    if not text or "*" in text or "?" in text:
-        return text
-    return f"*{text}*"
 
 
 def _text(ds: Dataset, keyword: str) -> str:
