@@ -80,6 +80,7 @@ def _open(node: PacsNode, local: LocalAE, contexts, ext_neg, evt_handlers) -> As
             tls_args = (client_ssl_context(node.tls), node.tls.server_name or node.host)
         except (OSError, ssl.SSLError) as exc:
             raise PacsUnreachable(f"TLS settings for {node.name} unusable: {exc}") from None
+    started = time.monotonic()
     assoc = ae.associate(
         node.host, node.port, contexts=contexts, ae_title=node.ae_title, max_pdu=MAX_PDU,
         ext_neg=ext_neg, tls_args=tls_args, evt_handlers=handlers,
@@ -87,6 +88,8 @@ def _open(node: PacsNode, local: LocalAE, contexts, ext_neg, evt_handlers) -> As
     if assoc.is_established:
         return assoc
     where = f"{node.name} ({node.ae_title}@{node.host}:{node.port})"
+    if connected["open"] and not assoc.is_rejected and time.monotonic() - started >= node.timeout * 0.95:
+        raise PacsUnreachable(f"{where} accepted the connection but did not answer within {node.timeout:g} s")
     if assoc.is_rejected:
         raise AssociationRejected(f"{where} rejected the association: {_rejection(assoc)}")
     if not connected["open"]:
@@ -117,3 +120,15 @@ def _connect_error(node: PacsNode) -> str | None:
         return f"no answer within {min(node.timeout, 5.0):g} s"
     except OSError as exc:
         return exc.strerror or str(exc)
+
+
+def lost_connection(node: PacsNode, assoc: Association, when: str) -> AssociationAborted:
+    """The error for an operation whose responses stopped: the peer aborted, or went silent."""
+    deadline = time.monotonic() + 1.0  # the association thread may still be handling the abort
+    while assoc.is_alive() and not assoc.is_aborted and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if assoc.is_aborted or not assoc.is_alive():
+        return AssociationAborted(
+            f"{node.name}: connection lost {when}: the PACS aborted the association "
+            f"(our AE title {assoc.ae.ae_title!r} may not be allowed this operation, or the PACS stopped)")
+    return AssociationAborted(f"{node.name}: connection lost {when}: no answer within {node.timeout:g} s")

@@ -9,9 +9,9 @@ from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from workstation.core.pacs import SeriesMatch, StudyMatch, StudyQuery
 from workstation.core.site import LocalAE, PacsNode
-from workstation.net.association import associate
+from workstation.net.association import associate, lost_connection
 from workstation.net.contexts import FIND
-from workstation.net.errors import AssociationAborted, OperationFailed
+from workstation.net.errors import OperationFailed
 
 PENDING = (0xFF00, 0xFF01)
 
@@ -80,7 +80,7 @@ def _find(node: PacsNode, local: LocalAE, identifier: Dataset) -> Iterator[Datas
         for status, match in assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind):
             code = status.get("Status") if status else None
             if code is None:
-                raise AssociationAborted(f"{node.name}: connection lost or no answer within {node.timeout:g} s during C-FIND")
+                raise lost_connection(node, assoc, "during C-FIND")
             if code in PENDING:
                 if match is not None:
                     yield match

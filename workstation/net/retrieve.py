@@ -18,9 +18,9 @@ from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove
 from workstation.core.pacs import RetrieveProgress
 from workstation.core.site import LocalAE, PacsNode
 from workstation.core.tasks import CancelToken
-from workstation.net.association import associate
+from workstation.net.association import associate, lost_connection
 from workstation.net.contexts import GET_MODEL, MOVE, get_contexts
-from workstation.net.errors import AssociationAborted, OperationFailed
+from workstation.net.errors import OperationFailed
 
 StoreSink = Callable[[bytes], int]  # stores one encoded instance; returns the C-STORE status to answer
 
@@ -92,9 +92,7 @@ def _requests(
         for status, response_identifier in send(identifier(study_uid, series_uid), msg_id):
             code = status.get("Status") if status else None
             if code is None:
-                raise AssociationAborted(
-                    f"{node.name}: connection lost or no answer within {node.timeout:g} s after "
-                    f"{done.completed + last.completed} instance(s)")
+                raise lost_connection(node, assoc, f"after {done.completed + last.completed} instance(s)")
             last = _progress(status, response_identifier, code)
             if code in PENDING:
                 yield _add(done, last, final=False)

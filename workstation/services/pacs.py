@@ -89,6 +89,8 @@ class PacsService:
                 self._wait_for_late_arrivals(stored, last)
         except PacsError as exc:
             result.failures.append(str(exc))
+            if stored:
+                result.failures.append(f"{len(stored)} instance(s) that arrived are kept in the cache")
         finally:
             self.instance_stored.disconnect(count)
         result.received = len(stored)
