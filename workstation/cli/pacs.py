@@ -37,7 +37,6 @@ def pacs_main(argv: list[str]) -> int:
     get.add_argument("--method", choices=("move", "get"), help="default: the node's configured method")
     args = parser.parse_args(argv)
 
-    from workstation.core.pacs import StudyQuery
     from workstation.core.site import ConfigError
     from workstation.net.errors import PacsError
     from workstation.services.config import load_site_config

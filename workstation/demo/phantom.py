@@ -255,7 +255,7 @@ def _paint_table(cv: _Canvas, an: _Anatomy) -> None:
 
 def _paint_chest_wall(cv: _Canvas, an: _Anatomy) -> None:
     cv.fill(cv.ellipse(0, 0, an.body_a, an.body_b_ant, an.body_b_post, an.body_p), FAT)
-    f, m = an.fat_mm, an.muscle_mm
+    f = an.fat_mm
     cv.fill(cv.ellipse(0, 0, an.body_a - f, an.body_b_ant - f, an.body_b_post - f,
                        an.body_p), MUSCLE)
     # Thin intermuscular fat plane between pectoral muscles and ribs.

@@ -98,6 +98,9 @@ def _open(node: PacsNode, local: LocalAE, contexts, ext_neg, evt_handlers) -> As
             raise PacsUnreachable(f"TLS handshake with {where} failed: the server certificate is not trusted "
                                   "(or does not name the host), or the server refused our certificate")
         raise PacsUnreachable(f"cannot connect to {where}: {reason or 'the connection closed during set-up'}")
+    if node.tls is not None:
+        raise AssociationAborted(f"{where} closed the TLS connection: it may require a client certificate "
+                                 f"(tls.cert_file/key_file) or not trust ours, or not allow our AE title {local.ae_title!r}")
     raise AssociationAborted(f"{where} aborted the association (our AE title {local.ae_title!r} may not be allowed)")
 
 
