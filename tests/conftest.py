@@ -10,7 +10,11 @@ When isolation is impossible, the peer fixtures fail with the reason (they do no
 
 from __future__ import annotations
 
-from netpeers.isolation import enter_private_netns, isolation_problem
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # every Qt test is headless
+
+from netpeers.isolation import enter_private_netns, isolation_problem  # noqa: E402
 
 enter_private_netns()  # at import: earliest point in the session, before any thread exists
 

@@ -14,7 +14,6 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
-    QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -100,10 +99,12 @@ class QueryRetrieveWindow(QWidget):
         for field in self.fields.values():
             field.returnPressed.connect(self.search)
 
-        grid = QGridLayout()
-        grid.addWidget(QLabel("PACS node"), 0, 0)
-        grid.addWidget(self.node_box, 0, 1)
-        grid.addWidget(echo, 0, 2)
+        grid = QHBoxLayout()
+        grid.addWidget(QLabel("PACS node"))
+        self.node_box.setMinimumWidth(220)
+        grid.addWidget(self.node_box)
+        grid.addWidget(echo)
+        grid.addStretch(1)
         form_left, form_right = QFormLayout(), QFormLayout()
         form_left.addRow("Patient name", self.fields["patient_name"])
         form_left.addRow("Patient ID", self.fields["patient_id"])

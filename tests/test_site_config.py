@@ -1,0 +1,102 @@
+"""Site configuration: parsed, validated with the key named, found where IT puts it."""
+
+from __future__ import annotations
+
+import pytest
+
+from workstation.core.site import ConfigError, SiteConfig, parse_site_config
+from workstation.services.config import ENV_VAR, load_site_config
+
+GOOD = """
+[workstation]
+ae_title = "WS-RAD-01"
+store_port = 11113
+bind_address = "127.0.0.1"
+
+[cache]
+max_size_gb = 2.5
+
+[pacs.MAIN]
+ae_title = "ORTHANC"
+host = "pacs.hospital.example"
+port = 4242
+retrieve = "get"
+timeout_s = 15
+
+[pacs.SECURE]
+ae_title = "PACS2"
+host = "10.0.0.9"
+port = 2762
+[pacs.SECURE.tls]
+ca_file = "/etc/ssl/hospital-ca.pem"
+cert_file = "/etc/workstation/client.pem"
+key_file = "/etc/workstation/client.key"
+"""
+
+
+def test_a_complete_file(tmp_path):
+    path = tmp_path / "site.toml"
+    path.write_text(GOOD)
+    config = load_site_config(path)
+    assert (config.local.ae_title, config.local.store_port, config.local.bind_address) == ("WS-RAD-01", 11113, "127.0.0.1")
+    assert config.cache.max_bytes == int(2.5 * 1024**3)
+    main = config.node("MAIN")
+    assert (main.ae_title, main.host, main.port, main.retrieve, main.timeout, main.tls) == (
+        "ORTHANC", "pacs.hospital.example", 4242, "get", 15.0, None)
+    secure = config.node("SECURE")
+    assert secure.tls.ca_file == "/etc/ssl/hospital-ca.pem" and secure.tls.verify is True
+    assert secure.retrieve == "move" and secure.retries == 2
+
+
+@pytest.mark.parametrize("bad, key, words", [
+    ({"pacs": {"MAIN": {"ae_title": "X", "host": "h", "port": 70000}}}, "pacs.MAIN.port", "1 to 65535"),
+    ({"pacs": {"MAIN": {"ae_title": "X", "host": "h", "port": "104"}}}, "pacs.MAIN.port", "integer"),
+    ({"pacs": {"MAIN": {"host": "h", "port": 104}}}, "pacs.MAIN.ae_title", "missing"),
+    ({"pacs": {"MAIN": {"ae_title": "A" * 17, "host": "h", "port": 104}}}, "pacs.MAIN.ae_title", "1-16"),
+    ({"pacs": {"MAIN": {"ae_title": "A\\B", "host": "h", "port": 104}}}, "pacs.MAIN.ae_title", "backslash"),
+    ({"pacs": {"MAIN": {"ae_title": "A", "host": "", "port": 104}}}, "pacs.MAIN.host", "non-empty"),
+    ({"pacs": {"MAIN": {"ae_title": "A", "host": "h", "port": 104, "retrieve": "push"}}}, "pacs.MAIN.retrieve", "move, get"),
+    ({"pacs": {"MAIN": {"ae_title": "A", "host": "h", "port": 104, "tls": {"cert_file": "c"}}}}, "pacs.MAIN.tls.cert_file", "go together"),
+    ({"pacs": {"MAIN": {"ae_title": "A", "host": "h", "port": 104, "tls": {"verify": "no"}}}}, "pacs.MAIN.tls.verify", "true or false"),
+    ({"pacs": {"MAIN": {"ae_title": "A", "host": "h", "port": 104, "colour": "red"}}}, "pacs.MAIN.colour", "unknown setting"),
+    ({"pacs": {"bad name": {"ae_title": "A", "host": "h", "port": 104}}}, "pacs.bad name", "letters"),
+    ({"workstation": {"store_port": 0}}, "workstation.store_port", "port"),
+    ({"cache": {"max_size_gb": -1}}, "cache.max_size_gb", "positive"),
+    ({"pac": {}}, "pac", "unknown setting"),
+])
+def test_invalid_values_name_the_key(bad, key, words):
+    with pytest.raises(ConfigError) as failure:
+        parse_site_config(bad)
+    assert failure.value.key == key and words in failure.value.reason
+
+
+def test_file_problems_name_the_file(tmp_path):
+    broken = tmp_path / "site.toml"
+    broken.write_text("[pacs.MAIN\nhost = ")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_site_config(broken)
+    with pytest.raises(ConfigError, match="not found"):
+        load_site_config(tmp_path / "missing.toml")
+    broken.write_text('[pacs.MAIN]\nae_title = "A"\nhost = "h"\nport = 0\n')
+    with pytest.raises(ConfigError) as failure:
+        load_site_config(broken)
+    assert str(broken) in failure.value.key and failure.value.key.endswith("pacs.MAIN.port")
+
+
+def test_environment_variable_and_option(tmp_path, monkeypatch):
+    from_env, from_option = tmp_path / "env.toml", tmp_path / "opt.toml"
+    from_env.write_text('[workstation]\nae_title = "FROMENV"\n')
+    from_option.write_text('[workstation]\nae_title = "FROMOPT"\n')
+    monkeypatch.setenv(ENV_VAR, str(from_env))
+    assert load_site_config().local.ae_title == "FROMENV"
+    assert load_site_config(from_option).local.ae_title == "FROMOPT"
+
+
+def test_no_file_means_defaults_without_nodes(tmp_path, monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "none"))
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "none-either"))
+    config = load_site_config()
+    assert config == SiteConfig() and config.nodes == {}
+    with pytest.raises(ConfigError, match="no such PACS node"):
+        config.node("MAIN")
