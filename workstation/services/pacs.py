@@ -72,6 +72,7 @@ class PacsService:
                 stored.append(instance)
 
         self.instance_stored.connect(count)
+        self.cache.touch(study_instance_uid)  # being opened again: last in line for eviction
         last = RetrieveProgress()
         try:
             if method == "move":
