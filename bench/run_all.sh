@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Run every benchmark in turn. Extra arguments go to each script (e.g. --repeats 3).
-# BENCH_DATA=DIR keeps the generated studies in DIR/series and DIR/slice and reuses them next time.
+# BENCH_DATA=DIR keeps the generated studies in DIR/series, DIR/slice and DIR/retrieve (with Orthanc's
+# storage) and reuses them next time. retrieve.py needs root (private network namespace), Orthanc and DCMTK.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 export QT_QPA_PLATFORM=${QT_QPA_PLATFORM:-offscreen}
-load_args=() redraw_args=()
+load_args=() redraw_args=() retrieve_args=()
 if [ -n "${BENCH_DATA:-}" ]; then
     load_args=(--data "$BENCH_DATA/series")
     redraw_args=(--data "$BENCH_DATA/slice")
+    retrieve_args=(--data "$BENCH_DATA/retrieve")
 fi
 echo "=== bench/load_series.py"
 "$PY" bench/load_series.py "${load_args[@]}" "$@"
 echo
 echo "=== bench/window_redraw.py"
 "$PY" bench/window_redraw.py "${redraw_args[@]}" "$@"
+echo
+echo "=== bench/retrieve.py"
+"$PY" bench/retrieve.py "${retrieve_args[@]}" "$@"
