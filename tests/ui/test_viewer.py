@@ -191,3 +191,14 @@ def test_cancel_stops_decoding_and_keeps_what_was_decoded(qtbot, held_window):
     assert 1 <= int(win.viewer.volume.loaded.sum()) < 40
     assert "cancelled" in win.status_label.text()
     assert not win.progress.isVisible()
+
+
+def test_clicking_the_image_gives_the_viewer_the_keyboard(window, qtbot):
+    window.browser.setFocus()
+    qtbot.waitUntil(lambda: window.browser.hasFocus(), timeout=2000)
+    port = window.viewer.view.viewport()
+    qtbot.mouseClick(port, Qt.MouseButton.LeftButton, pos=QPoint(port.width() // 2, port.height() // 2))
+    assert window.viewer.hasFocus()
+    start = window.viewer.frame_index
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Down)
+    assert window.viewer.frame_index == start + 1

@@ -90,7 +90,8 @@ class SliceViewer(QWidget):
         self.viewbox.sigWindowDrag.connect(self._drag_window)
         self.viewbox.sigRangeChanged.connect(lambda *_: self._update_text())
         self.view.scene().sigMouseMoved.connect(self._mouse_moved)
-        self.view.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.view.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.view.setFocusProxy(self)  # a click on the image gives the viewer the keyboard (arrows, presets)
 
         self.slider = QSlider(Qt.Orientation.Vertical)
         self.slider.setInvertedAppearance(True)  # first slice at the top
