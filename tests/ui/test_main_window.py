@@ -141,3 +141,26 @@ def test_multiframe_object_scrolls_through_its_frames(qtbot):
     qtbot.keyClick(viewer, Qt.Key.Key_Down)
     assert viewer.frame_index == 1 and not np.array_equal(first, viewer.current_image())
     assert "Im 2/10" in viewer.corners["bl"].text()
+
+
+def test_a_growing_series_is_reloaded_keeping_the_slice_shown(qtbot, small_study, tmp_path):
+    """As during a retrieval: half the slices first, the rest arrive later."""
+    from workstation.ui.main_window import MainWindow
+
+    first_half = small_study.files[::2]  # every other slice, spread over the whole series
+    win = _open(qtbot, first_half)
+    viewer = win.viewer
+    assert viewer.volume.frame_count == 20
+    viewer.show_frame(7)
+    shown = viewer.display_set.frames[7].instance.sop_instance_uid
+    viewer.set_window(viewer.initial_window.dragged(100, 50))
+    window_before = viewer.window
+    qtbot.waitUntil(lambda: not win._pending_thumbs, timeout=20_000)
+    with qtbot.waitSignal(win.seriesLoaded, timeout=30_000):
+        win.library.add_files([str(p) for p in small_study.files[1::2]])
+    qtbot.waitUntil(lambda: viewer.volume.frame_count == 40 and viewer.volume.fully_loaded, timeout=30_000)
+    assert viewer.display_set.frames[viewer.frame_index].instance.sop_instance_uid == shown
+    assert viewer.frame_index == 14  # the same slice, now with its neighbours in between
+    assert viewer.window == window_before
+    assert win.browser.topLevelItem(0).child(0).child(0).text(0).endswith("CT · 40 images")
+    assert not win.browser.topLevelItem(0).child(0).child(0).icon(0).isNull()  # the preview survived the rebuild

@@ -49,6 +49,7 @@ class MainWindow(QMainWindow):
         self.loads: OrderedDict[str, LoadSignals] = OrderedDict()
         self.active: LoadSignals | None = None
         self._pending_thumbs: set[str] = set()
+        self._thumbnails: dict[str, object] = {}  # DisplaySet.key -> 8-bit preview
         self._thumbs = ResultSignal(self)
         self._thumbs.ready.connect(self._thumbnail_ready)
 
@@ -154,7 +155,10 @@ class MainWindow(QMainWindow):
         else:
             self._reload_if_grown()
         for display_set in catalog.display_sets:
-            self._request_thumbnail(display_set)
+            if display_set.key in self._thumbnails:  # the tree was rebuilt: put known previews back
+                self.browser.set_thumbnail(display_set.key, self._thumbnails[display_set.key])
+            else:
+                self._request_thumbnail(display_set)
         if not catalog.display_sets:
             self.viewer.message.setText("No images found" + (" — see Problems" if catalog.problems else ""))
             self.viewer._place_corners()
@@ -187,6 +191,8 @@ class MainWindow(QMainWindow):
         future.add_done_callback(lambda f, k=key: self._thumbs.deliver(k, None if f.exception() else f.result()))
 
     def _thumbnail_ready(self, key: str, image) -> None:
+        if image is not None:
+            self._thumbnails[key] = image
         self.browser.set_thumbnail(key, image)
         self._pending_thumbs.discard(key)
         if not self._pending_thumbs:
@@ -204,6 +210,9 @@ class MainWindow(QMainWindow):
             self.active.load.cancel()
             self.loads.pop(self.active.load.display_set.key, None)
         signals = self.loads.get(key)
+        if signals is not None and len(signals.load.display_set.frames) != len(display_set.frames):
+            self.loads.pop(key)  # the series gained images since it was decoded
+            signals = None
         if signals is None:
             signals = LoadSignals(SeriesLoad(display_set, start_frame), self)
             signals.framesReady.connect(lambda idx, s=signals: self._frames_ready(s, idx))
