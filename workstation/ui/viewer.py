@@ -11,12 +11,15 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QColor, QKeyEvent, QPen
+from PySide6.QtWidgets import QGraphicsRectItem
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSlider, QToolButton, QVBoxLayout, QWidget
 
+from workstation.core.findings import Finding, InferenceResult
 from workstation.core.study import DisplaySet
 from workstation.core.volume import Volume, slice_normal
 from workstation.core.windowing import CT_PRESETS, WindowLevel
+from workstation.render.overlay import colour_heatmap, heat_lut
 from workstation.render.windowing import WindowRenderer
 from workstation.services import windows
 
@@ -77,6 +80,11 @@ class SliceViewer(QWidget):
         self._renderer: WindowRenderer | None = None
         self._cursor_text = ""
         self._kept_window: WindowLevel | None = None
+        self.result: InferenceResult | None = None
+        self.heatmap_visible = True
+        self.heatmap_opacity = 0.5
+        self._heat_lut = heat_lut(self.heatmap_opacity)
+        self._box_items: list = []
         self._build()
 
     # ----- construction
@@ -86,6 +94,9 @@ class SliceViewer(QWidget):
         self.view.setCentralItem(self.viewbox)
         self.image_item = pg.ImageItem()
         self.viewbox.addItem(self.image_item)
+        self.heat_item = pg.ImageItem()
+        self.heat_item.setZValue(10)
+        self.viewbox.addItem(self.heat_item)
         self.viewbox.sigScroll.connect(lambda step: self.step(step))
         self.viewbox.sigWindowDrag.connect(self._drag_window)
         self.viewbox.sigRangeChanged.connect(lambda *_: self._update_text())
@@ -170,6 +181,8 @@ class SliceViewer(QWidget):
         row_mm, col_mm = volume.pixel_spacing
         self.image_item.setImage(np.zeros((rows, cols, 4), np.uint8), autoLevels=False, levels=None)
         self.image_item.setRect(QRectF(0, 0, cols * col_mm, rows * row_mm))
+        if not keep_view:
+            self.result = None
         if kept_range is None:
             self.fit()
         else:
@@ -306,7 +319,73 @@ class SliceViewer(QWidget):
             self.message.setText(f"Frame {k + 1} could not be decoded:\n{volume.frame_errors[k]}"
                                  if k in volume.frame_errors else "Loading…")
         self.image_item.setImage(image, autoLevels=False, levels=None)  # 8-bit RGBA is shown as is
+        self._draw_overlays()
         self._update_text()
+
+    # ----- AI overlays
+    def set_result(self, result: InferenceResult | None) -> None:
+        """Show an inference result of this series (heatmap and boxes), or none."""
+        if result is not None and self.volume is not None and result.heatmap.shape[0] != self.volume.frame_count:
+            result = None  # made for another version of this series
+        self.result = result
+        self._draw_overlays()
+        self._update_text()
+
+    def show_heatmap(self, visible: bool) -> None:
+        self.heatmap_visible = visible
+        self._draw_overlays()
+
+    def set_heatmap_opacity(self, opacity: float) -> None:
+        self.heatmap_opacity = float(np.clip(opacity, 0.0, 1.0))
+        self._heat_lut = heat_lut(self.heatmap_opacity)
+        self._draw_overlays()
+
+    def focus_finding(self, finding: Finding) -> None:
+        """Jump to the finding's slice and centre the view on its box (zoom kept)."""
+        self.show_frame(finding.frame_index)
+        row_mm, col_mm = self.volume.pixel_spacing
+        c0, r0, c1, r1 = finding.box_px
+        center = QPointF((c0 + c1) / 2 * col_mm, (r0 + r1) / 2 * row_mm)
+        (x0, x1), (y0, y1) = self.viewbox.viewRange()
+        self.viewbox.setRange(xRange=(center.x() - (x1 - x0) / 2, center.x() + (x1 - x0) / 2),
+                              yRange=(center.y() - (y1 - y0) / 2, center.y() + (y1 - y0) / 2), padding=0)
+
+    def box_items(self) -> list[QGraphicsRectItem]:
+        return [item for item in self._box_items if isinstance(item, QGraphicsRectItem)]
+
+    def _draw_overlays(self) -> None:
+        for item in self._box_items:
+            self.viewbox.removeItem(item)
+        self._box_items = []
+        result, k = self.result, self.frame_index
+        if result is None or self.volume is None:
+            self.heat_item.setVisible(False)
+            return
+        rows, cols = self.volume.array.shape[1:3]
+        row_mm, col_mm = self.volume.pixel_spacing
+        self.heat_item.setVisible(self.heatmap_visible)
+        if self.heatmap_visible:
+            self.heat_item.setImage(colour_heatmap(result.heatmap[k], self._heat_lut), autoLevels=False, levels=None)
+            self.heat_item.setRect(QRectF(0, 0, cols * col_mm, rows * row_mm))
+        for finding in result.findings:
+            first, last = finding.frames
+            if not first <= k <= last:
+                continue
+            peak = k == finding.frame_index
+            c0, r0, c1, r1 = finding.box_px
+            box = QGraphicsRectItem(c0 * col_mm, r0 * row_mm, (c1 - c0) * col_mm, (r1 - r0) * row_mm)
+            pen = QPen(QColor(80, 220, 255) if peak else QColor(80, 220, 255, 150))
+            pen.setCosmetic(True)
+            pen.setWidthF(2.0 if peak else 1.0)
+            pen.setStyle(Qt.PenStyle.SolidLine if peak else Qt.PenStyle.DashLine)
+            box.setPen(pen)
+            box.setZValue(20)
+            label = pg.TextItem(f"{finding.label} {finding.score:.2f}", color=(80, 220, 255), anchor=(0, 1))
+            label.setPos(c0 * col_mm, r0 * row_mm)
+            label.setZValue(21)
+            for item in (box, label):
+                self.viewbox.addItem(item)
+                self._box_items.append(item)
 
     def _mouse_moved(self, scene_pos: QPointF) -> None:
         if self.volume is None:
@@ -347,6 +426,9 @@ class SliceViewer(QWidget):
             lines.append(position)
         if self._cursor_text:
             lines.append(self._cursor_text)
+        if self.result is not None:
+            here = sum(1 for f in self.result.findings if f.frames[0] <= k <= f.frames[1])
+            lines.append(f"AI {self.result.model}: {len(self.result.findings)} finding(s), {here} on this slice")
         self.corners["bl"].setText("\n".join(lines))
         window = self.window
         wl = "" if window is None or self.volume.is_colour else f"W {window.width:.0f}  L {window.center:.0f}" + (

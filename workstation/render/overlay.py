@@ -1,0 +1,25 @@
+"""Heatmap colouring: 8-bit probabilities to semi-transparent RGBA, through a cached lookup table."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# A perceptual "hot" ramp: transparent black -> red -> yellow -> white as the probability rises.
+_STOPS = np.array([[0, 0, 0], [180, 0, 0], [255, 140, 0], [255, 255, 90], [255, 255, 255]], dtype=float)
+
+
+def heat_lut(opacity: float, floor: int = 25) -> np.ndarray:
+    """256 packed RGBA pixels (uint32); values below `floor` are fully transparent so the anatomy stays visible."""
+    values = np.arange(256) / 255.0
+    position = values * (len(_STOPS) - 1)
+    low = np.floor(position).astype(int).clip(0, len(_STOPS) - 2)
+    t = (position - low)[:, None]
+    rgb = _STOPS[low] * (1 - t) + _STOPS[low + 1] * t
+    alpha = np.where(np.arange(256) < floor, 0.0, np.clip(values * 1.5, 0, 1) * 255 * np.clip(opacity, 0, 1))
+    rgba = np.concatenate([rgb, alpha[:, None]], axis=1).round().astype(np.uint8)
+    return rgba.view(np.uint32).ravel()
+
+
+def colour_heatmap(heat: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """(rows, columns) uint8 probabilities -> (rows, columns, 4) uint8 RGBA."""
+    return np.take(lut, heat).view(np.uint8).reshape(heat.shape + (4,))
