@@ -17,6 +17,11 @@ def network() -> ThreadPoolExecutor:
     return _pool("ws-net", 2)
 
 
+def inference() -> ThreadPoolExecutor:
+    """Model runs: one at a time (each already uses every core)."""
+    return _pool("ws-infer", 1)
+
+
 def previews() -> ThreadPoolExecutor:
     """Thumbnails: a single worker, so a study with many series never delays the series being opened."""
     return _pool("ws-preview", 1)

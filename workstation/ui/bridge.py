@@ -68,3 +68,17 @@ class ResultSignal(QObject):
             self.ready.emit(key, value)
         except RuntimeError:
             pass
+
+
+class InferenceSignals(QObject):
+    """Progress and outcome of a background model run."""
+
+    progress = Signal(int, int)
+    done = Signal(object, object)  # (display set key, InferenceResult)
+    failed = Signal(str)
+
+    def deliver(self, signal: Any, *args: Any) -> None:
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # window closed meanwhile
+            pass

@@ -19,10 +19,14 @@ from PySide6.QtWidgets import (
 from workstation import __version__
 from workstation.core.site import SiteConfig
 from workstation.core.study import Catalog, DisplaySet
+from workstation.core.tasks import Cancelled, CancelToken
+from workstation.services.executor import inference as inference_pool
 from workstation.services.executor import previews
+from workstation.services.inference import InferenceService
 from workstation.services.loading import SeriesLoad, StudyLibrary, thumbnail
 from workstation.services.pacs import PacsService
-from workstation.ui.bridge import LibrarySignals, LoadSignals, ResultSignal
+from workstation.ui.ai_panel import AiPanel
+from workstation.ui.bridge import InferenceSignals, LibrarySignals, LoadSignals, ResultSignal
 from workstation.ui.browser import StudyBrowser
 from workstation.ui.problems import ProblemsPanel
 from workstation.ui.query_window import QueryRetrieveWindow
@@ -33,11 +37,18 @@ KEEP_VOLUMES = 3  # decoded volumes kept in memory for instant switching back
 
 class MainWindow(QMainWindow):
     seriesLoaded = Signal(str)  # emitted when a display set has finished loading (tests, screenshots)
+    inferenceFinished = Signal(object)  # InferenceResult, or None when the run failed or was cancelled
     thumbnailsDone = Signal()
 
     def __init__(self, library: StudyLibrary | None = None, config: SiteConfig | None = None,
-                 config_problem: str = "") -> None:
+                 config_problem: str = "", inference: InferenceService | None = None) -> None:
         super().__init__()
+        self.inference = inference or InferenceService()
+        self._inference_cancel: CancelToken | None = None
+        self._inference_signals = InferenceSignals(self)
+        self._inference_signals.progress.connect(lambda d, t: self._busy(f"AI: slice {d}/{t}…", d, t))
+        self._inference_signals.done.connect(self._inference_done)
+        self._inference_signals.failed.connect(self._inference_failed)
         self.config = config or SiteConfig()
         self.config_problem = config_problem
         self.pacs: PacsService | None = None
@@ -60,6 +71,12 @@ class MainWindow(QMainWindow):
         self.problems = ProblemsPanel()
         self._dock(self.browser, "Studies", Qt.DockWidgetArea.LeftDockWidgetArea)
         self.problems_dock = self._dock(self.problems, "Problems", Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.ai_panel = AiPanel()
+        self.ai_dock = self._dock(self.ai_panel, "AI findings", Qt.DockWidgetArea.RightDockWidgetArea)
+        self.ai_panel.runRequested.connect(self.run_model)
+        self.ai_panel.heatmapToggled.connect(self.viewer.show_heatmap)
+        self.ai_panel.opacityChanged.connect(self.viewer.set_heatmap_opacity)
+        self.ai_panel.findings.findingActivated.connect(self.viewer.focus_finding)
         self.resizeDocks([self.problems_dock], [110], Qt.Orientation.Vertical)
         self.resizeDocks([self.browser.parentWidget()], [330], Qt.Orientation.Horizontal)
         self._build_status_bar()
@@ -230,6 +247,7 @@ class MainWindow(QMainWindow):
             self.viewer.set_volume(display_set, signals.load.volume, signals.load.start_frame)
             self.viewer.frames_ready(list(range(signals.load.volume.frame_count)))
         self.browser.select(key)
+        self._show_models(display_set)
         self.viewer.setFocus()
 
     def _evict(self) -> None:
@@ -263,7 +281,56 @@ class MainWindow(QMainWindow):
         if not cancelled:
             self._reload_if_grown()
 
+    # ----- AI
+    def _show_models(self, display_set: DisplaySet) -> None:
+        models = self.inference.models_for(display_set)
+        self.ai_panel.set_models(models)
+        cached = next((self.inference.cached(display_set, m) for m, reason in models if reason is None
+                       and self.inference.cached(display_set, m) is not None), None)
+        self.viewer.set_result(cached)
+        self.ai_panel.show_result(cached)
+
+    def run_model(self, ref: str) -> None:
+        """Run a model on the open series in the background (progress in the status bar, Esc cancels)."""
+        if self.active is None:
+            return
+        load = self.active.load
+        if not load.volume.fully_loaded:
+            self._idle("AI runs once the series has finished loading")
+            return
+        token = self._inference_cancel = CancelToken()
+        key, relay = load.display_set.key, self._inference_signals
+
+        def work() -> None:
+            try:
+                result = self.inference.run(load.display_set, load.volume, ref, token,
+                                            lambda d, t: relay.deliver(relay.progress, d, t))
+            except Cancelled:
+                relay.deliver(relay.failed, "AI run cancelled")
+            except Exception as exc:  # noqa: BLE001 - ModelError and any failure: a message, never a traceback
+                relay.deliver(relay.failed, f"AI not run: {exc}")
+            else:
+                relay.deliver(relay.done, key, result)
+
+        self._busy(f"AI: running {ref}…", 0, 0)
+        inference_pool().submit(work)
+
+    def _inference_done(self, key: str, result) -> None:
+        self._inference_cancel = None
+        self._idle(f"AI {result.model}: {len(result.findings)} finding(s) in {result.seconds:.1f} s on {result.device}")
+        if self.active is not None and self.active.load.display_set.key == key:
+            self.viewer.set_result(result)
+            self.ai_panel.show_result(result)
+        self.inferenceFinished.emit(result)
+
+    def _inference_failed(self, message: str) -> None:
+        self._inference_cancel = None
+        self._idle(message)
+        self.inferenceFinished.emit(None)
+
     def cancel(self) -> None:
+        if self._inference_cancel is not None:
+            self._inference_cancel.cancel()
         self.library.cancel()
         if self.active is not None and not self.active.load.volume.fully_loaded:
             self.active.load.cancel()

@@ -1,0 +1,74 @@
+"""AI panel: choose a model that accepts the open series, run it, show/hide the heatmap, list findings."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
+
+from workstation.core.findings import InferenceResult
+from workstation.ui.findings_panel import FindingsPanel
+
+
+class AiPanel(QWidget):
+    runRequested = Signal(str)  # model reference name:version
+    heatmapToggled = Signal(bool)
+    opacityChanged = Signal(float)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model_box = QComboBox()
+        self.run_button = QPushButton("Run AI")
+        self.run_button.clicked.connect(self._run)
+        self.heatmap_box = QCheckBox("Heatmap")
+        self.heatmap_box.setChecked(True)
+        self.heatmap_box.toggled.connect(self.heatmapToggled.emit)
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(50)
+        self.opacity.setToolTip("Heatmap opacity")
+        self.opacity.valueChanged.connect(lambda v: self.opacityChanged.emit(v / 100.0))
+        self.device_label = QLabel("Device: (chosen at first run)")
+        self.note = QLabel("")
+        self.note.setWordWrap(True)
+        self.findings = FindingsPanel()
+
+        row = QHBoxLayout()
+        row.addWidget(self.model_box, 1)
+        row.addWidget(self.run_button)
+        overlay = QHBoxLayout()
+        overlay.addWidget(self.heatmap_box)
+        overlay.addWidget(QLabel("Opacity"))
+        overlay.addWidget(self.opacity, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(row)
+        layout.addLayout(overlay)
+        layout.addWidget(self.device_label)
+        layout.addWidget(self.note)
+        layout.addWidget(self.findings, 1)
+        self.set_models([])
+
+    def set_models(self, models: list[tuple[object, str | None]]) -> None:
+        """(manifest, reason it does not accept the series or None); only accepting models can be run."""
+        self.model_box.clear()
+        usable = [m for m, reason in models if reason is None]
+        for manifest in usable:
+            self.model_box.addItem(f"{manifest.name} {manifest.version}", manifest.ref)
+        self.run_button.setEnabled(bool(usable))
+        refused = [reason for _, reason in models if reason]
+        if not models:
+            self.note.setText("No AI models installed.")
+        elif not usable:
+            self.note.setText("No model accepts this series: " + "; ".join(refused))
+        else:
+            self.note.setText(usable[0].intended_use)
+
+    def show_result(self, result: InferenceResult | None) -> None:
+        self.findings.show_result(result)
+        if result is not None:
+            self.device_label.setText(f"Device: {result.device}   ({result.seconds:.1f} s, {len(result.findings)} finding(s))")
+
+    def _run(self) -> None:
+        ref = self.model_box.currentData()
+        if ref:
+            self.runRequested.emit(ref)
