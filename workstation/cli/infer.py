@@ -1,0 +1,84 @@
+"""`workstation infer PATH... [--model NAME[:VERSION]] [--json]`: the viewer's AI engine, headless.
+
+Exit 0 when at least one series was analysed, 1 when none could be, 2 for a
+usage error or a model that must not run (unknown, modified weights, wrong modality).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+EXIT_OK, EXIT_NOTHING, EXIT_REFUSED = 0, 1, 2
+FORMAT = "workstation.infer/1"
+
+
+def infer_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="workstation infer", description="Run an AI model on the series under PATHs.")
+    parser.add_argument("paths", nargs="+", metavar="PATH")
+    parser.add_argument("--model", metavar="NAME[:VERSION]", help="default: the newest model accepting each series")
+    parser.add_argument("--json", action="store_true", help=f"print the {FORMAT} JSON document")
+    args = parser.parse_args(argv)
+
+    from workstation.dicom.scan import scan_paths
+    from workstation.inference.registry import ModelError
+    from workstation.services.inference import InferenceService
+    from workstation.services.loading import SeriesLoad
+
+    service = InferenceService()
+    catalog = scan_paths(args.paths)
+    runs, skipped = [], []
+    for display_set in catalog.display_sets:
+        if args.model is None and all(reason for _, reason in service.models_for(display_set)):
+            skipped.append({"series_instance_uid": display_set.series.series_instance_uid,
+                            "reason": f"no installed model accepts {display_set.series.modality} series"})
+            continue
+        volume = SeriesLoad(display_set, start_frame=0).run()
+        try:
+            result = service.run(display_set, volume, args.model)
+        except ModelError as exc:
+            if args.model:  # the model the user asked for must not run: say so and stop
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_REFUSED
+            skipped.append({"series_instance_uid": display_set.series.series_instance_uid, "reason": str(exc)})
+            continue
+        runs.append(_run_json(result))
+    document = {"format": FORMAT, "runs": runs, "skipped": skipped,
+                "unreadable": [{"path": str(p.location), "reason": p.reason} for p in catalog.problems]}
+    print(json.dumps(document, indent=2) if args.json else _text(document))
+    return EXIT_OK if runs else EXIT_NOTHING
+
+
+def _run_json(result) -> dict[str, Any]:
+    return {
+        "study_instance_uid": result.study_instance_uid,
+        "series_instance_uid": result.series_instance_uid,
+        "model": {"name": result.model.name, "version": result.model.version, "sha256": result.model.sha256},
+        "device": result.device,
+        "seconds": round(result.seconds, 3),
+        "started_utc": result.started_utc,
+        "findings": [{
+            "id": f.finding_id, "label": f.label, "score": f.score, "frame_index": f.frame_index,
+            "sop_instance_uid": f.sop_instance_uid,
+            "box_px": dict(zip(("column0", "row0", "column1", "row1"), f.box_px)),
+            "box_mm": [list(f.box_mm[0]), list(f.box_mm[1])],
+            "center_mm": list(f.center_mm),
+            "frames": list(f.frames),
+        } for f in result.sorted_findings()],
+    }
+
+
+def _text(document: dict[str, Any]) -> str:
+    lines = []
+    for run in document["runs"]:
+        model = run["model"]
+        lines.append(f"Series {run['series_instance_uid']}: {model['name']} {model['version']} on {run['device']}, "
+                     f"{run['seconds']:.2f} s, {len(run['findings'])} finding(s)")
+        for f in run["findings"]:
+            x, y, z = f["center_mm"]
+            lines.append(f"  {f['label']} {f['score']:.2f}  slice {f['frame_index'] + 1}  at ({x:.1f}, {y:.1f}, {z:.1f}) mm")
+    lines.extend(f"skipped {s['series_instance_uid']}: {s['reason']}" for s in document["skipped"])
+    lines.extend(f"unreadable {u['path']}: {u['reason']}" for u in document["unreadable"])
+    return "\n".join(lines) or "nothing to analyse"
