@@ -1,4 +1,4 @@
-"""Command line: `workstation [PATH...] [--demo] [--screenshot F]`, `workstation scan`, `workstation demo-data`."""
+"""Command line: the viewer (`workstation [PATH...] [--demo] [--screenshot F]`) and its subcommands."""
 
 from __future__ import annotations
 
@@ -70,6 +70,7 @@ def _viewer(argv: list[str]) -> int:
     )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="files, folders, DICOMDIR or .zip to open")
     parser.add_argument("--demo", action="store_true", help="open the bundled synthetic chest CT study")
+    parser.add_argument("--ai", action="store_true", help="with --screenshot: run the AI model first and show its findings")
     parser.add_argument("--screenshot", type=Path, metavar="FILE.png",
                         help="render the window offscreen with the first series loaded, save it and exit")
     parser.add_argument("--config", metavar="FILE", help="site configuration (default: $WORKSTATION_CONFIG or the platform's)")
@@ -82,7 +83,7 @@ def _viewer(argv: list[str]) -> int:
         paths.insert(0, str(ensure_demo_study()))
     from workstation.ui.app import run
 
-    return run(paths, screenshot=args.screenshot, config_option=args.config)
+    return run(paths, screenshot=args.screenshot, config_option=args.config, ai=args.ai)
 
 
 if __name__ == "__main__":

@@ -1,1 +1,6 @@
-"""Local AI inference. torch is imported only by the modules that run a network, and only when they run."""
+"""Local AI inference: preprocessing, networks, postprocessing and evaluation.
+
+Importing this package (or ``preprocess``, ``postprocess``, ``evaluation``)
+does not import torch; ``architectures`` and ``network`` do, and are imported
+only when inference runs.
+"""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-# A perceptual "hot" ramp: transparent black -> red -> yellow -> white as the probability rises.
-_STOPS = np.array([[0, 0, 0], [180, 0, 0], [255, 140, 0], [255, 255, 90], [255, 255, 255]], dtype=float)
+# A "hot" ramp: dark red -> red -> orange -> yellow as the probability rises (never white: it must not
+# read as bright tissue).
+_STOPS = np.array([[120, 0, 0], [220, 20, 0], [255, 110, 0], [255, 190, 0], [255, 255, 40]], dtype=float)
 
 
 def heat_lut(opacity: float, floor: int = 25) -> np.ndarray:
@@ -15,7 +16,7 @@ def heat_lut(opacity: float, floor: int = 25) -> np.ndarray:
     low = np.floor(position).astype(int).clip(0, len(_STOPS) - 2)
     t = (position - low)[:, None]
     rgb = _STOPS[low] * (1 - t) + _STOPS[low + 1] * t
-    alpha = np.where(np.arange(256) < floor, 0.0, np.clip(values * 1.5, 0, 1) * 255 * np.clip(opacity, 0, 1))
+    alpha = np.where(np.arange(256) < floor, 0.0, np.clip(0.35 + values, 0, 1) * 255 * np.clip(opacity, 0, 1))
     rgba = np.concatenate([rgb, alpha[:, None]], axis=1).round().astype(np.uint8)
     return rgba.view(np.uint32).ravel()
 

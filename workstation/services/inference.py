@@ -101,23 +101,29 @@ class InferenceService:
         return (display_set.key, len(display_set.frames), manifest.ref, manifest.weights_sha256)
 
 
-def _finding(detection, manifest: ModelManifest, volume: Volume, display_set: DisplaySet) -> Finding:
-    c0, r0, c1, r1 = (float(v) for v in detection.box_px)
-    k = int(detection.frame_index)
-    corner0 = tuple(round(float(v), 2) for v in volume.index_to_patient(c0, r0, k))
-    corner1 = tuple(round(float(v), 2) for v in volume.index_to_patient(c1, r1, k))
-    center = tuple(round(float(v), 2) for v in volume.index_to_patient((c0 + c1) / 2, (r0 + r1) / 2, k))
+def _finding(candidate, manifest: ModelManifest, volume: Volume, display_set: DisplaySet) -> Finding:
+    """A post-processing candidate in voxels -> a Finding with its patient (mm) coordinates."""
+    c0, r0, c1, r1 = (float(v) for v in candidate.box)  # pixel edges; pixel i's centre is index i
+    k = int(candidate.frame)
+    corner0 = _mm(volume.index_to_patient(c0 - 0.5, r0 - 0.5, k))
+    corner1 = _mm(volume.index_to_patient(c1 - 0.5, r1 - 0.5, k))
+    frame, row, column = candidate.centroid
+    center = _mm(volume.index_to_patient(column, row, frame))
     return Finding(
         finding_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{display_set.key}/{manifest.ref}/{k}/{c0:.1f}/{r0:.1f}")),
         label=manifest.labels[0],
-        score=round(float(detection.score), 4),
+        score=round(float(candidate.score), 4),
         frame_index=k,
         box_px=(c0, r0, c1, r1),
         box_mm=(corner0, corner1),
         center_mm=center,
-        frames=(int(detection.frames[0]), int(detection.frames[1])),
+        frames=(int(candidate.frames[0]), int(candidate.frames[1])),
         sop_instance_uid=display_set.frames[k].instance.sop_instance_uid,
     )
+
+
+def _mm(point) -> tuple[float, float, float]:
+    return tuple(round(float(v), 2) for v in point)  # type: ignore[return-value]
 
 
 def _audit(result: InferenceResult) -> AuditEvent:

@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 SCREENSHOT_TIMEOUT_MS = 120_000
 
 
-def run(paths: list[str], screenshot: Path | None = None, config_option: str | None = None) -> int:
+def run(paths: list[str], screenshot: Path | None = None, config_option: str | None = None, ai: bool = False) -> int:
     if screenshot is not None and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QTimer
@@ -57,8 +57,21 @@ def run(paths: list[str], screenshot: Path | None = None, config_option: str | N
             QTimer.singleShot(50, finish)
 
     def on_loaded(_key: str) -> None:
+        models = [m for m, reason in window.inference.models_for(window.active.load.display_set) if reason is None] \
+            if ai and window.active is not None else []
+        if models and window.viewer.result is None:
+            window.run_model(models[0].ref)  # the screenshot waits for the findings
+            return
         state["loaded"] = True
         maybe_finish()
+
+    def on_inference(result) -> None:
+        if result is not None and result.findings:
+            window.viewer.focus_finding(result.sorted_findings()[0])
+        state["loaded"] = True
+        maybe_finish()
+
+    window.inferenceFinished.connect(on_inference)
 
     def on_thumbs() -> None:
         state["thumbs"] = True

@@ -17,7 +17,8 @@ class FindingsPanel(QTreeWidget):
         super().__init__(parent)
         self.setHeaderLabels(["#", "Finding", "Score", "Slice", "Size (mm)", "Position (mm)"])
         self.setRootIsDecorated(False)
-        self.setColumnWidth(0, 36)
+        for column, width in enumerate((28, 58, 46, 42, 64)):
+            self.setColumnWidth(column, width)
         self.itemClicked.connect(lambda item, _c: self.findingActivated.emit(item.data(0, FINDING_ROLE)))
         self.itemActivated.connect(lambda item, _c: self.findingActivated.emit(item.data(0, FINDING_ROLE)))
 
