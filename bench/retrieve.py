@@ -2,11 +2,12 @@
 """Benchmark: retrieve a CT study from a real Orthanc by C-MOVE and by C-GET, ours against DCMTK.
 
 OURS C-MOVE   PacsService.retrieve("MAIN", study, method="move"): our C-MOVE SCU, Orthanc sends every
-              instance to our pynetdicom C-STORE receiver (started on the warm-up run), which writes
-              it into the StudyCache.
+              instance to our C-STORE receiver (started on the warm-up run), which streams it into
+              the StudyCache.
 BASE C-MOVE   DCMTK movescu (-S, QueryRetrieveLevel=STUDY) to a running storescp (AET DCMTKSCP, -od):
               the clock runs from starting movescu to its exit.
-OURS C-GET    PacsService.retrieve(..., method="get"): instances come back on our association.
+OURS C-GET    PacsService.retrieve(..., method="get"): instances come back on our association and are
+              streamed into the StudyCache.
 BASE C-GET    DCMTK getscu -S -od DIR.
 
 One Orthanc (same config for every side, MaximumPduLength left at its default unless
@@ -45,7 +46,6 @@ if not {"-h", "--help"} & set(sys.argv[1:]) and not enter_private_netns():
 
 import argparse  # noqa: E402
 import io  # noqa: E402
-import logging  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
 import re  # noqa: E402
@@ -66,7 +66,7 @@ from netpeers.orthanc import OrthancPeer, modality  # noqa: E402
 from netpeers.process import LOCALHOST, PeerError, free_port, require_tool  # noqa: E402
 from workstation.core.site import parse_site_config  # noqa: E402
 from workstation.dicom.cache import StudyCache  # noqa: E402
-from workstation.net import association as ws_association  # noqa: E402
+from workstation.net import ul  # noqa: E402
 from workstation.services.pacs import PacsService  # noqa: E402
 
 WS_AET, ORTHANC_AET, DCMTK_AET, NODE = "WSTEST", "ORTHANC", "DCMTKSCP", "MAIN"
@@ -237,29 +237,34 @@ def verify(case: str, files: list[Path], source: Source) -> str:
 # ----------------------------------------------------------------- max PDU probe
 
 class PduRecorder:
-    """Counts the P-DATA-TF PDUs pynetdicom decodes (all associations, all threads) while active."""
+    """Records, while active, the P-DATA-TF PDU lengths our upper layer reads and the peers' Maximum Length."""
 
     def __init__(self) -> None:
         self.sizes: list[int] = []
+        self.peer_max: list[int] = []
         self._lock = threading.Lock()
 
     def __enter__(self) -> "PduRecorder":
-        from pynetdicom import pdu
+        self._read, self._max = ul.PduSocket.read_pdu_header, ul.maximum_length
+        read, maximum, sizes, peer_max, lock = self._read, self._max, self.sizes, self.peer_max, self._lock
 
-        self._cls = pdu.P_DATA_TF
-        self._orig = self._cls.decode
-        orig, sizes, lock = self._orig, self.sizes, self._lock
+        def read_pdu_header(pdus):  # noqa: ANN001
+            pdu_type, length = read(pdus)
+            if pdu_type == ul.P_DATA_TF_PDU:
+                with lock:
+                    sizes.append(length)
+            return pdu_type, length
 
-        def decode(pdu_self, bytestream):  # noqa: ANN001
-            with lock:
-                sizes.append(len(bytestream))
-            return orig(pdu_self, bytestream)
+        def maximum_length(primitive):  # noqa: ANN001
+            value = maximum(primitive)
+            peer_max.append(value)
+            return value
 
-        self._cls.decode = decode
+        ul.PduSocket.read_pdu_header, ul.maximum_length = read_pdu_header, maximum_length
         return self
 
     def __exit__(self, *exc) -> None:
-        self._cls.decode = self._orig
+        ul.PduSocket.read_pdu_header, ul.maximum_length = self._read, self._max
 
     def summary(self, instances: int) -> str:
         if not self.sizes:
@@ -269,22 +274,13 @@ class PduRecorder:
                 f"largest {max(self.sizes):,} bytes, median of those > 1 KiB {int(statistics.median(big or [0])):,}")
 
 
-class LogCapture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
-def _max_pdu_values(lines: list[str], block: str | None = None) -> dict[str, str]:
-    """'Our/Their Max PDU Receive Size' values from a DCMTK -d log (inside `block`, e.g. A-ASSOCIATE-AC) or a pynetdicom log."""
-    inside, found = block is None, {}
+def _max_pdu_values(lines: list[str], block: str) -> dict[str, str]:
+    """'Our/Their Max PDU Receive Size' values from a DCMTK -d log, inside `block` (e.g. A-ASSOCIATE-AC)."""
+    inside, found = False, {}
     for line in lines:
-        if block and f"BEGIN {block}" in line:
+        if f"BEGIN {block}" in line:
             inside = True
-        elif block and f"END {block}" in line:
+        elif f"END {block}" in line:
             break
         elif inside:
             m = re.search(r"(Our|Their) Max PDU Receive Size:\s*(\d+)", line)
@@ -294,25 +290,15 @@ def _max_pdu_values(lines: list[str], block: str | None = None) -> dict[str, str
 
 
 def probe_pdus(bench: Bench, runs: Path) -> list[str]:
-    """One untimed run per side with debug logging: the max PDU each side announces, and what we receive."""
+    """One untimed run per side: the max PDU each side announces, and what we receive."""
     n = bench.source.n
     out: list[str] = []
-    logger = logging.getLogger("pynetdicom")
     for method in ("move", "get"):
-        capture = LogCapture()
-        old_level = logger.level
-        logger.addHandler(capture)
-        logger.setLevel(logging.DEBUG)
-        try:
-            with PduRecorder() as rec:
-                bench.ours(method)
-        finally:
-            logger.removeHandler(capture)
-            logger.setLevel(old_level)
-        values = _max_pdu_values(capture.lines)
+        with PduRecorder() as rec:
+            bench.ours(method)
         who = "our C-STORE receiver" if method == "move" else "our C-GET SCU"
-        out.append(f"ours C-{method.upper()}: {who} announces {ws_association.MAX_PDU} (MAX_PDU in "
-                   f"workstation/net/association.py, 0 = no limit), Orthanc {values.get('their', '?')}; "
+        out.append(f"ours C-{method.upper()}: {who} announces {ul.MAX_PDU} (MAX_PDU in "
+                   f"workstation/net/ul.py, 0 = no limit), Orthanc {max(rec.peer_max, default='?')}; "
                    f"Orthanc sent {rec.summary(n)}")
     scratch = runs / "probe-getscu"
     fresh(scratch)
@@ -350,7 +336,7 @@ def probe_pdus(bench: Bench, runs: Path) -> list[str]:
 # ----------------------------------------------------------------- profile
 
 def profile(bench: Bench, how: str, method: str, out_path: str | None) -> str:
-    """Profile one ours run (`method`), in every thread (pynetdicom receives and stores on its own threads)."""
+    """Profile one ours run (`method`), in every thread (in C-MOVE our receiver stores on its own threads)."""
     buf = io.StringIO()
     if how == "pyinstrument":
         try:
@@ -361,8 +347,8 @@ def profile(bench: Bench, how: str, method: str, out_path: str | None) -> str:
     if how == "py-spy":
         buf.write(py_spy_profile(bench, method))
     elif how == "pyinstrument":
-        # pyinstrument samples the thread that starts it only: for C-GET that is the thread that runs our
-        # C-STORE handler; PDU reading happens in pynetdicom's threads and shows up as waiting.
+        # pyinstrument samples the thread that starts it only: for C-GET that is the thread that receives and
+        # stores every instance; in C-MOVE the receiver's threads do that and show up as waiting.
         profiler = Profiler(interval=0.0005)
         profiler.start()
         timed = bench.ours(method)
@@ -411,13 +397,11 @@ def profile(bench: Bench, how: str, method: str, out_path: str | None) -> str:
 def thread_kind(frames: list[str]) -> str | None:
     """What a py-spy stack's thread does; None for samples outside the run (the calling thread elsewhere, idle listener)."""
     text = ";".join(frames)
-    if "DULServiceProvider.run_reactor" in text:
-        return "pynetdicom DUL thread: socket, PDUs, DIMSE assembly"
-    if "Association._run_reactor" in text or "Association.run_reactor" in text:
-        return "pynetdicom association thread (runs the C-STORE handler for C-MOVE)"
+    if "StoreReceiver._serve" in text:
+        return "our C-STORE receiver: one thread per association (C-MOVE)"
     if "Bench.ours" in text:
-        return "calling thread: retrieve() (runs the C-STORE handler in C-GET)"
-    if "serve_forever" in text or "MainThread" in frames[0]:
+        return "calling thread: retrieve() (receives and stores every instance in C-GET)"
+    if "StoreReceiver._accept" in text or "MainThread" in frames[0]:
         return None
     return frames[0].split(": ", 1)[-1] or "other"
 

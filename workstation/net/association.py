@@ -1,4 +1,8 @@
-"""Open associations to a configured PACS node: timeouts, retries, TLS, and clear failure reasons."""
+"""Open associations to a configured PACS node: timeouts, retries, TLS, and clear failure reasons.
+
+pynetdicom's associations (echo, find) and the connections of our own upper layer
+(retrievals, retrieve_scu.py) share the retries, the TLS set-up and the words of every failure.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,21 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
 
 from workstation.core.site import LocalAE, PacsNode, TlsSettings
 from workstation.net.errors import AssociationAborted, AssociationRejected, PacsUnreachable
+from workstation.net.ul import MAX_PDU
 
 log = logging.getLogger(__name__)
 
-MAX_PDU = 0  # no limit: let the peer send large PDUs (fewer round trips on big images)
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
+T = TypeVar("T")
 
 
 def client_ssl_context(tls: TlsSettings) -> ssl.SSLContext:
@@ -43,6 +48,22 @@ def make_ae(local: LocalAE, timeout: float) -> AE:
     return ae
 
 
+def with_retries(node: PacsNode, open_once: Callable[[], T]) -> T:
+    """`open_once()`, tried again after a connection failure (PacsUnreachable), `node.retries` times."""
+    attempts = node.retries + 1
+    attempt = 0
+    while True:
+        try:
+            return open_once()
+        except PacsUnreachable as exc:
+            attempt += 1
+            if attempt >= attempts:
+                raise PacsUnreachable(f"{exc} (tried {attempts} time{'s' if attempts > 1 else ''})") from None
+            delay = RETRY_DELAYS[min(attempt - 1, len(RETRY_DELAYS) - 1)]
+            log.warning("PACS %s unreachable (%s); retrying in %.1f s", node.name, exc, delay)
+            time.sleep(delay)
+
+
 @contextmanager
 def associate(
     node: PacsNode,
@@ -52,17 +73,7 @@ def associate(
     evt_handlers: list[Any] | None = None,
 ) -> Iterator[Association]:
     """An established association, released on exit; connection failures are retried `node.retries` times."""
-    attempts = node.retries + 1
-    for attempt in range(attempts):
-        try:
-            assoc = _open(node, local, contexts, ext_neg, evt_handlers)
-            break
-        except PacsUnreachable as exc:
-            if attempt + 1 == attempts:
-                raise PacsUnreachable(f"{exc} (tried {attempts} time{'s' if attempts > 1 else ''})") from None
-            delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
-            log.warning("PACS %s unreachable (%s); retrying in %.1f s", node.name, exc, delay)
-            time.sleep(delay)
+    assoc = with_retries(node, lambda: _open(node, local, contexts, ext_neg, evt_handlers))
     try:
         yield assoc
     finally:
@@ -74,38 +85,89 @@ def _open(node: PacsNode, local: LocalAE, contexts, ext_neg, evt_handlers) -> As
     ae = make_ae(local, node.timeout)
     connected = {"open": False}
     handlers = list(evt_handlers or []) + [(evt.EVT_CONN_OPEN, lambda event: connected.update(open=True))]
-    tls_args = None
-    if node.tls is not None:
-        try:
-            tls_args = (client_ssl_context(node.tls), node.tls.server_name or node.host)
-        except (OSError, ssl.SSLError) as exc:
-            raise PacsUnreachable(f"TLS settings for {node.name} unusable: {exc}") from None
     started = time.monotonic()
     assoc = ae.associate(
         node.host, node.port, contexts=contexts, ae_title=node.ae_title, max_pdu=MAX_PDU,
-        ext_neg=ext_neg, tls_args=tls_args, evt_handlers=handlers,
+        ext_neg=ext_neg, tls_args=tls_arguments(node), evt_handlers=handlers,
     )
     if assoc.is_established:
         return assoc
-    where = f"{node.name} ({node.ae_title}@{node.host}:{node.port})"
     if connected["open"] and not assoc.is_rejected and time.monotonic() - started >= node.timeout * 0.95:
-        raise PacsUnreachable(f"{where} accepted the connection but did not answer within {node.timeout:g} s")
+        raise not_answering(node)
     if assoc.is_rejected:
-        raise AssociationRejected(f"{where} rejected the association: {_rejection(assoc)}")
+        raise rejected(node, getattr(assoc.acceptor, "primitive", None))
     if not connected["open"]:
         reason = _connect_error(node)
         if reason is None and node.tls is not None:
-            raise PacsUnreachable(f"TLS handshake with {where} failed: the server certificate is not trusted "
-                                  "(or does not name the host), or the server refused our certificate")
-        raise PacsUnreachable(f"cannot connect to {where}: {reason or 'the connection closed during set-up'}")
+            raise tls_handshake_failed(node)
+        raise cannot_connect(node, reason or "the connection closed during set-up")
+    raise closed_during_setup(node, local)
+
+
+def connect(node: PacsNode) -> socket.socket:
+    """A TCP connection to the node, TLS when configured, with `node.timeout` on every read."""
+    tls = tls_arguments(node)
+    try:
+        sock = socket.create_connection((node.host, node.port), timeout=node.timeout)
+    except socket.timeout:
+        raise cannot_connect(node, f"no answer within {node.timeout:g} s") from None
+    except OSError as exc:
+        raise cannot_connect(node, exc.strerror or str(exc)) from None
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if tls is None:
+        return sock
+    try:
+        return tls[0].wrap_socket(sock, server_hostname=tls[1])
+    except socket.timeout:
+        sock.close()
+        raise not_answering(node) from None
+    except OSError:
+        sock.close()
+        raise tls_handshake_failed(node) from None
+
+
+def tls_arguments(node: PacsNode) -> tuple[ssl.SSLContext, str] | None:
+    """(client context, server name to verify) for a TLS node, else None."""
+    if node.tls is None:
+        return None
+    try:
+        return client_ssl_context(node.tls), node.tls.server_name or node.host
+    except (OSError, ssl.SSLError) as exc:
+        raise PacsUnreachable(f"TLS settings for {node.name} unusable: {exc}") from None
+
+
+# ----- why an association could not be set up, in the same words whoever set it up
+
+def _where(node: PacsNode) -> str:
+    return f"{node.name} ({node.ae_title}@{node.host}:{node.port})"
+
+
+def not_answering(node: PacsNode) -> PacsUnreachable:
+    return PacsUnreachable(f"{_where(node)} accepted the connection but did not answer within {node.timeout:g} s")
+
+
+def cannot_connect(node: PacsNode, reason: str) -> PacsUnreachable:
+    return PacsUnreachable(f"cannot connect to {_where(node)}: {reason}")
+
+
+def tls_handshake_failed(node: PacsNode) -> PacsUnreachable:
+    return PacsUnreachable(f"TLS handshake with {_where(node)} failed: the server certificate is not trusted "
+                           "(or does not name the host), or the server refused our certificate")
+
+
+def rejected(node: PacsNode, primitive: Any) -> AssociationRejected:
+    """`primitive`: the A-ASSOCIATE (reject) primitive the peer answered."""
+    return AssociationRejected(f"{_where(node)} rejected the association: {_rejection(primitive)}")
+
+
+def closed_during_setup(node: PacsNode, local: LocalAE) -> AssociationAborted:
     if node.tls is not None:
-        raise AssociationAborted(f"{where} closed the TLS connection: it may require a client certificate "
-                                 f"(tls.cert_file/key_file) or not trust ours, or not allow our AE title {local.ae_title!r}")
-    raise AssociationAborted(f"{where} aborted the association (our AE title {local.ae_title!r} may not be allowed)")
+        return AssociationAborted(f"{_where(node)} closed the TLS connection: it may require a client certificate "
+                                  f"(tls.cert_file/key_file) or not trust ours, or not allow our AE title {local.ae_title!r}")
+    return AssociationAborted(f"{_where(node)} aborted the association (our AE title {local.ae_title!r} may not be allowed)")
 
 
-def _rejection(assoc: Association) -> str:
-    primitive = getattr(assoc.acceptor, "primitive", None)
+def _rejection(primitive: Any) -> str:
     if primitive is None:
         return "no reason given"
     try:
@@ -125,13 +187,24 @@ def _connect_error(node: PacsNode) -> str | None:
         return exc.strerror or str(exc)
 
 
+# ----- an operation whose responses stopped
+
+def connection_lost(node: PacsNode, when: str, reason: str) -> AssociationAborted:
+    return AssociationAborted(f"{node.name}: connection lost {when}: {reason}")
+
+
+def peer_aborted(ae_title: str) -> str:
+    return f"the PACS aborted the association (our AE title {ae_title!r} may not be allowed this operation, or the PACS stopped)"
+
+
+def no_answer(node: PacsNode) -> str:
+    return f"no answer within {node.timeout:g} s"
+
+
 def lost_connection(node: PacsNode, assoc: Association, when: str) -> AssociationAborted:
-    """The error for an operation whose responses stopped: the peer aborted, or went silent."""
+    """The error for a pynetdicom operation whose responses stopped: the peer aborted, or went silent."""
     deadline = time.monotonic() + 1.0  # the association thread may still be handling the abort
     while assoc.is_alive() and not assoc.is_aborted and time.monotonic() < deadline:
         time.sleep(0.02)
-    if assoc.is_aborted or not assoc.is_alive():
-        return AssociationAborted(
-            f"{node.name}: connection lost {when}: the PACS aborted the association "
-            f"(our AE title {assoc.ae.ae_title!r} may not be allowed this operation, or the PACS stopped)")
-    return AssociationAborted(f"{node.name}: connection lost {when}: no answer within {node.timeout:g} s")
+    aborted = assoc.is_aborted or not assoc.is_alive()
+    return connection_lost(node, when, peer_aborted(assoc.ae.ae_title) if aborted else no_answer(node))

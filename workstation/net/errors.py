@@ -25,3 +25,7 @@ class OperationFailed(PacsError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class ConnectionLost(Exception):
+    """Internal: the responses of an operation stopped (str: why); reported as AssociationAborted."""

@@ -8,23 +8,20 @@ already arrived is known and kept.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from functools import cache
 
 from pydicom.dataset import Dataset
-from pynetdicom import evt
-from pynetdicom.association import Association
-from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove
 
 from workstation.core.pacs import RetrieveProgress
 from workstation.core.site import LocalAE, PacsNode
 from workstation.core.tasks import CancelToken
-from workstation.net.association import associate, lost_connection
-from workstation.net.contexts import GET_MODEL, MOVE, get_contexts
-from workstation.net.errors import OperationFailed
+from workstation.net.association import connection_lost
+from workstation.net.contexts import MOVE, get_contexts
+from workstation.net.dimse import PENDING, InstanceSink
+from workstation.net.errors import ConnectionLost, OperationFailed
+from workstation.net.retrieve_scu import Responses, retrieve_association
+from workstation.net.ul import Proposal
 
-StoreSink = Callable[[bytes], int]  # stores one encoded instance; returns the C-STORE status to answer
-
-PENDING = (0xFF00, 0xFF01)
 SUCCESS, WARNING_SOME_FAILED, CANCELLED = 0x0000, 0xB000, 0xFE00
 STATUS_TEXT = {
     0xA701: "out of resources: unable to calculate number of matches",
@@ -41,34 +38,26 @@ def move(
     series_uids: Sequence[str] = (), cancel: CancelToken | None = None,
 ) -> Iterator[RetrieveProgress]:
     """C-MOVE to `destination_ae` (normally our own receiver); instances arrive on other associations."""
-    with associate(node, local, MOVE) as assoc:
+    with retrieve_association(node, local, _proposal("move")) as assoc:
         yield from _requests(
-            node, assoc, study_uid, series_uids, cancel, StudyRootQueryRetrieveInformationModelMove,
-            lambda ds, msg_id: assoc.send_c_move(ds, destination_ae, StudyRootQueryRetrieveInformationModelMove, msg_id=msg_id),
+            node, study_uid, series_uids, cancel,
+            lambda ds, msg_id: assoc.c_move(ds, msg_id, destination_ae), assoc.c_cancel,
         )
 
 
 def get(
-    node: PacsNode, local: LocalAE, study_uid: str, sink: StoreSink,
+    node: PacsNode, local: LocalAE, study_uid: str, sink: InstanceSink,
     series_uids: Sequence[str] = (), cancel: CancelToken | None = None,
 ) -> Iterator[RetrieveProgress]:
-    """C-GET: instances come back on this association and go to `sink` (no inbound port needed)."""
-    contexts, roles = get_contexts()
-    handlers = [(evt.EVT_C_STORE, _store_handler(sink))]
-    with associate(node, local, contexts, ext_neg=roles, evt_handlers=handlers) as assoc:
-        yield from _requests(
-            node, assoc, study_uid, series_uids, cancel, GET_MODEL,
-            lambda ds, msg_id: assoc.send_c_get(ds, GET_MODEL, msg_id=msg_id),
-        )
+    """C-GET: instances come back on this association and are streamed into `sink` (no inbound port needed)."""
+    with retrieve_association(node, local, _proposal("get"), sink) as assoc:
+        yield from _requests(node, study_uid, series_uids, cancel, assoc.c_get, assoc.c_cancel)
 
 
-def _store_handler(sink: StoreSink) -> Callable[[Any], int]:
-    def handle(event: Any) -> int:
-        try:
-            return sink(event.encoded_dataset(include_meta=True))
-        except Exception:  # noqa: BLE001 - a failed store is answered with a failure status, not a crash
-            return 0xA700
-    return handle
+@cache
+def _proposal(method: str) -> Proposal:
+    """What a C-MOVE or C-GET association proposes; built once (C-GET's 127 contexts take a few ms)."""
+    return Proposal(*get_contexts()) if method == "get" else Proposal(MOVE, [])
 
 
 def identifier(study_uid: str, series_uid: str | None) -> Dataset:
@@ -81,48 +70,32 @@ def identifier(study_uid: str, series_uid: str | None) -> Dataset:
 
 
 def _requests(
-    node: PacsNode, assoc: Association, study_uid: str, series_uids: Sequence[str],
-    cancel: CancelToken | None, model: Any, send: Callable[[Dataset, int], Iterator[tuple[Dataset, Any]]],
+    node: PacsNode, study_uid: str, series_uids: Sequence[str], cancel: CancelToken | None,
+    send: Callable[[Dataset, int], Responses], send_cancel: Callable[[int], None],
 ) -> Iterator[RetrieveProgress]:
     done = RetrieveProgress()
     targets: list[str | None] = list(series_uids) or [None]
     for msg_id, series_uid in enumerate(targets, start=1):
         last = RetrieveProgress()
         cancel_sent = False
-        for status, response_identifier in send(identifier(study_uid, series_uid), msg_id):
-            code = status.get("Status") if status else None
-            if code is None:
-                raise lost_connection(node, assoc, f"after {done.completed + last.completed} instance(s)")
-            last = _progress(status, response_identifier, code)
-            if code in PENDING:
-                yield _add(done, last, final=False)
-                if cancel is not None and cancel.cancelled and not cancel_sent:
-                    assoc.send_c_cancel(msg_id, query_model=model)
-                    cancel_sent = True
-                continue
-            if code not in (SUCCESS, WARNING_SOME_FAILED, CANCELLED):
-                text = STATUS_TEXT.get(code) or STATUS_TEXT.get(code & 0xF000) or "failure"
-                comment = status.get("ErrorComment", "")
-                raise OperationFailed(f"{node.name}: retrieve failed with status 0x{code:04X} ({text}) {comment}".rstrip(), code)
+        try:
+            for last, comment in send(identifier(study_uid, series_uid), msg_id):
+                code = last.status
+                if code in PENDING:
+                    yield _add(done, last, final=False)
+                    if cancel is not None and cancel.cancelled and not cancel_sent:
+                        send_cancel(msg_id)
+                        cancel_sent = True
+                    continue
+                if code not in (SUCCESS, WARNING_SOME_FAILED, CANCELLED):
+                    text = STATUS_TEXT.get(code) or STATUS_TEXT.get(code & 0xF000) or "failure"
+                    raise OperationFailed(f"{node.name}: retrieve failed with status 0x{code:04X} ({text}) {comment}".rstrip(), code)
+        except ConnectionLost as exc:
+            raise connection_lost(node, f"after {done.completed + last.completed} instance(s)", str(exc)) from None
         done = _add(done, last, final=False)
         if cancel is not None and cancel.cancelled:
             break
     yield RetrieveProgress(done.completed, done.failed, done.warning, 0, last.status, True, done.failed_instances)
-
-
-def _progress(status: Dataset, response_identifier: Dataset | None, code: int) -> RetrieveProgress:
-    failed_list: tuple[str, ...] = ()
-    if response_identifier is not None and "FailedSOPInstanceUIDList" in response_identifier:
-        value = response_identifier.FailedSOPInstanceUIDList
-        failed_list = tuple(str(v) for v in (value if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]) if v)
-    return RetrieveProgress(
-        completed=int(status.get("NumberOfCompletedSuboperations", 0) or 0),
-        failed=int(status.get("NumberOfFailedSuboperations", 0) or 0),
-        warning=int(status.get("NumberOfWarningSuboperations", 0) or 0),
-        remaining=_optional_int(status.get("NumberOfRemainingSuboperations")),
-        status=code,
-        failed_instances=failed_list,
-    )
 
 
 def _add(done: RetrieveProgress, current: RetrieveProgress, final: bool) -> RetrieveProgress:
@@ -135,10 +108,3 @@ def _add(done: RetrieveProgress, current: RetrieveProgress, final: bool) -> Retr
         final=final,
         failed_instances=done.failed_instances + current.failed_instances,
     )
-
-
-def _optional_int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

@@ -18,7 +18,7 @@ from workstation.core.events import Event
 from workstation.core.pacs import RetrieveProgress, RetrieveResult, SeriesMatch, StoredInstance, StudyMatch, StudyQuery
 from workstation.core.site import SiteConfig
 from workstation.core.tasks import CancelToken
-from workstation.dicom.cache import CacheError, StudyCache
+from workstation.dicom.cache import CacheError, IncomingInstance, StudyCache
 from workstation.net import echo as net_echo
 from workstation.net import query, retrieve
 from workstation.net.errors import PacsError
@@ -26,7 +26,7 @@ from workstation.net.receiver import StoreReceiver
 
 log = logging.getLogger(__name__)
 
-OUT_OF_RESOURCES, CANNOT_UNDERSTAND = 0xA700, 0xC000
+SUCCESS, OUT_OF_RESOURCES, CANNOT_UNDERSTAND = 0x0000, 0xA700, 0xC000
 LATE_ARRIVAL_WAIT = 5.0  # seconds to wait for C-MOVE sub-operations still in flight after the final response
 
 RetrieveCallback = Callable[[RetrieveProgress, int], None]  # (PACS progress, instances stored locally)
@@ -43,8 +43,7 @@ class PacsService:
         self.cache = cache or default_cache(config)
         self.instance_stored = Event()  # (StoredInstance)
         self._receiver: StoreReceiver | None = None
-        self._refusals: list[str] = []  # why received instances could not be stored, newest last
-        self._refusals_lock = threading.Lock()
+        self._arrivals = _Arrivals(self.cache, self.instance_stored)
 
     # ----- operations
     def echo(self, node_name: str) -> float:
@@ -65,7 +64,7 @@ class PacsService:
         method = method or node.retrieve
         result = RetrieveResult(study_instance_uid)
         stored: list[StoredInstance] = []
-        refusals_before = len(self._refusals)
+        refusals_before = len(self._arrivals.refusals)
 
         def count(instance: StoredInstance) -> None:
             if instance.study_instance_uid == study_instance_uid:
@@ -80,7 +79,7 @@ class PacsService:
                 responses = retrieve.move(node, self.config.local, self.config.local.ae_title, study_instance_uid,
                                           series_uids, cancel)
             elif method == "get":
-                responses = retrieve.get(node, self.config.local, study_instance_uid, self._store, series_uids, cancel)
+                responses = retrieve.get(node, self.config.local, study_instance_uid, self._arrivals, series_uids, cancel)
             else:
                 raise ValueError(f"unknown retrieve method {method!r} (move or get)")
             for last in responses:
@@ -102,7 +101,7 @@ class PacsService:
         if last.failed:
             listed = f" ({', '.join(last.failed_instances[:5])}{'…' if len(last.failed_instances) > 5 else ''})" if last.failed_instances else ""
             result.failures.append(f"the PACS reported {last.failed} instance(s) failed{listed}")
-        refusals = self._refusals[refusals_before:]
+        refusals = self._arrivals.refusals[refusals_before:]
         if refusals:
             result.failures.append(f"{len(refusals)} instance(s) could not be stored here: {refusals[0]}")
         self.cache.evict(keep={study_instance_uid})
@@ -116,29 +115,64 @@ class PacsService:
         """Our C-STORE SCP for C-MOVE; only configured nodes' AE titles may store to it."""
         if self._receiver is None:
             allowed = sorted({node.ae_title for node in self.config.nodes.values()})
-            self._receiver = StoreReceiver(self.config.local, self._store, allowed)
+            self._receiver = StoreReceiver(self.config.local, self._arrivals, allowed)
         self._receiver.start()
 
     def close(self) -> None:
         if self._receiver is not None:
             self._receiver.stop()
-
-    def _store(self, encoded: bytes) -> int:
-        try:
-            instance = self.cache.store(encoded)
-        except CacheError as exc:
-            log.warning("refused a received instance: %s", exc)
-            with self._refusals_lock:
-                self._refusals.append(str(exc))
-            return CANNOT_UNDERSTAND if "not a DICOM" in str(exc) or "no Study" in str(exc) else OUT_OF_RESOURCES
-        self.instance_stored.emit(instance)
-        return 0x0000
+        self.cache.close()
 
     def _wait_for_late_arrivals(self, stored: list[StoredInstance], last: RetrieveProgress) -> None:
         """An asynchronous PACS may answer before its last C-STOREs have reached us."""
         deadline = time.monotonic() + LATE_ARRIVAL_WAIT
         while len(stored) < last.completed + last.warning and time.monotonic() < deadline:
             time.sleep(0.05)
+
+
+class _Arrivals:
+    """net's InstanceSink: received instances (C-GET, and our receiver for C-MOVE) are streamed into the
+    cache and announced by `instance_stored`; why the cache refused any is remembered."""
+
+    def __init__(self, cache: StudyCache, instance_stored: Event) -> None:
+        self.cache = cache
+        self.instance_stored = instance_stored
+        self.refusals: list[str] = []  # newest last
+        self._lock = threading.Lock()
+
+    def open_instance(self, sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str) -> _Arrival:
+        return _Arrival(self, self.cache.incoming(sop_class_uid, sop_instance_uid, transfer_syntax_uid))
+
+    def prepare(self) -> None:
+        self.cache.prepare_incoming()
+
+    def refuse(self, exc: CacheError) -> int:
+        """Remember why an instance could not be kept; the C-STORE status that tells the sender."""
+        log.warning("refused a received instance: %s", exc)
+        with self._lock:
+            self.refusals.append(str(exc))
+        return CANNOT_UNDERSTAND if "not a DICOM" in str(exc) or "no Study" in str(exc) else OUT_OF_RESOURCES
+
+
+class _Arrival:
+    """One instance arriving from the network: into the cache, then announced (or refused)."""
+
+    def __init__(self, arrivals: _Arrivals, incoming: IncomingInstance) -> None:
+        self._arrivals = arrivals
+        self._incoming = incoming
+        self.write = incoming.write  # the data path: once per received fragment
+
+    def commit(self) -> int:
+        try:
+            instance = self._incoming.commit()
+        except CacheError as exc:
+            self._incoming.discard()
+            return self._arrivals.refuse(exc)
+        self._arrivals.instance_stored.emit(instance)
+        return SUCCESS
+
+    def discard(self) -> None:
+        self._incoming.discard()
 
 
 def _status_words(last: RetrieveProgress, result: RetrieveResult) -> str:
