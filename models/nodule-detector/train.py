@@ -47,14 +47,14 @@ PHANTOM = dict(slices=120, size=512, slice_thickness_mm=2.5)  # 0.7 mm pixels, 3
 
 @dataclass(frozen=True)
 class Config:
-    train_seeds: tuple[int, int] = (1000, 1160)  # [first, end)
+    train_seeds: tuple[int, int] = (1000, 1140)  # [first, end)
     nodule_count: tuple[int, int] = (3, 8)  # nodules per training phantom, drawn uniformly (inclusive)
     val_random_seeds: tuple[int, int] = (5000, 5010)  # randomise=True
     val_default_seeds: tuple[int, int] = (5010, 5020)  # the fixed demo anatomy
-    crop: int = 112  # training crop (model pixels)
+    crop: int = 96  # training crop (model pixels)
     jitter: int = 8  # stored crops are crop + 2 * jitter, cropped at random when training
     negatives_per_phantom: int = 24
-    steps: int = 1100
+    steps: int = 1000
     batch: int = 16
     lr: float = 2e-3
     hard_fraction: float = 0.5  # share of each batch half drawn in proportion to its last loss
