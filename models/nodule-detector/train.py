@@ -54,7 +54,7 @@ class Config:
     crop: int = 96  # training crop (model pixels)
     jitter: int = 8  # stored crops are crop + 2 * jitter, cropped at random when training
     negatives_per_phantom: int = 24
-    steps: int = 1000
+    steps: int = 1200
     batch: int = 16
     lr: float = 2e-3
     hard_fraction: float = 0.5  # share of each batch half drawn in proportion to its last loss
