@@ -208,3 +208,23 @@ def pacs_factory(tmp_path, ws_ae):
     yield build
     for service in services:
         service.close()
+
+
+@pytest.fixture
+def disk_full_every(monkeypatch):
+    """`disk_full_every(n)`: every n-th received instance cannot be written, as on a full disk."""
+    from workstation.dicom.cache import CacheError, IncomingInstance
+
+    def install(n: int) -> None:
+        real_commit = IncomingInstance.commit
+        calls = {"n": 0}
+
+        def failing_commit(self):
+            calls["n"] += 1
+            if calls["n"] % n == 0:
+                raise CacheError("cannot write to the cache: No space left on device")
+            return real_commit(self)
+
+        monkeypatch.setattr(IncomingInstance, "commit", failing_commit)
+
+    return install

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from workstation.core.pacs import StudyQuery
-from workstation.dicom.cache import CacheError, IncomingInstance
 
 from netpeers.site import node_settings
 
@@ -32,18 +31,9 @@ def test_retrieve(pacs, net_demo_study, method):
     assert len(list(pacs.study_dir(net_demo_study.study_instance_uid).glob("*.dcm"))) == 30
 
 
-def test_partial_move_counts_failures_and_keeps_the_rest(pacs, net_demo_study, monkeypatch):
+def test_partial_move_counts_failures_and_keeps_the_rest(pacs, net_demo_study, disk_full_every):
     """dcmqrscp carries on after a refused C-STORE and ends with a warning status: a partial retrieval."""
-    real_commit = IncomingInstance.commit
-    calls = {"n": 0}
-
-    def every_fifth_fails(self):
-        calls["n"] += 1
-        if calls["n"] % 5 == 0:
-            raise CacheError("cannot write to the cache: No space left on device")
-        return real_commit(self)
-
-    monkeypatch.setattr(IncomingInstance, "commit", every_fifth_fails)
+    disk_full_every(5)
     result = pacs.retrieve("QR", net_demo_study.study_instance_uid, method="move")
     assert result.status == "partial" and (result.received, result.failed) == (24, 6)
     assert any("reported 6 instance(s) failed" in f for f in result.failures)

@@ -9,7 +9,6 @@ import time
 import pytest
 
 from workstation.core.pacs import StudyQuery
-from workstation.dicom.cache import CacheError, IncomingInstance
 from workstation.net.errors import AssociationAborted, AssociationRejected, PacsUnreachable
 
 from netpeers.process import LOCALHOST, free_port
@@ -69,18 +68,9 @@ def test_move_destination_unknown_to_the_pacs(pacs_factory, orthanc_factory, net
 
 
 @pytest.fixture
-def disk_fills_up(monkeypatch):
+def disk_fills_up(disk_full_every):
     """Every third instance cannot be written, as on a full disk."""
-    real_commit = IncomingInstance.commit
-    calls = {"n": 0}
-
-    def every_third_fails(self):
-        calls["n"] += 1
-        if calls["n"] % 3 == 0:
-            raise CacheError("cannot write to the cache: No space left on device")
-        return real_commit(self)
-
-    monkeypatch.setattr(IncomingInstance, "commit", every_third_fails)
+    disk_full_every(3)
 
 
 def test_partial_get_reports_failures_and_keeps_the_rest(pacs_factory, loaded_orthanc, net_demo_study, disk_fills_up):
