@@ -33,7 +33,7 @@ def loaded(study):
 def test_findings_are_the_planted_nodules_in_mm(loaded, study):
     service = InferenceService()
     events = []
-    service.run_recorded.connect(events.append)
+    service.run_recorded.connect(lambda result, event: events.append(event))
     display_set, volume = loaded
     result = service.run(display_set, volume)
     assert result.device == "cpu" and result.model.name == "nodule-detector"

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -46,12 +45,3 @@ class InferenceResult:
 
     def sorted_findings(self) -> list[Finding]:
         return sorted(self.findings, key=lambda f: -f.score)
-
-
-@dataclass(frozen=True)
-class AuditEvent:
-    """Something the audit trail must keep; persisted by the store."""
-
-    kind: str  # e.g. "inference.run"
-    at_utc: str
-    details: dict[str, Any] = field(default_factory=dict)

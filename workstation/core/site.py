@@ -61,11 +61,32 @@ class CacheSettings:
     max_bytes: int = 20 * 1024**3
 
 
+ROLE_NAMES = ("radiologist", "reviewer", "admin")
+LOGIN = re.compile(r"^[A-Za-z0-9_.@\\-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class UserSettings:
+    """Who gets which role (IT decides; unlisted logins get `default_role`, or none: view only)."""
+
+    roles: dict[str, str] = field(default_factory=dict)  # login -> role name
+    default_role: str | None = None
+    login_variable: str | None = None  # read the login from this environment variable (site SSO wrapper)
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    path: str | None = None  # default: store.sqlite in the platform's user data directory
+
+
 @dataclass(frozen=True)
 class SiteConfig:
     local: LocalAE = LocalAE()
     nodes: dict[str, PacsNode] = field(default_factory=dict)
     cache: CacheSettings = CacheSettings()
+    users: UserSettings = UserSettings()
+    store: StoreSettings = StoreSettings()
+    workstation_id: str | None = None  # default: the host name
 
     def node(self, name: str) -> PacsNode:
         if name not in self.nodes:
@@ -76,16 +97,40 @@ class SiteConfig:
 
 def parse_site_config(data: dict[str, Any]) -> SiteConfig:
     """Validate a parsed TOML document; raises ConfigError naming the first bad key."""
-    _only(data, "", {"workstation", "pacs", "cache"})
+    _only(data, "", {"workstation", "pacs", "cache", "users", "store"})
+    workstation = _table(data, "workstation")
+    store = _table(data, "store")
+    _only(store, "store.", {"path"})
+    workstation_id = _string(workstation, "workstation.id", None, required=False)
+    if workstation_id is not None and not NODE_NAME.match(workstation_id):
+        raise ConfigError("workstation.id", "may use letters, digits, '.', '_' and '-' only (1-64 characters)")
     return SiteConfig(
-        local=_local(_table(data, "workstation")),
+        local=_local(workstation),
         nodes={name: _node(name, _table(data["pacs"], name, "pacs.")) for name in _table(data, "pacs")},
         cache=_cache(_table(data, "cache")),
+        users=_users(_table(data, "users")),
+        store=StoreSettings(path=_string(store, "store.path", None, required=False)),
+        workstation_id=workstation_id,
     )
 
 
+def _users(table: dict[str, Any]) -> UserSettings:
+    _only(table, "users.", {"roles", "default_role", "login_variable"})
+    roles = _table(table, "roles", "users.")
+    for login, role in roles.items():
+        if not LOGIN.match(login):
+            raise ConfigError(f"users.roles.{login}", "not a valid login name")
+        if role not in ROLE_NAMES:
+            raise ConfigError(f"users.roles.{login}", f"role must be one of {', '.join(ROLE_NAMES)}")
+    default = _string(table, "users.default_role", None, required=False)
+    if default is not None and default not in ROLE_NAMES:
+        raise ConfigError("users.default_role", f"must be one of {', '.join(ROLE_NAMES)}")
+    return UserSettings(roles=dict(roles), default_role=default,
+                        login_variable=_string(table, "users.login_variable", None, required=False))
+
+
 def _local(table: dict[str, Any]) -> LocalAE:
-    _only(table, "workstation.", {"ae_title", "store_port", "bind_address"})
+    _only(table, "workstation.", {"id", "ae_title", "store_port", "bind_address"})
     return LocalAE(
         ae_title=_ae_title(table, "workstation.ae_title", LocalAE.ae_title),
         store_port=_port(table, "workstation.store_port", LocalAE.store_port),

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from workstation.core.events import Event
-from workstation.core.findings import AuditEvent, Finding, InferenceResult, ModelRef
+from workstation.core.audit import AuditEvent
+from workstation.core.findings import Finding, InferenceResult, ModelRef
 from workstation.core.study import DisplaySet
 from workstation.core.tasks import CancelToken, Progress, no_progress
 from workstation.core.volume import Volume
@@ -26,7 +27,7 @@ class InferenceService:
         self.manifests, self.problems = load_manifests(models_root)
         for problem in self.problems:
             log.warning("model not usable: %s", problem)
-        self.run_recorded = Event()  # (AuditEvent) - the store persists these
+        self.run_recorded = Event()  # (InferenceResult, AuditEvent) - the store persists both
         self._cache: dict[tuple, InferenceResult] = {}
         self._lock = threading.Lock()
         self._device: str | None = None
@@ -78,7 +79,7 @@ class InferenceService:
         )
         with self._lock:
             self._cache[key] = result
-        self.run_recorded.emit(_audit(result))
+        self.run_recorded.emit(result, _audit(result))
         return result
 
     def _choose(self, display_set: DisplaySet, spec: str | None) -> ModelManifest:

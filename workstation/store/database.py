@@ -1,0 +1,355 @@
+"""The encrypted local store: one SQLCipher file for feedback entries, inference records and the audit chain.
+
+Durable by construction: WAL with synchronous=FULL, and every write is one
+transaction that appends the payload row and its chained audit entry together.
+A wrong or missing key leaves the file untouched (checked read-only first).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keyring.backend
+from sqlcipher3 import dbapi2 as sqlcipher
+
+from workstation.core.audit import (
+    GENESIS, AuditEntry, AuditEvent, ChainProblem, ChainReport, Outcome, digest, verify_chain, chain_entry,
+)
+from workstation.core.findings import Finding, InferenceResult, ModelRef
+from workstation.core.review import FeedbackEntry
+from workstation.core.roles import Permission, PermissionDenied, User
+from workstation.store import keys
+from workstation.store.schema import MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used; the message says why and what to do."""
+
+
+class StoreLocked(StoreError):
+    """Wrong or missing key, or no keyring: the file was not touched."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who writes: the user (with role) at this workstation."""
+
+    user: User
+    workstation_id: str
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    run_id: str
+    model: ModelRef
+    device: str
+    study_instance_uid: str
+    series_instance_uid: str
+    started_utc: str
+    findings: list[Finding]
+
+
+@dataclass(frozen=True)
+class StoreReport:
+    """`audit verify`: the chain, the links from feedback/inference rows to their audit entries, the pages."""
+
+    chain: ChainReport
+    record_problem: ChainProblem | None
+    integrity: str  # "ok" or what SQLCipher/SQLite found
+
+    @property
+    def ok(self) -> bool:
+        return self.chain.ok and self.record_problem is None and self.integrity == "ok"
+
+    @property
+    def first_problem(self) -> ChainProblem | None:
+        problems = [p for p in (self.chain.problem, self.record_problem) if p is not None]
+        return min(problems, key=lambda p: p.seq) if problems else None
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Store:
+    """Open with `Store.open`; every write method is atomic and durable when it returns."""
+
+    def __init__(self, path: Path, connection, identity: Identity) -> None:
+        self.path, self._db, self.identity = path, connection, identity
+        self._lock = threading.RLock()
+
+    # ----- opening
+    @classmethod
+    def open(cls, path: str | os.PathLike, identity: Identity,
+             backend: keyring.backend.KeyringBackend | None = None, key_name: str = keys.STORE_KEY) -> Store:
+        path = Path(path)
+        try:
+            chosen = keys.usable_backend(backend)
+            key = keys.read_key(chosen, key_name)
+            if key is None:
+                if path.exists():
+                    raise keys.KeyMissing(
+                        f"the store {path} exists but the OS keyring holds no key for it; restore the keyring "
+                        "(or its backup) - the store was left untouched")
+                key = keys.create_key(chosen, key_name)
+            elif path.exists():
+                _check_key(path, key)
+        except (keys.KeyringUnavailable, keys.KeyMissing, StoreLocked) as exc:
+            _remember_failure(path, identity, str(exc))
+            raise StoreLocked(str(exc)) from exc
+        path.parent.mkdir(parents=True, exist_ok=True)
+        store = cls(path, _connect(path, key), identity)
+        store._migrate()
+        store._import_failures()
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ----- writes
+    def append(self, event: AuditEvent) -> AuditEntry:
+        """One audit entry, chained and durable."""
+        with self._transaction() as db:
+            return self._append(db, event)
+
+    def record_feedback(self, entry: FeedbackEntry) -> AuditEntry:
+        """A review action and its audit entry in one transaction; the role is checked here."""
+        user = self.identity.user
+        if entry.user != user.login or entry.role != (user.role.value if user.role else ""):
+            self._deny(entry.action.permission, entry.study_instance_uid,
+                       f"entry claims user {entry.user!r} ({entry.role}) but {user.login} is signed in")
+            raise PermissionDenied(user, entry.action.permission)
+        if not user.may(entry.action.permission):
+            self._deny(entry.action.permission, entry.study_instance_uid, f"{entry.action.value} refused")
+            raise PermissionDenied(user, entry.action.permission)
+        payload = entry.to_dict()
+        event = AuditEvent(f"finding.{entry.action.value}", entry.at_utc, {
+            "feedback_entry_id": entry.entry_id,
+            "feedback_sha256": digest(payload),
+            "finding_id": entry.finding_id,
+            "series_instance_uid": entry.series_instance_uid,
+            "sop_instance_uid": entry.sop_instance_uid,
+            "model": entry.model_name,
+            "version": entry.model_version,
+        }, study_instance_uid=entry.study_instance_uid)
+        with self._transaction() as db:
+            audit = self._append(db, event)
+            db.execute("INSERT INTO feedback (entry_id, audit_seq, series_instance_uid, finding_id, payload) VALUES (?,?,?,?,?)",
+                       (entry.entry_id, audit.seq, entry.series_instance_uid, entry.finding_id, _json(payload)))
+        return audit
+
+    def record_inference(self, result: InferenceResult, event: AuditEvent) -> str:
+        """The findings of a run (so a reopened study shows them) with its audit entry; returns the run id."""
+        run_id = str(uuid.uuid4())
+        payload = {
+            "run_id": run_id, "model": {"name": result.model.name, "version": result.model.version, "sha256": result.model.sha256},
+            "device": result.device, "study_instance_uid": result.study_instance_uid,
+            "series_instance_uid": result.series_instance_uid, "started_utc": result.started_utc,
+            "findings": [_finding_dict(f) for f in result.findings],
+        }
+        event = AuditEvent(event.kind, event.at_utc, {**event.details, "run_id": run_id, "record_sha256": digest(payload)},
+                           result.study_instance_uid, event.outcome, event.outcome_text)
+        with self._transaction() as db:
+            audit = self._append(db, event)
+            db.execute("INSERT INTO inference_runs (run_id, audit_seq, series_instance_uid, model, version, payload) VALUES (?,?,?,?,?,?)",
+                       (run_id, audit.seq, result.series_instance_uid, result.model.name, result.model.version, _json(payload)))
+        return run_id
+
+    def _deny(self, permission: Permission, study_uid: str, reason: str) -> None:
+        self.append(AuditEvent("access.denied", now_utc(), {"permission": permission.value, "reason": reason},
+                               study_uid, Outcome.MINOR_FAILURE, reason))
+
+    def _append(self, db, event: AuditEvent) -> AuditEntry:
+        row = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
+        user = self.identity.user
+        entry = chain_entry(seq, str(uuid.uuid4()), self.identity.workstation_id, user.login,
+                            user.role.value if user.role else "", event, prev)
+        db.execute(
+            "INSERT INTO audit (seq, entry_id, workstation_id, at_utc, kind, user, role, study_instance_uid, outcome,"
+            " outcome_text, details, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (entry.seq, entry.entry_id, entry.workstation_id, entry.at_utc, entry.kind, entry.user, entry.role,
+             entry.study_instance_uid, entry.outcome, entry.outcome_text, _json(entry.details), entry.prev_hash, entry.hash))
+        return entry
+
+    @contextmanager
+    def _transaction(self) -> Iterator:
+        with self._lock:
+            if self._db is None:
+                raise StoreError("the store is closed")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # ----- reads
+    def feedback(self, series_instance_uid: str) -> list[FeedbackEntry]:
+        """The series' review entries in write order."""
+        rows = self._query("SELECT payload FROM feedback WHERE series_instance_uid = ? ORDER BY audit_seq", (series_instance_uid,))
+        return [FeedbackEntry.from_dict(json.loads(payload)) for (payload,) in rows]
+
+    def inference_runs(self, series_instance_uid: str) -> list[StoredRun]:
+        """Stored runs of a series, newest first."""
+        rows = self._query("SELECT payload FROM inference_runs WHERE series_instance_uid = ? ORDER BY audit_seq DESC", (series_instance_uid,))
+        return [_stored_run(json.loads(payload)) for (payload,) in rows]
+
+    def audit_entries(self, since_utc: str | None = None) -> list[AuditEntry]:
+        sql = "SELECT seq, entry_id, workstation_id, at_utc, kind, user, role, study_instance_uid, outcome, outcome_text, details, prev_hash, hash FROM audit"
+        rows = self._query(sql + (" WHERE at_utc >= ? ORDER BY seq" if since_utc else " ORDER BY seq"), (since_utc,) if since_utc else ())
+        return [_audit_entry(row) for row in rows]
+
+    def count(self, table: str = "audit") -> int:
+        if table not in ("audit", "feedback", "inference_runs"):
+            raise ValueError(table)
+        return self._query(f"SELECT count(*) FROM {table}")[0][0]
+
+    def verify(self) -> StoreReport:
+        """Chain, record links and page integrity; names the first entry that does not fit."""
+        entries = self.audit_entries()
+        chain = verify_chain(entries)
+        integrity = self._integrity()
+        return StoreReport(chain, self._check_records(entries), integrity)
+
+    def _check_records(self, entries: list[AuditEntry]) -> ChainProblem | None:
+        by_seq = {e.seq: e for e in entries}
+        problems: list[ChainProblem] = []
+        for table, id_key, sha_key, kinds in (("feedback", "feedback_entry_id", "feedback_sha256", "finding."),
+                                               ("inference_runs", "run_id", "record_sha256", "inference.run")):
+            id_column = "entry_id" if table == "feedback" else "run_id"
+            rows = {seq: (rid, json.loads(p)) for rid, seq, p in self._query(f"SELECT {id_column}, audit_seq, payload FROM {table}")}
+            for seq, (rid, payload) in rows.items():
+                audit = by_seq.get(seq)
+                if audit is None or audit.details.get(id_key) != rid:
+                    problems.append(ChainProblem("inserted", seq, rid, f"{table} row {rid} has no audit entry of its own (inserted)"))
+                elif audit.details.get(sha_key) != digest(payload):
+                    problems.append(ChainProblem("altered", seq, rid, f"{table} row {rid} (audit entry {seq}) was altered"))
+            for entry in entries:
+                if entry.kind.startswith(kinds) and id_key in entry.details and entry.seq not in rows:
+                    problems.append(ChainProblem("deleted", entry.seq, entry.details[id_key],
+                                                 f"{table} row of audit entry {entry.seq} was deleted"))
+        return min(problems, key=lambda p: p.seq) if problems else None
+
+    def _integrity(self) -> str:
+        cipher = [r[0] for r in self._query("PRAGMA cipher_integrity_check")]
+        pages = [r[0] for r in self._query("PRAGMA integrity_check")]
+        found = cipher + [p for p in pages if p != "ok"]
+        return "ok" if not found else "; ".join(found)
+
+    def _query(self, sql: str, parameters: tuple = ()) -> list[tuple]:
+        with self._lock:
+            if self._db is None:
+                raise StoreError("the store is closed")
+            return self._db.execute(sql, parameters).fetchall()
+
+    # ----- schema and failed opens
+    def _migrate(self) -> None:
+        with self._lock:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise StoreError(f"the store {self.path} was written by a newer version (schema {version}); upgrade the workstation")
+            for number in range(version + 1, len(MIGRATIONS) + 1):
+                self._db.executescript(f"BEGIN IMMEDIATE;\n{MIGRATIONS[number - 1]}\nPRAGMA user_version = {number};\nCOMMIT;")
+
+    def _import_failures(self) -> None:
+        """Failed opens were noted beside the store (no PHI); now that it is open they join the chain."""
+        pending = _failures_path(self.path)
+        if not pending.exists():
+            return
+        for line in pending.read_text(encoding="utf-8").splitlines():
+            try:
+                note = json.loads(line)
+                self.append(AuditEvent("store.open-failed", note["at_utc"], {"user": note["user"], "reason": note["reason"][:500]},
+                                       outcome=Outcome.SERIOUS_FAILURE, outcome_text="store refused to open"))
+            except (ValueError, KeyError):
+                log.warning("unreadable line in %s skipped", pending)
+        pending.unlink()
+
+
+def _connect(path: Path, key: bytes, read_only: bool = False):
+    uri = f"{path.resolve().as_uri()}?mode=ro" if read_only else path.resolve().as_uri()
+    db = sqlcipher.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        db.execute("PRAGMA cipher_log_level = NONE")  # a wrong key is reported by us, not on stderr
+    except sqlcipher.DatabaseError:
+        pass
+    db.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlcipher.DatabaseError as exc:
+        db.close()
+        raise StoreLocked(f"the store {path} cannot be opened with the key in the OS keyring ({exc}); "
+                          "it was left untouched - restore the matching keyring entry") from None
+    if not read_only:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return db
+
+
+def _check_key(path: Path, key: bytes) -> None:
+    _connect(path, key, read_only=True).close()
+
+
+def _failures_path(path: Path) -> Path:
+    return path.with_name(path.name + ".failed-opens.jsonl")
+
+
+def _remember_failure(path: Path, identity: Identity, reason: str) -> None:
+    try:
+        if path.parent.exists():
+            with open(_failures_path(path), "a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"at_utc": now_utc(), "user": identity.user.login, "reason": reason}) + "\n")
+    except OSError:
+        log.warning("could not note the failed store open beside %s", path)
+
+
+def _json(data) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _audit_entry(row: tuple) -> AuditEntry:
+    values = list(row)
+    values[10] = json.loads(values[10])
+    return AuditEntry(*values)
+
+
+def _finding_dict(finding: Finding) -> dict:
+    return {"finding_id": finding.finding_id, "label": finding.label, "score": finding.score,
+            "frame_index": finding.frame_index, "box_px": list(finding.box_px),
+            "box_mm": [list(c) for c in finding.box_mm], "center_mm": list(finding.center_mm),
+            "frames": list(finding.frames), "sop_instance_uid": finding.sop_instance_uid}
+
+
+def _stored_run(payload: dict) -> StoredRun:
+    findings = [Finding(f["finding_id"], f["label"], f["score"], f["frame_index"], tuple(f["box_px"]),
+                        tuple(tuple(c) for c in f["box_mm"]), tuple(f["center_mm"]), tuple(f["frames"]),
+                        f.get("sop_instance_uid", "")) for f in payload["findings"]]
+    model = payload["model"]
+    return StoredRun(payload["run_id"], ModelRef(model["name"], model["version"], model["sha256"]), payload["device"],
+                     payload["study_instance_uid"], payload["series_instance_uid"], payload["started_utc"], findings)

@@ -1,0 +1,89 @@
+"""The store's key lives in the OS keyring (via `keyring`), never in a file we write.
+
+Fail closed: when no OS keyring is usable we refuse, with a message for IT,
+rather than fall back to a plaintext key. A file backend (keyrings.alt) is used
+only when chosen explicitly: passed in, PYTHON_KEYRING_BACKEND or keyringrc.cfg.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import keyring
+import keyring.backend
+import keyring.core
+import keyring.errors
+
+SERVICE = "radiology-workstation"
+STORE_KEY = "store-key"
+KEY_BYTES = 32
+
+INSTALL_HINT = (
+    "no usable OS keyring: on Linux install and unlock a Secret Service "
+    "(gnome-keyring or KWallet with libsecret) in the user's session; Windows Credential Manager and the "
+    "macOS Keychain work as they are. The store stays closed until then (no plaintext key is ever used)."
+)
+
+
+class KeyringUnavailable(RuntimeError):
+    """No OS keyring can hold the key; the message tells IT what to install."""
+
+
+class KeyMissing(RuntimeError):
+    """The store exists but the keyring has no key for it."""
+
+
+def usable_backend(backend: keyring.backend.KeyringBackend | None = None) -> keyring.backend.KeyringBackend:
+    """The backend to use, or KeyringUnavailable. An explicitly chosen backend is trusted as chosen."""
+    if backend is not None:
+        return backend
+    explicit = keyring.core.load_env() or keyring.core.load_config()
+    chosen = explicit or keyring.get_keyring()
+    if _is_fail(chosen):
+        raise KeyringUnavailable(INSTALL_HINT)
+    if explicit is None and _priority(chosen) < 1:
+        name = f"{type(chosen).__module__}.{type(chosen).__name__}"
+        raise KeyringUnavailable(f"{INSTALL_HINT} (only the insecure fallback {name} was found)")
+    return chosen
+
+
+def _is_fail(backend: keyring.backend.KeyringBackend) -> bool:
+    inner = getattr(backend, "backends", None)
+    if inner is not None:  # the chainer: usable when any of its backends is
+        return not inner
+    return type(backend).__module__ in ("keyring.backends.fail", "keyring.backends.null")
+
+
+def _priority(backend: keyring.backend.KeyringBackend) -> float:
+    try:
+        return float(backend.priority)
+    except Exception:
+        return 0.0
+
+
+def read_key(backend: keyring.backend.KeyringBackend, name: str = STORE_KEY) -> bytes | None:
+    try:
+        value = backend.get_password(SERVICE, name)
+    except keyring.errors.KeyringError as exc:
+        raise KeyringUnavailable(f"the OS keyring refused to read the store key: {exc}. {INSTALL_HINT}") from exc
+    if value is None:
+        return None
+    try:
+        key = bytes.fromhex(value)
+    except ValueError:
+        raise KeyMissing(f"the keyring entry {SERVICE}/{name} is not a store key (not hex)") from None
+    if len(key) != KEY_BYTES:
+        raise KeyMissing(f"the keyring entry {SERVICE}/{name} is not a {KEY_BYTES}-byte key")
+    return key
+
+
+def create_key(backend: keyring.backend.KeyringBackend, name: str = STORE_KEY) -> bytes:
+    """A new random key, written to the keyring and read back before anything is encrypted with it."""
+    key = secrets.token_bytes(KEY_BYTES)
+    try:
+        backend.set_password(SERVICE, name, key.hex())
+    except keyring.errors.KeyringError as exc:
+        raise KeyringUnavailable(f"the OS keyring refused to keep the store key: {exc}. {INSTALL_HINT}") from exc
+    if read_key(backend, name) != key:
+        raise KeyringUnavailable(f"the OS keyring did not keep the store key. {INSTALL_HINT}")
+    return key
