@@ -15,7 +15,7 @@ from pathlib import Path
 import keyring.backend
 from platformdirs import user_data_dir
 
-from workstation.core.audit import AuditEvent, Outcome
+from workstation.core.audit import AuditEvent, Outcome, digest
 from workstation.core.roles import Role, User
 from workstation.core.site import SiteConfig
 from workstation.store.database import Identity, Store, StoreLocked, now_utc
@@ -67,4 +67,53 @@ class AuditTrail:
         self.store.append(event)
 
 
-__all__ = ["AuditTrail", "StoreLocked", "current_user", "identity", "open_store", "store_path", "workstation_id"]
+class WorkSession:
+    """The signed-in user's working session: the store, its audit trail and the review service.
+
+    `start` records application start and login, and a configuration change when
+    the site configuration differs from the one in force at the last start.
+    """
+
+    def __init__(self, config: SiteConfig, store: Store) -> None:
+        from workstation.services.review import ReviewService
+
+        self.config, self.store = config, store
+        self.audit = AuditTrail(store)
+        self.review = ReviewService(store)
+
+    @classmethod
+    def open(cls, config: SiteConfig, backend: keyring.backend.KeyringBackend | None = None) -> WorkSession:
+        return cls(config, open_store(config, backend))
+
+    @property
+    def user(self) -> User:
+        return self.store.identity.user
+
+    def start(self, application: str = "viewer") -> None:
+        config_sha256 = digest(_config_summary(self.config))
+        previous = [e for e in self.store.audit_entries() if e.kind == "application.start"]
+        self.audit.record("application.start", application=application, config_sha256=config_sha256)
+        if previous and previous[-1].details.get("config_sha256") not in (None, config_sha256):
+            self.audit.record("config.change", previous_sha256=previous[-1].details.get("config_sha256"),
+                              config_sha256=config_sha256, summary=_config_summary(self.config))
+        self.audit.record("session.start", role=self.user.role.value if self.user.role else "none")
+
+    def end(self, application: str = "viewer") -> None:
+        try:
+            self.audit.record("session.end")
+            self.audit.record("application.stop", application=application)
+        finally:
+            self.store.close()
+
+
+def _config_summary(config: SiteConfig) -> dict:
+    """What a configuration change entry shows: nodes, roles, server; no secrets live in the config anyway."""
+    return {
+        "workstation": {"id": config.workstation_id, "ae_title": config.local.ae_title, "store_port": config.local.store_port},
+        "pacs": {name: [n.ae_title, n.host, n.port, n.retrieve, n.tls is not None] for name, n in sorted(config.nodes.items())},
+        "roles": dict(sorted(config.users.roles.items())),
+        "default_role": config.users.default_role,
+    }
+
+
+__all__ = ["AuditTrail", "StoreLocked", "WorkSession", "current_user", "identity", "open_store", "store_path", "workstation_id"]
