@@ -12,7 +12,13 @@ from __future__ import annotations
 
 import os
 
+import tempfile  # noqa: E402
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # every Qt test is headless
+# Never touch the developer's own encrypted store or keyring: a private data directory, and no
+# keyring backend unless a test chooses one (most pass a file backend explicitly).
+os.environ["WORKSTATION_DATA_DIR"] = tempfile.mkdtemp(prefix="workstation-data-")
+os.environ.pop("PYTHON_KEYRING_BACKEND", None)
 
 from netpeers.isolation import enter_private_netns, isolation_problem  # noqa: E402
 

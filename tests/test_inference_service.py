@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from keyrings.alt.file import PlaintextKeyring
 
+from workstation.core.roles import User
 from workstation.core.tasks import CancelToken, Cancelled
 from workstation.demo import write_demo_study
 from workstation.dicom.scan import scan_paths
 from workstation.inference.registry import ModelError, default_root
 from workstation.services.inference import InferenceService
 from workstation.services.loading import SeriesLoad
+from workstation.store.database import Identity, Store
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +87,12 @@ def test_wrong_modality_and_modified_weights_are_refused(loaded, tmp_path):
 
 
 def test_infer_json(study, tmp_path):
+    keyring_env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
+                   "XDG_DATA_HOME": str(tmp_path / "xdg"), "WORKSTATION_DATA_DIR": str(tmp_path / "data")}
     done = subprocess.run([sys.executable, "-m", "workstation", "infer", str(study.directory), "--json"],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=keyring_env)
     assert done.returncode == 0, done.stderr
+    assert "not recorded" not in done.stderr
     report = json.loads(done.stdout)
     assert report["format"] == "workstation.infer/1"
     (run,) = report["runs"]
@@ -99,3 +106,14 @@ def test_infer_json(study, tmp_path):
     refused = subprocess.run([sys.executable, "-m", "workstation", "infer", str(study.directory), "--model", "nope"],
                              capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2 and "no model 'nope'" in refused.stderr
+    assert "not recorded in the audit trail: no usable OS keyring" in refused.stderr  # no keyring: said, not silent
+
+    # the run and its findings were kept in the encrypted store, with the audit entry
+    backend = PlaintextKeyring()
+    backend.file_path = str(tmp_path / "xdg" / "python_keyring" / "keyring_pass.cfg")  # where the subprocess kept the key
+    with Store.open(tmp_path / "data" / "store.sqlite", Identity(User("reader", None), "ws"), backend) as store:
+        (stored,) = store.inference_runs(run["series_instance_uid"])
+        assert sorted(f.finding_id for f in stored.findings) == sorted(f["id"] for f in run["findings"])
+        kinds = [e.kind for e in store.audit_entries()]
+        assert kinds == ["application.start", "session.start", "inference.run", "session.end", "application.stop"]
+        assert store.verify().ok

@@ -20,15 +20,42 @@ def infer_main(argv: list[str]) -> int:
     parser.add_argument("paths", nargs="+", metavar="PATH")
     parser.add_argument("--model", metavar="NAME[:VERSION]", help="default: the newest model accepting each series")
     parser.add_argument("--json", action="store_true", help=f"print the {FORMAT} JSON document")
+    parser.add_argument("--config", metavar="FILE", help="site configuration (for the audit trail's user and store)")
     args = parser.parse_args(argv)
 
     from workstation.dicom.scan import scan_paths
-    from workstation.inference.registry import ModelError
     from workstation.services.inference import InferenceService
-    from workstation.services.loading import SeriesLoad
 
     service = InferenceService()
-    catalog = scan_paths(args.paths)
+    session = _audit_session(args.config)
+    if session is not None:
+        service.run_recorded.connect(session.review.record_run)
+    try:
+        return _infer(args, service, scan_paths(args.paths))
+    finally:
+        if session is not None:
+            session.end("infer")
+
+
+def _audit_session(config_option: str | None):
+    """Runs are kept in the encrypted store when it opens; when it cannot, say so (never silently)."""
+    from workstation.core.site import ConfigError
+    from workstation.services.config import load_site_config
+    from workstation.services.session import StoreLocked, WorkSession
+
+    try:
+        session = WorkSession.open(load_site_config(config_option))
+    except (ConfigError, StoreLocked) as exc:
+        print(f"warning: runs are not recorded in the audit trail: {exc}", file=sys.stderr)
+        return None
+    session.start("infer")
+    return session
+
+
+def _infer(args, service, catalog) -> int:
+    from workstation.inference.registry import ModelError
+    from workstation.services.loading import SeriesLoad
+
     runs, skipped = [], []
     for display_set in catalog.display_sets:
         if args.model is None and all(reason for _, reason in service.models_for(display_set)):
