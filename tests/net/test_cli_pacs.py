@@ -100,3 +100,29 @@ def test_retrieve(site_file, net_demo_study, method, tmp_path):
 def test_retrieve_failure_exits_non_zero(site_file):
     done = run("retrieve", "DOWN", "--study", "1.2.3", config=site_file)
     assert done.returncode == 1 and "cannot connect" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_find_and_retrieve_are_audited_in_the_store(site_file, net_demo_study, tmp_path):
+    from keyrings.alt.file import PlaintextKeyring
+
+    from workstation.core.roles import User
+    from workstation.store.database import Identity, Store
+
+    env = {**os.environ, "WORKSTATION_CONFIG": str(site_file), "WORKSTATION_DATA_DIR": str(tmp_path / "data"),
+           "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring", "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    for args in (("find", "MAIN", "--patient-name", "DEMO*"), ("retrieve", "MAIN", "--study", net_demo_study.study_instance_uid)):
+        done = subprocess.run([sys.executable, "-m", "workstation", "pacs", *args], capture_output=True, text=True,
+                              env=env, timeout=120)
+        assert done.returncode == 0 and "not recorded" not in done.stderr, done.stderr
+    backend = PlaintextKeyring()
+    backend.file_path = str(tmp_path / "xdg" / "python_keyring" / "keyring_pass.cfg")
+    with Store.open(tmp_path / "data" / "store.sqlite", Identity(User("it", None), "ws"), backend) as store:
+        entries = {e.kind: e for e in store.audit_entries()}
+        assert entries["pacs.query"].details["node"] == "MAIN" and "DEMO" not in str(entries["pacs.query"].details)
+        assert entries["pacs.retrieve"].study_instance_uid == net_demo_study.study_instance_uid
+        assert store.verify().ok
+
+
+def test_without_a_keyring_the_cli_works_and_says_it_is_not_audited(site_file):
+    done = run("find", "MAIN", "--modality", "CT", config=site_file)
+    assert done.returncode == 0 and "not recorded in the audit trail: no usable OS keyring" in done.stderr

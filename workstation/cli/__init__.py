@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.captureWarnings(True)  # pydicom's complaints about odd files go to the log, not the user
-    commands = {"scan": _scan, "demo-data": _demo_data, "pacs": _pacs, "infer": _infer}
+    commands = {"scan": _scan, "demo-data": _demo_data, "pacs": _pacs, "infer": _infer, "audit": _audit}
     if argv and argv[0] in commands:
         return commands[argv[0]](argv[1:])
     return _viewer(argv)
@@ -27,6 +27,12 @@ def _infer(argv: list[str]) -> int:
     from workstation.cli.infer import infer_main
 
     return infer_main(argv)
+
+
+def _audit(argv: list[str]) -> int:
+    from workstation.cli.audit import audit_main
+
+    return audit_main(argv)
 
 
 def _pacs(argv: list[str]) -> int:
@@ -66,7 +72,7 @@ def _demo_data(argv: list[str]) -> int:
 def _viewer(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="workstation",
-        description="Radiology AI workstation. Subcommands: scan, pacs, infer, demo-data (see 'workstation scan -h').",
+        description="Radiology AI workstation. Subcommands: scan, pacs, infer, audit, demo-data (see 'workstation scan -h').",
     )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="files, folders, DICOMDIR or .zip to open")
     parser.add_argument("--demo", action="store_true", help="open the bundled synthetic chest CT study")
@@ -77,13 +83,25 @@ def _viewer(argv: list[str]) -> int:
     parser.add_argument("--version", action="version", version=f"workstation {__version__}")
     args = parser.parse_args(argv)
     paths = [str(p) for p in args.paths]
+    config = args.config
     if args.demo:
         from workstation.services.demo import ensure_demo_study
 
         paths.insert(0, str(ensure_demo_study()))
+        config = config or demo_config()
     from workstation.ui.app import run
 
-    return run(paths, screenshot=args.screenshot, config_option=args.config, ai=args.ai)
+    return run(paths, screenshot=args.screenshot, config_option=config, ai=args.ai)
+
+
+def demo_config() -> str | None:
+    """With --demo and no site configuration chosen (--config or $WORKSTATION_CONFIG): the demo site (everyone reviews)."""
+    import os
+
+    if os.environ.get("WORKSTATION_CONFIG"):
+        return None
+    path = Path(__file__).resolve().parents[2] / "resources" / "demo-site.toml"
+    return str(path) if path.is_file() else None
 
 
 if __name__ == "__main__":

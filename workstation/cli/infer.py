@@ -38,18 +38,16 @@ def infer_main(argv: list[str]) -> int:
 
 
 def _audit_session(config_option: str | None):
-    """Runs are kept in the encrypted store when it opens; when it cannot, say so (never silently)."""
+    from workstation.cli._session import open_audit_session
     from workstation.core.site import ConfigError
     from workstation.services.config import load_site_config
-    from workstation.services.session import StoreLocked, WorkSession
 
     try:
-        session = WorkSession.open(load_site_config(config_option))
-    except (ConfigError, StoreLocked) as exc:
+        config = load_site_config(config_option)
+    except ConfigError as exc:
         print(f"warning: runs are not recorded in the audit trail: {exc}", file=sys.stderr)
         return None
-    session.start("infer")
-    return session
+    return open_audit_session(config, "infer", "runs are")
 
 
 def _infer(args, service, catalog) -> int:

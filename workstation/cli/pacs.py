@@ -49,7 +49,10 @@ def pacs_main(argv: list[str]) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    service = PacsService(config)
+    from workstation.cli._session import open_audit_session
+
+    session = open_audit_session(config, "pacs", "queries and retrievals are") if args.command != "echo" else None
+    service = PacsService(config, audit=session.audit if session else None)
     try:
         if args.command == "echo":
             seconds = service.echo(args.node)
@@ -64,6 +67,8 @@ def pacs_main(argv: list[str]) -> int:
         return EXIT_FAILED
     finally:
         service.close()
+        if session is not None:
+            session.end("pacs")
 
 
 def _query(args: argparse.Namespace):

@@ -2,6 +2,12 @@
 
 Retrieved instances go into the StudyCache and are announced through
 `instance_stored`, so a viewer can open the study while it arrives.
+
+With an audit trail, every query is recorded as "pacs.query" (node, level, the
+names of the keys given - never their values, so no patient name - and the
+match count) and every retrieval as "pacs.retrieve" (node, study, method,
+series count, instances stored, outcome). A failure to record is logged and
+never breaks the PACS operation.
 """
 
 from __future__ import annotations
@@ -10,10 +16,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
+from typing import Any, Protocol
 
 from platformdirs import user_cache_dir
 
+from workstation.core.audit import Outcome
 from workstation.core.events import Event
 from workstation.core.pacs import RetrieveProgress, RetrieveResult, SeriesMatch, StoredInstance, StudyMatch, StudyQuery
 from workstation.core.site import SiteConfig
@@ -30,6 +39,14 @@ SUCCESS, OUT_OF_RESOURCES, CANNOT_UNDERSTAND = 0x0000, 0xA700, 0xC000
 LATE_ARRIVAL_WAIT = 5.0  # seconds to wait for C-MOVE sub-operations still in flight after the final response
 
 RetrieveCallback = Callable[[RetrieveProgress, int], None]  # (PACS progress, instances stored locally)
+OUTCOME_TEXT_MAX = 500
+
+
+class AuditSink(Protocol):
+    """What PacsService needs of an audit trail (services.session.AuditTrail)."""
+
+    def record(self, kind: str, study_instance_uid: str = "", outcome: Outcome = Outcome.SUCCESS,
+               outcome_text: str = "", **details: Any) -> None: ...
 
 
 def default_cache(config: SiteConfig) -> StudyCache:
@@ -38,9 +55,10 @@ def default_cache(config: SiteConfig) -> StudyCache:
 
 
 class PacsService:
-    def __init__(self, config: SiteConfig, cache: StudyCache | None = None) -> None:
+    def __init__(self, config: SiteConfig, cache: StudyCache | None = None, audit: AuditSink | None = None) -> None:
         self.config = config
         self.cache = cache or default_cache(config)
+        self.audit = audit  # None: nothing is recorded
         self.instance_stored = Event()  # (StoredInstance)
         self._receiver: StoreReceiver | None = None
         self._arrivals = _Arrivals(self.cache, self.instance_stored)
@@ -50,10 +68,25 @@ class PacsService:
         return net_echo.echo(self.config.node(node_name), self.config.local)
 
     def find_studies(self, node_name: str, study_query: StudyQuery) -> list[StudyMatch]:
-        return list(query.find_studies(self.config.node(node_name), self.config.local, study_query))
+        node = self.config.node(node_name)
+        keys = _query_keys(study_query)
+        try:
+            matches = list(query.find_studies(node, self.config.local, study_query))
+        except Exception as exc:
+            self._record_query(node_name, "STUDY", keys, None, exc)
+            raise
+        self._record_query(node_name, "STUDY", keys, len(matches))
+        return matches
 
     def find_series(self, node_name: str, study_instance_uid: str) -> list[SeriesMatch]:
-        return list(query.find_series(self.config.node(node_name), self.config.local, study_instance_uid))
+        node = self.config.node(node_name)
+        try:
+            matches = list(query.find_series(node, self.config.local, study_instance_uid))
+        except Exception as exc:
+            self._record_query(node_name, "SERIES", ["study_instance_uid"], None, exc, study_instance_uid)
+            raise
+        self._record_query(node_name, "SERIES", ["study_instance_uid"], len(matches), study_instance_uid=study_instance_uid)
+        return matches
 
     def retrieve(
         self, node_name: str, study_instance_uid: str, series_uids: tuple[str, ...] | list[str] = (),
@@ -62,6 +95,17 @@ class PacsService:
         """Retrieve into the cache; failures are reported in the result, never lost: what arrived is kept."""
         node = self.config.node(node_name)
         method = method or node.retrieve
+        try:
+            result = self._retrieve(node_name, study_instance_uid, series_uids, method, cancel, progress)
+        except Exception as exc:
+            self._record_retrieve(node_name, study_instance_uid, series_uids, method, None, exc)
+            raise
+        self._record_retrieve(node_name, study_instance_uid, series_uids, method, result)
+        return result
+
+    def _retrieve(self, node_name: str, study_instance_uid: str, series_uids, method: str,
+                  cancel: CancelToken | None, progress: RetrieveCallback | None) -> RetrieveResult:
+        node = self.config.node(node_name)
         result = RetrieveResult(study_instance_uid)
         stored: list[StoredInstance] = []
         refusals_before = len(self._arrivals.refusals)
@@ -106,6 +150,44 @@ class PacsService:
             result.failures.append(f"{len(refusals)} instance(s) could not be stored here: {refusals[0]}")
         self.cache.evict(keep={study_instance_uid})
         return result
+
+    # ----- audit
+    def _record_query(self, node_name: str, level: str, keys: list[str], matches: int | None,
+                      error: BaseException | None = None, study_instance_uid: str = "") -> None:
+        details: dict[str, Any] = {"node": node_name, "level": level, "keys": keys, "matches": matches}
+        if error is None:
+            self._record("pacs.query", study_instance_uid, Outcome.SUCCESS, "", details)
+        else:
+            self._record("pacs.query", study_instance_uid, Outcome.SERIOUS_FAILURE, _error_text(error), details)
+
+    def _record_retrieve(self, node_name: str, study_instance_uid: str, series_uids, method: str,
+                         result: RetrieveResult | None, error: BaseException | None = None) -> None:
+        details: dict[str, Any] = {"node": node_name, "method": method, "series_count": len(series_uids or ())}
+        if result is None:
+            details.update(instances_stored=0, status="failed")
+            self._record("pacs.retrieve", study_instance_uid, Outcome.SERIOUS_FAILURE, _error_text(error), details)
+            return
+        details.update(instances_stored=result.received, new=result.new, failed=result.failed,
+                       cancelled=result.cancelled, status=result.status)
+        if result.ok:
+            outcome = Outcome.SUCCESS
+        elif result.status == "failed":
+            outcome = Outcome.SERIOUS_FAILURE  # the operation broke off (what arrived is kept and counted)
+        else:
+            outcome = Outcome.MINOR_FAILURE  # partial or cancelled
+        text = "; ".join(result.failures) or ("cancelled" if result.cancelled else "")
+        self._record("pacs.retrieve", study_instance_uid, outcome, text[:OUTCOME_TEXT_MAX], details)
+
+    def _record(self, kind: str, study_instance_uid: str, outcome: Outcome, outcome_text: str,
+                details: dict[str, Any]) -> None:
+        """Write one audit entry; a failure to do so is logged, never raised into the PACS operation."""
+        if self.audit is None:
+            return
+        try:
+            self.audit.record(kind, study_instance_uid=study_instance_uid, outcome=outcome,
+                              outcome_text=outcome_text, **details)
+        except Exception as exc:  # noqa: BLE001 - the operation itself succeeded or failed on its own
+            log.error("could not record the %s audit entry (node %s): %s", kind, details.get("node"), exc)
 
     def study_dir(self, study_instance_uid: str) -> Path:
         return self.cache.study_dir(study_instance_uid)
@@ -173,6 +255,17 @@ class _Arrival:
 
     def discard(self) -> None:
         self._incoming.discard()
+
+
+def _query_keys(study_query: StudyQuery) -> list[str]:
+    """Which search keys were given (names only: the values, such as a patient name, are not recorded)."""
+    return [f.name for f in fields(study_query) if str(getattr(study_query, f.name)).strip()]
+
+
+def _error_text(error: BaseException | None) -> str:
+    if error is None:
+        return ""
+    return (str(error) or type(error).__name__)[:OUTCOME_TEXT_MAX]
 
 
 def _status_words(last: RetrieveProgress, result: RetrieveResult) -> str:
