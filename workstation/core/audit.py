@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import IntEnum
 from typing import Any
 
@@ -115,8 +115,7 @@ class AuditEntry:
 
     def canonical(self) -> bytes:
         """What the hash covers: every field except `seq` (checked separately) and `hash` itself."""
-        data = asdict(self)
-        del data["seq"], data["hash"]
+        data = {name: getattr(self, name) for name in _HASHED_FIELDS}  # not asdict: no deep copy per entry
         return canonical_json(data)
 
     def computed_hash(self) -> str:
@@ -124,6 +123,9 @@ class AuditEntry:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_HASHED_FIELDS = tuple(f.name for f in fields(AuditEntry) if f.name not in ("seq", "hash"))
 
 
 def canonical_json(data: Any) -> bytes:
@@ -193,4 +195,4 @@ def chain_entry(seq: int, entry_id: str, workstation_id: str, user: str, role: s
     study = event.study_instance_uid or str(event.details.get("study_instance_uid", ""))
     entry = AuditEntry(seq, entry_id, workstation_id, event.at_utc, event.kind, user, role, study,
                        int(event.outcome), event.outcome_text, dict(event.details), prev_hash)
-    return AuditEntry(**{**asdict(entry), "hash": entry.computed_hash()})
+    return replace(entry, hash=entry.computed_hash())

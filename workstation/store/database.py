@@ -7,6 +7,7 @@ A wrong or missing key leaves the file untouched (checked read-only first).
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -95,7 +96,7 @@ class Store:
     @classmethod
     def open(cls, path: str | os.PathLike, identity: Identity,
              backend: keyring.backend.KeyringBackend | None = None, key_name: str = keys.STORE_KEY) -> Store:
-        path = Path(path)
+        path, version = Path(path), 0
         try:
             chosen = keys.usable_backend(backend)
             key = keys.read_key(chosen, key_name)
@@ -106,14 +107,20 @@ class Store:
                         "(or its backup) - the store was left untouched")
                 key = keys.create_key(chosen, key_name)
             elif path.exists():
-                _check_key(path, key)
+                version = _check_key(path, key)
         except (keys.KeyringUnavailable, keys.KeyMissing, StoreLocked) as exc:
             _remember_failure(path, identity, str(exc))
             raise StoreLocked(str(exc)) from exc
+        if path.exists() and version > len(MIGRATIONS):  # refused before anything is written (WAL, -shm)
+            raise _too_new(path, version)
         path.parent.mkdir(parents=True, exist_ok=True)
         store = cls(path, _connect(path, key), identity)
-        store._migrate()
-        store._import_failures()
+        try:
+            store._migrate()
+            store._import_failures()
+        except BaseException:
+            store.close()
+            raise
         return store
 
     def close(self) -> None:
@@ -140,6 +147,10 @@ class Store:
         if entry.user != user.login or entry.role != (user.role.value if user.role else ""):
             self._deny(entry.action.permission, entry.study_instance_uid,
                        f"entry claims user {entry.user!r} ({entry.role}) but {user.login} is signed in")
+            raise PermissionDenied(user, entry.action.permission)
+        if entry.workstation_id != self.identity.workstation_id:
+            self._deny(entry.action.permission, entry.study_instance_uid,
+                       f"entry claims workstation {entry.workstation_id!r} but this is {self.identity.workstation_id!r}")
             raise PermissionDenied(user, entry.action.permission)
         if not user.may(entry.action.permission):
             self._deny(entry.action.permission, entry.study_instance_uid, f"{entry.action.value} refused")
@@ -202,10 +213,14 @@ class Store:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # also when COMMIT failed (disk full): the store stays usable
+                    try:
+                        self._db.execute("ROLLBACK")
+                    except sqlcipher.Error:
+                        log.exception("rollback failed")
                 raise
-            self._db.execute("COMMIT")
 
     # ----- reads
     def feedback(self, series_instance_uid: str) -> list[FeedbackEntry]:
@@ -236,17 +251,25 @@ class Store:
         return StoreReport(chain, self._check_records(entries), integrity)
 
     def _check_records(self, entries: list[AuditEntry]) -> ChainProblem | None:
+        """Each feedback/inference row against its audit entry: the id, the payload's digest, and the columns
+        the store looks rows up by (series, finding, model), which must say what the payload says."""
         by_seq = {e.seq: e for e in entries}
         problems: list[ChainProblem] = []
-        for table, id_key, sha_key, kinds in (("feedback", "feedback_entry_id", "feedback_sha256", "finding."),
-                                               ("inference_runs", "run_id", "record_sha256", "inference.run")):
-            id_column = "entry_id" if table == "feedback" else "run_id"
-            rows = {seq: (rid, json.loads(p)) for rid, seq, p in self._query(f"SELECT {id_column}, audit_seq, payload FROM {table}")}
-            for seq, (rid, payload) in rows.items():
+        for table, id_column, id_key, sha_key, kinds, columns in _RECORD_TABLES:
+            rows = {}
+            for rid, seq, text, *values in self._query(f"SELECT {id_column}, audit_seq, payload, {', '.join(columns)} FROM {table}"):
+                rows[seq] = rid
                 audit = by_seq.get(seq)
                 if audit is None or audit.details.get(id_key) != rid:
                     problems.append(ChainProblem("inserted", seq, rid, f"{table} row {rid} has no audit entry of its own (inserted)"))
-                elif audit.details.get(sha_key) != digest(payload):
+                    continue
+                try:
+                    payload = json.loads(text)
+                    intact = audit.details.get(sha_key) == digest(payload) and list(values) == [
+                        _record_column(payload, column) for column in columns]
+                except (ValueError, TypeError, KeyError):
+                    intact = False
+                if not intact:
                     problems.append(ChainProblem("altered", seq, rid, f"{table} row {rid} (audit entry {seq}) was altered"))
             for entry in entries:
                 if entry.kind.startswith(kinds) and id_key in entry.details and entry.seq not in rows:
@@ -268,30 +291,65 @@ class Store:
 
     # ----- schema and failed opens
     def _migrate(self) -> None:
-        with self._lock:
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(MIGRATIONS):
-                raise StoreError(f"the store {self.path} was written by a newer version (schema {version}); upgrade the workstation")
-            for number in range(version + 1, len(MIGRATIONS) + 1):
-                self._db.executescript(f"BEGIN IMMEDIATE;\n{MIGRATIONS[number - 1]}\nPRAGMA user_version = {number};\nCOMMIT;")
+        """Pending migrations, each in one transaction; the version is read inside it, so two
+        processes opening the same store at once do not both apply a migration."""
+        while True:
+            with self._transaction() as db:
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                if version > len(MIGRATIONS):
+                    raise _too_new(self.path, version)
+                if version == len(MIGRATIONS):
+                    return
+                for statement in _statements(MIGRATIONS[version]):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {version + 1}")
 
     def _import_failures(self) -> None:
-        """Failed opens were noted beside the store (no PHI); now that it is open they join the chain."""
+        """Failed opens were noted beside the store (no PHI); now that it is open they join the chain.
+
+        The notes file is first renamed to a name of our own, so a note written meanwhile by another
+        failing open starts a new file and is not lost; each note has an id, so a note is imported once
+        even when a crash left a claimed file behind or two processes import at once.
+        """
         pending = _failures_path(self.path)
-        if not pending.exists():
-            return
-        for line in pending.read_text(encoding="utf-8").splitlines():
+        if pending.exists():
             try:
-                note = json.loads(line)
-                self.append(AuditEvent("store.open-failed", note["at_utc"], {"user": note["user"], "reason": note["reason"][:500]},
-                                       outcome=Outcome.SERIOUS_FAILURE, outcome_text="store refused to open"))
-            except (ValueError, KeyError):
-                log.warning("unreadable line in %s skipped", pending)
-        pending.unlink()
+                os.replace(pending, pending.with_name(f"{pending.name}.{uuid.uuid4().hex}.importing"))
+            except FileNotFoundError:
+                pass  # another process claimed it
+        claimed = sorted(pending.parent.glob(glob.escape(pending.name) + ".*.importing"))
+        if not claimed:
+            return
+        notes = []
+        for file in claimed:
+            try:
+                lines = file.read_text(encoding="utf-8").splitlines()
+            except FileNotFoundError:
+                continue  # imported and removed by another process just now
+            for line in lines:
+                try:
+                    note = json.loads(line)
+                    notes.append((str(note.get("note_id", "")), AuditEvent(
+                        "store.open-failed", note["at_utc"],
+                        {"user": note["user"], "reason": note["reason"][:500], "note_id": note.get("note_id", "")},
+                        outcome=Outcome.SERIOUS_FAILURE, outcome_text="store refused to open")))
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    log.warning("unreadable line in %s skipped", file)
+        with self._transaction() as db:  # all or none; the ids already in the chain are read inside it
+            known = {json.loads(details).get("note_id") for (details,) in
+                     db.execute("SELECT details FROM audit WHERE kind = 'store.open-failed'")}
+            for note_id, event in notes:
+                if not (note_id and note_id in known):
+                    self._append(db, event)
+                    known.add(note_id)
+        for file in claimed:
+            file.unlink(missing_ok=True)
 
 
-def _connect(path: Path, key: bytes, read_only: bool = False):
-    uri = f"{path.resolve().as_uri()}?mode=ro" if read_only else path.resolve().as_uri()
+def _connect(path: Path, key: bytes, read_only: bool = False, immutable: bool = False):
+    """A connection with the key proven; read_only writes nothing, immutable also creates no -wal/-shm files
+    (it reads the main file without locks, ignoring a WAL: enough to prove the key, not to read entries)."""
+    uri = path.resolve().as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=ro" if read_only else "")
     db = sqlcipher.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
     try:
         db.execute("PRAGMA cipher_log_level = NONE")  # a wrong key is reported by us, not on stderr
@@ -304,7 +362,7 @@ def _connect(path: Path, key: bytes, read_only: bool = False):
         db.close()
         raise StoreLocked(f"the store {path} cannot be opened with the key in the OS keyring ({exc}); "
                           "it was left untouched - restore the matching keyring entry") from None
-    if not read_only:
+    if not (read_only or immutable):
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = FULL")
         db.execute("PRAGMA foreign_keys = ON")
@@ -312,8 +370,40 @@ def _connect(path: Path, key: bytes, read_only: bool = False):
     return db
 
 
-def _check_key(path: Path, key: bytes) -> None:
-    _connect(path, key, read_only=True).close()
+def _check_key(path: Path, key: bytes) -> int:
+    """Prove the key without writing or creating anything beside the store; returns the schema version.
+
+    The immutable read takes no lock, so it could meet page 1 half-rewritten by another process's
+    checkpoint: a failure is confirmed with a locking read-only open (which, with a wrong key, fails on
+    page 1 before it creates a -wal/-shm). The version may be stale when a migration sits in another
+    process's WAL; `_migrate` checks again inside its transaction.
+    """
+    try:
+        db = _connect(path, key, immutable=True)
+    except StoreLocked:
+        db = _connect(path, key, read_only=True)
+    try:
+        return db.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        db.close()
+
+
+def _too_new(path: Path, version: int) -> StoreError:
+    return StoreError(f"the store {path} was written by a newer version of the workstation (schema {version}, "
+                      f"this version knows {len(MIGRATIONS)}); it was left untouched - upgrade the workstation")
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a migration script (triggers hold ';' inside BEGIN ... END)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlcipher.complete_statement(pending):
+            if pending.strip():
+                yield pending.strip()
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete statement in a migration: {pending.strip()[:80]}")
 
 
 def _failures_path(path: Path) -> Path:
@@ -324,9 +414,24 @@ def _remember_failure(path: Path, identity: Identity, reason: str) -> None:
     try:
         if path.parent.exists():
             with open(_failures_path(path), "a", encoding="utf-8") as handle:
-                handle.write(json.dumps({"at_utc": now_utc(), "user": identity.user.login, "reason": reason}) + "\n")
+                handle.write(json.dumps({"note_id": str(uuid.uuid4()), "at_utc": now_utc(), "user": identity.user.login,
+                                         "reason": reason}) + "\n")
     except OSError:
         log.warning("could not note the failed store open beside %s", path)
+
+
+# table, id column, audit detail naming the row, audit detail with its digest, audit kinds, lookup columns
+_RECORD_TABLES = (
+    ("feedback", "entry_id", "feedback_entry_id", "feedback_sha256", "finding.", ("series_instance_uid", "finding_id")),
+    ("inference_runs", "run_id", "run_id", "record_sha256", "inference.run", ("series_instance_uid", "model", "version")),
+)
+
+
+def _record_column(payload: dict, column: str):
+    """What a lookup column of a feedback/inference row must hold, from the row's payload."""
+    if column in ("model", "version"):
+        return payload["model"]["name" if column == "model" else "version"]
+    return payload[column]
 
 
 def _json(data) -> str:

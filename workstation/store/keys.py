@@ -39,6 +39,13 @@ def usable_backend(backend: keyring.backend.KeyringBackend | None = None) -> key
         return backend
     explicit = keyring.core.load_env() or keyring.core.load_config()
     chosen = explicit or keyring.get_keyring()
+    inner = _chained(chosen)
+    if inner is not None:
+        # keyring's chainer reads from every backend of priority > 0 (the plaintext file included) and
+        # ranks itself 10 whenever it holds two: judge and use only the backend it would write to.
+        if not inner:
+            raise KeyringUnavailable(INSTALL_HINT)
+        chosen, explicit = inner[0], None
     if _is_fail(chosen):
         raise KeyringUnavailable(INSTALL_HINT)
     if explicit is None and _priority(chosen) < 1:
@@ -47,10 +54,14 @@ def usable_backend(backend: keyring.backend.KeyringBackend | None = None) -> key
     return chosen
 
 
+def _chained(backend: keyring.backend.KeyringBackend) -> list[keyring.backend.KeyringBackend] | None:
+    """The chainer's backends, best first (the one it writes to first); None for any other backend."""
+    if type(backend).__module__ != "keyring.backends.chainer":
+        return None
+    return list(getattr(backend, "backends", ()))
+
+
 def _is_fail(backend: keyring.backend.KeyringBackend) -> bool:
-    inner = getattr(backend, "backends", None)
-    if inner is not None:  # the chainer: usable when any of its backends is
-        return not inner
     return type(backend).__module__ in ("keyring.backends.fail", "keyring.backends.null")
 
 

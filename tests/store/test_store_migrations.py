@@ -1,0 +1,56 @@
+"""Schema versions: a fresh store is at the latest version; a store written by a newer version is refused
+before anything is written to it."""
+
+from __future__ import annotations
+
+import pytest
+from store_helpers import folder_bytes, raw_connect, raw_key, study_event
+
+from workstation.core.roles import Role, User
+from workstation.store import database
+from workstation.store.database import Identity, Store, StoreError, StoreLocked
+from workstation.store.schema import MIGRATIONS
+
+
+def test_a_fresh_store_has_every_migration_applied(open_store, db_path, backend):
+    open_store().close()
+    db = raw_connect(db_path, raw_key(backend))
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert {"audit", "feedback", "inference_runs", "audit_append_only_update", "feedback_append_only_delete"} <= names
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+    with open_store() as store:  # reopening applies nothing twice
+        store.append(study_event(1))
+        assert store.verify().ok
+
+
+def test_a_store_of_a_newer_schema_is_refused_and_left_unchanged(open_store, db_path, data_dir, backend):
+    with open_store() as store:
+        store.append(study_event(1))
+    db = raw_connect(db_path, raw_key(backend))
+    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    db.close()
+    before = folder_bytes(data_dir)
+    assert set(before) == {"store.sqlite"}
+    for _ in range(2):
+        with pytest.raises(StoreError, match=r"written by a newer version of the workstation \(schema 2, this "
+                                             r"version knows 1\); it was left untouched - upgrade") as refused:
+            open_store()
+        assert not isinstance(refused.value, StoreLocked)  # not a key problem
+        assert folder_bytes(data_dir) == before  # same bytes, no -wal/-shm, no failed-open note
+
+
+def test_migrations_are_one_transaction_each(open_store, db_path, backend, monkeypatch):
+    """A migration that fails half-way leaves the store as it was (no half-made schema, version unchanged)."""
+    monkeypatch.setattr(database, "MIGRATIONS", (MIGRATIONS[0] + "\nCREATE TABLE audit (x);\n",))
+    with pytest.raises(Exception, match="already exists"):
+        Store.open(db_path, Identity(User("rita", Role.REVIEWER), "ws-test"), backend)
+    monkeypatch.undo()
+    db = raw_connect(db_path, raw_key(backend))
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    db.close()
+    with open_store() as store:  # and the next open applies it properly
+        store.append(study_event(1))
+        assert store.verify().ok
