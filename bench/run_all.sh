@@ -20,3 +20,9 @@ echo "=== bench/window_redraw.py"
 echo
 echo "=== bench/retrieve.py"
 "$PY" bench/retrieve.py "${retrieve_args[@]}" "$@"
+echo
+echo "=== bench/inference.py"
+"$PY" bench/inference.py "$@"
+echo
+echo "=== bench/audit_write.py"
+"$PY" bench/audit_write.py "$@"
