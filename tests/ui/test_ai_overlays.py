@@ -37,7 +37,7 @@ def test_boxes_are_drawn_in_mm_on_the_frames_they_span(window):
     assert box.pen().style() == Qt.PenStyle.SolidLine  # the peak slice
     viewer.show_frame(22)
     (box,) = viewer.box_items()
-    assert box.pen().style() == Qt.PenStyle.DashLine  # within its span, not the peak
+    assert box.pen().style() == Qt.PenStyle.DotLine  # within its span, not the peak (dashed means rejected)
     viewer.show_frame(23)
     assert viewer.box_items() == []  # beyond its span
     viewer.show_frame(5)
@@ -77,9 +77,9 @@ def test_findings_panel_lists_by_score_and_jumps_to_a_finding(window, qtbot):
     viewer = window.viewer
     result = make_result(viewer)
     viewer.set_result(result)
-    window.ai_panel.show_result(result)
+    window.review.begin(viewer.display_set, result.model, result.findings)
     panel = window.ai_panel.findings
-    assert [f.finding_id for f in panel.findings()] == ["f-1", "f-2"]
+    assert [s.finding_id for s in panel.states()] == ["f-1", "f-2"]
     assert panel.topLevelItem(0).text(2) == "0.91" and panel.topLevelItem(0).text(3) == "21"
     viewer.show_frame(0)
     viewer.zoom_by(3.0)

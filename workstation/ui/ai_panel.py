@@ -1,12 +1,13 @@
-"""AI panel: choose a model that accepts the open series, run it, show/hide the heatmap, list findings."""
+"""AI panel: choose a model that accepts the open series, run it, show/hide the heatmap, review the findings."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
-from workstation.core.findings import InferenceResult
+from workstation.core.findings import InferenceResult, ModelRef
 from workstation.ui.findings_panel import FindingsPanel
+from workstation.ui.review_panel import ReviewPanel
 
 
 class AiPanel(QWidget):
@@ -28,9 +29,11 @@ class AiPanel(QWidget):
         self.opacity.setToolTip("Heatmap opacity")
         self.opacity.valueChanged.connect(lambda v: self.opacityChanged.emit(v / 100.0))
         self.device_label = QLabel("Device: (chosen at first run)")
+        self.device_label.setWordWrap(True)
         self.note = QLabel("")
         self.note.setWordWrap(True)
         self.findings = FindingsPanel()
+        self.review = ReviewPanel()
 
         row = QHBoxLayout()
         row.addWidget(self.model_box, 1)
@@ -46,6 +49,7 @@ class AiPanel(QWidget):
         layout.addWidget(self.device_label)
         layout.addWidget(self.note)
         layout.addWidget(self.findings, 1)
+        layout.addWidget(self.review)
         self.set_models([])
 
     def set_models(self, models: list[tuple[object, str | None]]) -> None:
@@ -64,9 +68,17 @@ class AiPanel(QWidget):
             self.note.setText(usable[0].intended_use)
 
     def show_result(self, result: InferenceResult | None) -> None:
-        self.findings.show_result(result)
-        if result is not None:
+        """The live run (its findings are listed by the review controller), or None: no run yet."""
+        if result is None:
+            self.device_label.setText("No AI run on this series yet: choose a model and press Run AI.")
+        else:
             self.device_label.setText(f"Device: {result.device}   ({result.seconds:.1f} s, {len(result.findings)} finding(s))")
+
+    def show_stored(self, model: ModelRef, device: str, started_utc: str, count: int) -> None:
+        """Findings reopened from the store: say where they come from and why there is no heatmap."""
+        self.device_label.setText(
+            f"Saved run of {model.name} {model.version} ({started_utc[:16].replace('T', ' ')} UTC, {device}, "
+            f"{count} finding(s)). Heatmap not saved: run the model again to see it.")
 
     def _run(self) -> None:
         ref = self.model_box.currentData()

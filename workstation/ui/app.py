@@ -12,6 +12,30 @@ log = logging.getLogger(__name__)
 SCREENSHOT_TIMEOUT_MS = 120_000
 
 
+def open_work_session(config, backend=None):
+    """(started WorkSession, "") or (None, why not): a locked store disables review, never the viewer.
+
+    `backend` is a keyring backend (tests pass a file one); None means the OS keyring.
+    """
+    from workstation.services.session import StoreLocked, WorkSession
+
+    try:
+        session = WorkSession.open(config, backend)
+    except StoreLocked as exc:
+        log.error("review disabled: %s", exc)
+        return None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - any store failure: view only, with the reason
+        log.exception("the encrypted store could not be opened")
+        return None, f"the encrypted store could not be opened ({exc})"
+    try:
+        session.start()
+    except Exception as exc:  # noqa: BLE001
+        log.exception("the work session could not start")
+        session.store.close()
+        return None, f"the audit trail could not be written ({exc})"
+    return session, ""
+
+
 def run(paths: list[str], screenshot: Path | None = None, config_option: str | None = None, ai: bool = False) -> int:
     if screenshot is not None and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -30,7 +54,8 @@ def run(paths: list[str], screenshot: Path | None = None, config_option: str | N
     except ConfigError as exc:
         config, problem = SiteConfig(), str(exc)
         log.error("site configuration invalid: %s", exc)
-    window = MainWindow(config=config, config_problem=problem)
+    session, review_problem = open_work_session(config)
+    window = MainWindow(config=config, config_problem=problem, session=session, review_problem=review_problem)
     window.resize(1400, 900)
     window.show()
     _report_unexpected_errors(window)

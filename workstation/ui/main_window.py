@@ -1,7 +1,13 @@
-"""Main window: study browser (left), viewer (centre), problems (bottom), progress (status bar)."""
+"""Main window: study browser (left), viewer (centre), AI findings and review (right), problems (bottom).
+
+The window is given the user's work session (store, audit trail, review) by
+the start-up code, or the reason there is none; without one it still views
+images, and says that review is disabled.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 
 from PySide6.QtCore import Qt, Signal
@@ -17,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from workstation import __version__
+from workstation.core.findings import ModelRef
 from workstation.core.site import SiteConfig
 from workstation.core.study import Catalog, DisplaySet
 from workstation.core.tasks import Cancelled, CancelToken
@@ -25,12 +32,16 @@ from workstation.services.executor import previews
 from workstation.services.inference import InferenceService
 from workstation.services.loading import SeriesLoad, StudyLibrary, thumbnail
 from workstation.services.pacs import PacsService
+from workstation.services.session import WorkSession
 from workstation.ui.ai_panel import AiPanel
 from workstation.ui.bridge import InferenceSignals, LibrarySignals, LoadSignals, ResultSignal
 from workstation.ui.browser import StudyBrowser
 from workstation.ui.problems import ProblemsPanel
 from workstation.ui.query_window import QueryRetrieveWindow
+from workstation.ui.review_controller import ReviewController
 from workstation.ui.viewer import SliceViewer
+
+log = logging.getLogger(__name__)
 
 KEEP_VOLUMES = 3  # decoded volumes kept in memory for instant switching back
 
@@ -41,8 +52,11 @@ class MainWindow(QMainWindow):
     thumbnailsDone = Signal()
 
     def __init__(self, library: StudyLibrary | None = None, config: SiteConfig | None = None,
-                 config_problem: str = "", inference: InferenceService | None = None) -> None:
+                 config_problem: str = "", inference: InferenceService | None = None,
+                 session: WorkSession | None = None, review_problem: str = "") -> None:
+        """`session` (already started) is ended when the window closes; `review_problem` says why there is none."""
         super().__init__()
+        self.work = session
         self.inference = inference or InferenceService()
         self._inference_cancel: CancelToken | None = None
         self._inference_signals = InferenceSignals(self)
@@ -76,10 +90,15 @@ class MainWindow(QMainWindow):
         self.ai_panel.runRequested.connect(self.run_model)
         self.ai_panel.heatmapToggled.connect(self.viewer.show_heatmap)
         self.ai_panel.opacityChanged.connect(self.viewer.set_heatmap_opacity)
-        self.ai_panel.findings.findingActivated.connect(self.viewer.focus_finding)
         self.resizeDocks([self.problems_dock], [110], Qt.Orientation.Vertical)
-        self.resizeDocks([self.browser.parentWidget()], [330], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.browser.parentWidget(), self.ai_dock], [300, 420], Qt.Orientation.Horizontal)
         self._build_status_bar()
+        disabled = "" if session else f"Review disabled: {review_problem or 'the encrypted store is not open'}"
+        self.review = ReviewController(self.ai_panel.review, self.ai_panel.findings, self.viewer,
+                                       session.review if session else None, disabled, self._notify, self)
+        if session is not None:
+            self.inference.run_recorded.connect(session.review.record_run)  # worker thread; the store is thread-safe
+        self._show_review_status(disabled)
         self._build_menus()
 
         self.library_signals = LibrarySignals(self.library, self)
@@ -107,6 +126,8 @@ class MainWindow(QMainWindow):
         self.cancel_button.clicked.connect(self.cancel)
         bar = self.statusBar()
         bar.addWidget(self.status_label, 1)
+        self.review_status = QLabel()
+        bar.addPermanentWidget(self.review_status)
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.cancel_button)
 
@@ -119,10 +140,16 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         view_menu = self.menuBar().addMenu("&View")
         self._action(view_menu, "&Fit to window", self.viewer.fit, None)
-        self._action(view_menu, "&Reset view and window", self.viewer.reset, None)
+        self._action(view_menu, "&Reset view and window", self.viewer.reset, "Ctrl+0")
         view_menu.addSeparator()
         self._action(view_menu, "Zoom &in", lambda: self.viewer.zoom_by(1.25), None)
         self._action(view_menu, "Zoom &out", lambda: self.viewer.zoom_by(0.8), None)
+        review_menu = self.menuBar().addMenu("Re&view")
+        for action in self.ai_panel.review.actions_for_window():
+            if action is self.ai_panel.review.delete_action:
+                review_menu.addSeparator()
+            review_menu.addAction(action)
+        self.addActions(self.ai_panel.review.actions_for_window())  # keys work wherever the focus is
         self._action(self.menuBar().addMenu("&Help"), "&About", self._about, None)
         cancel = QAction(self)
         cancel.setShortcut(Qt.Key.Key_Escape)
@@ -246,6 +273,8 @@ class MainWindow(QMainWindow):
             self.active = signals
             self.viewer.set_volume(display_set, signals.load.volume, signals.load.start_frame)
             self.viewer.frames_ready(list(range(signals.load.volume.frame_count)))
+        if not keep_view:  # keep_view: the same series, grown by a retrieval
+            self._audit_opened(display_set)
         self.browser.select(key)
         self._show_models(display_set)
         self.viewer.setFocus()
@@ -289,6 +318,16 @@ class MainWindow(QMainWindow):
                        and self.inference.cached(display_set, m) is not None), None)
         self.viewer.set_result(cached)
         self.ai_panel.show_result(cached)
+        if cached is not None:
+            self.review.begin(display_set, cached.model, cached.findings, self._labels(cached.model))
+            return
+        run = self.review.reopen_saved(display_set, self._labels)  # no live result: the stored one, no heatmap
+        if run is not None:
+            self.ai_panel.show_stored(run.model, run.device, run.started_utc, len(run.findings))
+
+    def _labels(self, model: ModelRef) -> tuple[str, ...]:
+        manifest = next((m for m in self.inference.manifests if (m.name, m.version) == (model.name, model.version)), None)
+        return tuple(manifest.labels) if manifest is not None else ()
 
     def run_model(self, ref: str) -> None:
         """Run a model on the open series in the background (progress in the status bar, Esc cancels)."""
@@ -321,6 +360,7 @@ class MainWindow(QMainWindow):
         if self.active is not None and self.active.load.display_set.key == key:
             self.viewer.set_result(result)
             self.ai_panel.show_result(result)
+            self.review.begin(self.active.load.display_set, result.model, result.findings, self._labels(result.model))
         self.inferenceFinished.emit(result)
 
     def _inference_failed(self, message: str) -> None:
@@ -334,6 +374,35 @@ class MainWindow(QMainWindow):
         self.library.cancel()
         if self.active is not None and not self.active.load.volume.fully_loaded:
             self.active.load.cancel()
+
+    # ----- work session: audit and review status
+    def _audit_opened(self, display_set: DisplaySet) -> None:
+        """study.opened: which study and series, how many instances; never the patient's name."""
+        if self.work is None:
+            return
+        series = display_set.series
+        try:
+            self.work.audit.record("study.opened", series.study.study_instance_uid,
+                                   series_instance_uid=series.series_instance_uid, modality=series.modality,
+                                   instances=len({f.instance.sop_instance_uid for f in display_set.frames}))
+        except Exception as exc:  # noqa: BLE001 - say so; viewing goes on
+            log.exception("audit entry not written")
+            self._notify(f"Audit entry not written: {exc}")
+
+    def _show_review_status(self, disabled: str) -> None:
+        if disabled:
+            short = disabled if len(disabled) <= 90 else disabled[:88].rstrip() + "…"
+            self.review_status.setText(short)
+            self.review_status.setStyleSheet("color: #b00020; font-weight: bold;")
+            self.review_status.setToolTip(disabled)
+            self._idle(disabled)
+        else:
+            user = self.work.user
+            self.review_status.setText(f"{user.login} ({user.role.value if user.role else 'view only'})")
+            self.review_status.setToolTip("Signed-in user and role (from the site configuration)")
+
+    def _notify(self, text: str) -> None:
+        self.statusBar().showMessage(text, 8000)
 
     def _update_problems_title(self) -> None:
         self.problems_dock.setWindowTitle(f"Problems ({self.problems.count()})")
@@ -359,7 +428,7 @@ class MainWindow(QMainWindow):
             self._idle("No PACS nodes configured: IT sets them in the site configuration")
             return None
         if self.query_window is None:
-            self.pacs = PacsService(self.config)
+            self.pacs = PacsService(self.config, audit=self.work.audit if self.work is not None else None)
             self.query_window = QueryRetrieveWindow(self.pacs, self.library, self)
         self.query_window.show()
         self.query_window.raise_()
@@ -379,4 +448,16 @@ class MainWindow(QMainWindow):
             self.query_window.close()
         if self.pacs is not None:
             self.pacs.close()
+        self._end_session()
         super().closeEvent(event)
+
+    def _end_session(self) -> None:
+        self.review.clear()
+        if self.work is None:
+            return
+        self.inference.run_recorded.disconnect(self.work.review.record_run)
+        try:
+            self.work.end()
+        except Exception:  # noqa: BLE001 - closing must not fail
+            log.exception("work session did not end cleanly")
+        self.work = None

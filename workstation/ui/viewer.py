@@ -1,9 +1,10 @@
 """The slice viewer: pyqtgraph draws the image; scroll, window/level, zoom, pan and corner text.
 
-Mouse: wheel scrolls slices, Ctrl+wheel zooms, left-drag pans, right-drag
-changes window (horizontal: width, vertical: level). Keys: arrows and
-PageUp/PageDown scroll, Home/End jump, 0 the images' own window, 1-5 the CT
-presets, +/- zoom, F fit, R reset.
+Mouse: wheel scrolls slices, Ctrl+wheel zooms, left-drag pans (or draws a
+new finding box in draw mode), right-drag changes window (horizontal: width,
+vertical: level). Keys: arrows and PageUp/PageDown scroll, Home/End jump, 0
+the images' own window, 1-5 the CT presets, +/- zoom, F fit, Ctrl+0 reset
+(R is "reject" in the review, so it no longer resets).
 """
 
 from __future__ import annotations
@@ -11,17 +12,18 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QKeyEvent, QPen
-from PySide6.QtWidgets import QGraphicsRectItem
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSlider, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel, QSlider, QToolButton, QVBoxLayout, QWidget
 
 from workstation.core.findings import Finding, InferenceResult
+from workstation.core.review import FindingState, derive_states
 from workstation.core.study import DisplaySet
 from workstation.core.volume import Volume, slice_normal
 from workstation.core.windowing import CT_PRESETS, WindowLevel
 from workstation.render.overlay import colour_heatmap, heat_lut
 from workstation.render.windowing import WindowRenderer
 from workstation.services import windows
+from workstation.ui.finding_overlay import FindingOverlay
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
@@ -30,14 +32,17 @@ PAGE_STEP = 10
 
 
 class SliceViewBox(pg.ViewBox):
-    """A ViewBox whose wheel scrolls slices and whose right-drag sets the window."""
+    """A ViewBox whose wheel scrolls slices, whose right-drag sets the window and whose left-drag draws in draw mode."""
 
     sigScroll = Signal(int)
     sigWindowDrag = Signal(float, float)
+    sigBoxDrawing = Signal(object)  # QRectF in view (mm) coordinates while the button is down
+    sigBoxDrawn = Signal(object)  # QRectF when it is released
 
     def __init__(self) -> None:
         super().__init__(invertY=True, lockAspect=True, enableMenu=False)
         self.setMouseMode(pg.ViewBox.PanMode)
+        self.draw_mode = False
 
     def wheelEvent(self, ev, axis=None):  # noqa: N802 - Qt naming
         if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
@@ -51,6 +56,11 @@ class SliceViewBox(pg.ViewBox):
             ev.accept()
             delta = ev.screenPos() - ev.lastScreenPos()
             self.sigWindowDrag.emit(delta.x(), delta.y())
+            return
+        if self.draw_mode and ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            rect = QRectF(self.mapSceneToView(ev.buttonDownScenePos()), self.mapSceneToView(ev.scenePos())).normalized()
+            (self.sigBoxDrawn if ev.isFinish() else self.sigBoxDrawing).emit(rect)
             return
         super().mouseDragEvent(ev, axis)
 
@@ -69,6 +79,9 @@ class SliceViewer(QWidget):
 
     frameChanged = Signal(int)
     windowChanged = Signal(object)
+    boxEdited = Signal(str, object)  # finding id, new box (pixel edges) - queued: after the mouse release
+    boxDrawn = Signal(int, object)  # frame, new box (pixel edges) drawn in draw mode
+    findingClicked = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -80,11 +93,15 @@ class SliceViewer(QWidget):
         self._renderer: WindowRenderer | None = None
         self._cursor_text = ""
         self._kept_window: WindowLevel | None = None
-        self.result: InferenceResult | None = None
+        self.result: InferenceResult | None = None  # the live run: heatmap (absent for a stored run)
+        self.model_text = ""  # whose findings are shown, e.g. "nodule-detector:1.0.0"
+        self.states: list[FindingState] = []
+        self.spans: dict[str, tuple[int, int]] = {}  # finding id -> first and last frame the model saw it on
+        self.selected_id: str | None = None
+        self.editable = False
         self.heatmap_visible = True
         self.heatmap_opacity = 0.5
         self._heat_lut = heat_lut(self.heatmap_opacity)
-        self._box_items: list = []
         self._build()
 
     # ----- construction
@@ -100,6 +117,11 @@ class SliceViewer(QWidget):
         self.viewbox.sigScroll.connect(lambda step: self.step(step))
         self.viewbox.sigWindowDrag.connect(self._drag_window)
         self.viewbox.sigRangeChanged.connect(lambda *_: self._update_text())
+        self.viewbox.sigBoxDrawing.connect(lambda rect: self.overlay.show_rubber_band(rect))
+        self.viewbox.sigBoxDrawn.connect(self._box_drawn)
+        self.overlay = FindingOverlay(self.viewbox, self)
+        self.overlay.boxEdited.connect(self.boxEdited, Qt.ConnectionType.QueuedConnection)
+        self.overlay.boxClicked.connect(self.findingClicked.emit)
         self.view.scene().sigMouseMoved.connect(self._mouse_moved)
         self.view.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.view.setFocusProxy(self)  # a click on the image gives the viewer the keyboard (arrows, presets)
@@ -181,8 +203,9 @@ class SliceViewer(QWidget):
         row_mm, col_mm = volume.pixel_spacing
         self.image_item.setImage(np.zeros((rows, cols, 4), np.uint8), autoLevels=False, levels=None)
         self.image_item.setRect(QRectF(0, 0, cols * col_mm, rows * row_mm))
+        self.overlay.spacing, self.overlay.shape = (row_mm, col_mm), (rows, cols)
         if not keep_view:
-            self.result = None
+            self.result, self.model_text, self.states, self.spans, self.selected_id = None, "", [], {}, None
         if kept_range is None:
             self.fit()
         else:
@@ -286,6 +309,8 @@ class SliceViewer(QWidget):
             self.show_frame(0)
         elif key == Qt.Key.Key_End and self.volume is not None:
             self.show_frame(self.volume.frame_count - 1)
+        elif key == Qt.Key.Key_0 and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.reset()
         elif Qt.Key.Key_0 <= key <= Qt.Key.Key_5:
             self.apply_preset_key(key - Qt.Key.Key_0)
         elif key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
@@ -294,8 +319,6 @@ class SliceViewer(QWidget):
             self.zoom_by(1 / ZOOM_STEP)
         elif key == Qt.Key.Key_F:
             self.fit()
-        elif key == Qt.Key.Key_R:
-            self.reset()
         else:
             super().keyPressEvent(event)
 
@@ -324,12 +347,49 @@ class SliceViewer(QWidget):
 
     # ----- AI overlays
     def set_result(self, result: InferenceResult | None) -> None:
-        """Show an inference result of this series (heatmap and boxes), or none."""
+        """Show a live inference result of this series: heatmap, and its findings as pending boxes."""
         if result is not None and self.volume is not None and result.heatmap.shape[0] != self.volume.frame_count:
             result = None  # made for another version of this series
         self.result = result
+        if result is None:
+            self.set_findings("", [])
+        else:
+            self.set_findings(str(result.model), result.findings)
+
+    def set_findings(self, model_text: str, findings: list[Finding], states: list[FindingState] | None = None) -> None:
+        """The boxes to draw: the model's findings (their frame spans) and their review states (default pending)."""
+        self.model_text = model_text
+        self.spans = {f.finding_id: f.frames for f in findings}
+        if states is None:
+            states = sorted(derive_states(findings, []).values(), key=lambda s: -(s.score or 0.0))
+        self.states = list(states)
+        if self.selected_id not in {s.finding_id for s in self.states}:
+            self.selected_id = None
         self._draw_overlays()
         self._update_text()
+
+    def set_states(self, states: list[FindingState]) -> None:
+        self.states = list(states)
+        self._draw_overlays()
+        self._update_text()
+
+    def select_finding(self, finding_id: str | None) -> None:
+        self.selected_id = finding_id
+        self._draw_overlays()
+
+    def set_editable(self, editable: bool) -> None:
+        """Reviewers get handles on the selected box; everyone else sees boxes only."""
+        self.editable = editable
+        self._draw_overlays()
+
+    def set_draw_mode(self, on: bool) -> None:
+        self.viewbox.draw_mode = on
+        self.view.setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor)
+
+    def _box_drawn(self, rect: QRectF) -> None:
+        self.overlay.show_rubber_band(None)
+        if self.volume is not None:
+            self.boxDrawn.emit(self.frame_index, self.overlay.to_pixels(rect))
 
     def show_heatmap(self, visible: bool) -> None:
         self.heatmap_visible = visible
@@ -342,50 +402,35 @@ class SliceViewer(QWidget):
 
     def focus_finding(self, finding: Finding) -> None:
         """Jump to the finding's slice and centre the view on its box (zoom kept)."""
-        self.show_frame(finding.frame_index)
+        self.focus_box(finding.frame_index, finding.box_px)
+
+    def focus_box(self, frame_index: int, box_px: tuple[float, float, float, float]) -> None:
+        if self.volume is None:
+            return
+        self.show_frame(frame_index)
         row_mm, col_mm = self.volume.pixel_spacing
-        c0, r0, c1, r1 = finding.box_px
+        c0, r0, c1, r1 = box_px
         center = QPointF((c0 + c1) / 2 * col_mm, (r0 + r1) / 2 * row_mm)
         (x0, x1), (y0, y1) = self.viewbox.viewRange()
         self.viewbox.setRange(xRange=(center.x() - (x1 - x0) / 2, center.x() + (x1 - x0) / 2),
                               yRange=(center.y() - (y1 - y0) / 2, center.y() + (y1 - y0) / 2), padding=0)
 
     def box_items(self) -> list[QGraphicsRectItem]:
-        return [item for item in self._box_items if isinstance(item, QGraphicsRectItem)]
+        return self.overlay.box_items()
 
     def _draw_overlays(self) -> None:
-        for item in self._box_items:
-            self.viewbox.removeItem(item)
-        self._box_items = []
-        result, k = self.result, self.frame_index
-        if result is None or self.volume is None:
+        if self.volume is None:
+            self.overlay.clear()
             self.heat_item.setVisible(False)
             return
-        rows, cols = self.volume.array.shape[1:3]
-        row_mm, col_mm = self.volume.pixel_spacing
-        self.heat_item.setVisible(self.heatmap_visible)
-        if self.heatmap_visible:
+        result, k = self.result, self.frame_index
+        self.heat_item.setVisible(result is not None and self.heatmap_visible)
+        if result is not None and self.heatmap_visible:
+            rows, cols = self.volume.array.shape[1:3]
+            row_mm, col_mm = self.volume.pixel_spacing
             self.heat_item.setImage(colour_heatmap(result.heatmap[k], self._heat_lut), autoLevels=False, levels=None)
             self.heat_item.setRect(QRectF(0, 0, cols * col_mm, rows * row_mm))
-        for finding in result.findings:
-            first, last = finding.frames
-            if not first <= k <= last:
-                continue
-            peak = k == finding.frame_index
-            c0, r0, c1, r1 = finding.box_px
-            box = QGraphicsRectItem(c0 * col_mm, r0 * row_mm, (c1 - c0) * col_mm, (r1 - r0) * row_mm)
-            pen = QPen(QColor(80, 220, 255) if peak else QColor(80, 220, 255, 150))
-            pen.setCosmetic(True)
-            pen.setWidthF(2.0 if peak else 1.0)
-            pen.setStyle(Qt.PenStyle.SolidLine if peak else Qt.PenStyle.DashLine)
-            box.setPen(pen)
-            box.setZValue(20)
-            label = pg.TextItem(f"{finding.label} {finding.score:.2f}", color=(80, 220, 255), anchor=(0, 1))
-            label.setPos(c0 * col_mm, r0 * row_mm)
-            label.setZValue(21)
-            for item in (box, label):
-                self.viewbox.addItem(item)
-                self._box_items.append(item)
+        self.overlay.draw(k, self.states, self.spans, self.selected_id, self.editable)
 
     def _mouse_moved(self, scene_pos: QPointF) -> None:
         if self.volume is None:
@@ -426,15 +471,21 @@ class SliceViewer(QWidget):
             lines.append(position)
         if self._cursor_text:
             lines.append(self._cursor_text)
-        if self.result is not None:
-            here = sum(1 for f in self.result.findings if f.frames[0] <= k <= f.frames[1])
-            lines.append(f"AI {self.result.model}: {len(self.result.findings)} finding(s), {here} on this slice")
+        if self.model_text:
+            here = sum(1 for s in self.states if s.visible and k in self._frames_of(s))
+            shown = sum(1 for s in self.states if s.visible)
+            lines.append(f"AI {self.model_text}: {shown} finding(s), {here} on this slice")
         self.corners["bl"].setText("\n".join(lines))
         window = self.window
         wl = "" if window is None or self.volume.is_colour else f"W {window.width:.0f}  L {window.center:.0f}" + (
             f"  {window.name}" if window.name else "")
         self.corners["br"].setText("\n".join(filter(None, [wl, f"Zoom {self.zoom():.2f}x", self._spacing_text()])))
         self._place_corners()
+
+    def _frames_of(self, state: FindingState) -> range:
+        own = state.geometry.frame_index
+        first, last = self.spans.get(state.finding_id, (own, own))
+        return range(min(first, own), max(last, own) + 1)
 
     def _spacing_text(self) -> str:
         first = self.display_set.first

@@ -1,0 +1,51 @@
+"""How a review state looks, in one place, so the list and the image always agree."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+
+from workstation.core.review import FindingState, State
+
+# Box colours on a dark CT image: saturated and distinguishable, red is dashed as well (colour-blind readers).
+BOX_COLOURS: dict[State, QColor] = {
+    State.PENDING: QColor(80, 220, 255),
+    State.ACCEPTED: QColor(70, 230, 90),
+    State.REJECTED: QColor(255, 70, 70),
+    State.EDITED: QColor(255, 225, 50),
+    State.ADDED: QColor(255, 150, 40),
+    State.DELETED: QColor(150, 150, 150),
+}
+
+# Row tints in the findings list: light, so black text stays readable.
+ROW_TINTS: dict[State, QColor] = {
+    State.ACCEPTED: QColor(205, 240, 205),
+    State.REJECTED: QColor(250, 210, 210),
+    State.EDITED: QColor(250, 240, 185),
+    State.ADDED: QColor(255, 222, 185),
+}
+
+
+def box_pen_style(state: State, on_peak: bool) -> Qt.PenStyle:
+    """Solid on the finding's own slice; dotted on the neighbours it spans; rejected is always dashed."""
+    if state is State.REJECTED:
+        return Qt.PenStyle.DashLine
+    return Qt.PenStyle.SolidLine if on_peak else Qt.PenStyle.DotLine
+
+
+def state_text(state: FindingState) -> str:
+    """'accepted', or 'accepted (edited)' when a reviewer changed the box or label before the decision."""
+    text = state.state.value
+    if state.edited and state.state in (State.ACCEPTED, State.REJECTED):
+        text += " (edited)"
+    return text
+
+
+def by_text(state: FindingState) -> str:
+    return f"{state.by} ({state.role})" if state.by and state.role else state.by
+
+
+def box_caption(state: FindingState) -> str:
+    """What sits above a box: label, the model's score (none for added findings) and the state."""
+    score = "" if state.score is None else f" {state.score:.2f}"
+    return f"{state.label}{score} · {state_text(state)}"
