@@ -64,6 +64,15 @@ class StoredRun:
 
 
 @dataclass(frozen=True)
+class OutboxItem:
+    """One entry to push: the audit entry and, when it binds one, its record (kind "feedback" or "inference",
+    the record's id, the payload whose digest the entry carries)."""
+
+    entry: AuditEntry
+    record: tuple[str, str, dict] | None = None
+
+
+@dataclass(frozen=True)
 class StoreReport:
     """`audit verify`: the chain, the links from feedback/inference rows to their audit entries, the pages."""
 
@@ -237,6 +246,44 @@ class Store:
         sql = "SELECT seq, entry_id, workstation_id, at_utc, kind, user, role, study_instance_uid, outcome, outcome_text, details, prev_hash, hash FROM audit"
         rows = self._query(sql + (" WHERE at_utc >= ? ORDER BY seq" if since_utc else " ORDER BY seq"), (since_utc,) if since_utc else ())
         return [_audit_entry(row) for row in rows]
+
+    # ----- sync outbox (entries not yet acknowledged by the central server)
+    def outbox(self, limit: int = 500) -> list[OutboxItem]:
+        """The oldest unsynced audit entries in seq order, each with the feedback or inference record it binds."""
+        sql = ("SELECT seq, entry_id, workstation_id, at_utc, kind, user, role, study_instance_uid, outcome, outcome_text,"
+               " details, prev_hash, hash FROM audit WHERE synced = 0 ORDER BY seq LIMIT ?")
+        with self._lock:
+            entries = [_audit_entry(row) for row in self._query(sql, (limit,))]
+            if not entries:
+                return []
+            first, last = entries[0].seq, entries[-1].seq
+            records: dict[int, tuple[str, str, dict]] = {}
+            for kind, table, id_column in (("feedback", "feedback", "entry_id"), ("inference", "inference_runs", "run_id")):
+                for seq, rid, payload in self._query(
+                        f"SELECT audit_seq, {id_column}, payload FROM {table} WHERE audit_seq BETWEEN ? AND ?", (first, last)):
+                    records[seq] = (kind, rid, json.loads(payload))
+        return [OutboxItem(entry, records.get(entry.seq)) for entry in entries]
+
+    def pending_count(self) -> int:
+        return self._query("SELECT count(*) FROM audit WHERE synced = 0")[0][0]
+
+    def mark_synced(self, entry_ids: list[str]) -> int:
+        """After the server acknowledged their commit: the entries leave the outbox (one transaction)."""
+        if not entry_ids:
+            return 0
+        changed = 0
+        with self._transaction() as db:
+            for chunk in range(0, len(entry_ids), 500):
+                ids = entry_ids[chunk:chunk + 500]
+                marks = ",".join("?" * len(ids))
+                seqs = [r[0] for r in db.execute(f"SELECT seq FROM audit WHERE entry_id IN ({marks}) AND synced = 0", ids)]
+                if not seqs:
+                    continue
+                seq_marks = ",".join("?" * len(seqs))
+                changed += db.execute(f"UPDATE audit SET synced = 1 WHERE seq IN ({seq_marks})", seqs).rowcount
+                db.execute(f"UPDATE feedback SET synced = 1 WHERE audit_seq IN ({seq_marks})", seqs)
+                db.execute(f"UPDATE inference_runs SET synced = 1 WHERE audit_seq IN ({seq_marks})", seqs)
+        return changed
 
     def count(self, table: str = "audit") -> int:
         if table not in ("audit", "feedback", "inference_runs"):
