@@ -6,5 +6,5 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 # torch is pinned to 2.13.0 in pyproject (a CPU wheel on local disk); never let pip resolve another one.
-.venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "is ignored" || true
+.venv/bin/python -m pip install -q -e ".[test,server]" 2>&1 | grep -v "is ignored" || true
 .venv/bin/python -c "import workstation, pydicom, PySide6, pyqtgraph; print('workstation', workstation.__version__, 'installed in .venv')"

@@ -16,9 +16,10 @@ def test_outbox_lists_unsynced_entries_with_their_records_in_order(open_store, d
     store.append(study_event(2))
     items = store.outbox()
     assert [i.entry.seq for i in items] == [1, 2, 3] and store.pending_count() == 3
-    kind, record_id, payload = items[1].record
-    assert (kind, record_id) == ("feedback", entry.entry_id)
-    assert items[1].entry.details["feedback_sha256"] == digest(payload)
+    record = items[1].record
+    assert (record.kind, record.id) == ("feedback", entry.entry_id)
+    assert items[1].entry.details["feedback_sha256"] == digest(record.payload)
+    assert all(item.problem() is None for item in items)  # each item is sound as the server will check it
     assert items[0].record is None and items[2].record is None
     assert [i.entry.seq for i in store.outbox(limit=2)] == [1, 2]
 

@@ -28,6 +28,7 @@ from workstation.core.audit import (
 from workstation.core.findings import Finding, InferenceResult, ModelRef
 from workstation.core.review import FeedbackEntry
 from workstation.core.roles import Permission, PermissionDenied, User
+from workstation.core.sync import Record, SyncItem
 from workstation.store import keys
 from workstation.store.schema import MIGRATIONS
 
@@ -61,15 +62,6 @@ class StoredRun:
     series_instance_uid: str
     started_utc: str
     findings: list[Finding]
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    """One entry to push: the audit entry and, when it binds one, its record (kind "feedback" or "inference",
-    the record's id, the payload whose digest the entry carries)."""
-
-    entry: AuditEntry
-    record: tuple[str, str, dict] | None = None
 
 
 @dataclass(frozen=True)
@@ -248,7 +240,7 @@ class Store:
         return [_audit_entry(row) for row in rows]
 
     # ----- sync outbox (entries not yet acknowledged by the central server)
-    def outbox(self, limit: int = 500) -> list[OutboxItem]:
+    def outbox(self, limit: int = 500) -> list[SyncItem]:
         """The oldest unsynced audit entries in seq order, each with the feedback or inference record it binds."""
         sql = ("SELECT seq, entry_id, workstation_id, at_utc, kind, user, role, study_instance_uid, outcome, outcome_text,"
                " details, prev_hash, hash FROM audit WHERE synced = 0 ORDER BY seq LIMIT ?")
@@ -257,12 +249,12 @@ class Store:
             if not entries:
                 return []
             first, last = entries[0].seq, entries[-1].seq
-            records: dict[int, tuple[str, str, dict]] = {}
+            records: dict[int, Record] = {}
             for kind, table, id_column in (("feedback", "feedback", "entry_id"), ("inference", "inference_runs", "run_id")):
                 for seq, rid, payload in self._query(
                         f"SELECT audit_seq, {id_column}, payload FROM {table} WHERE audit_seq BETWEEN ? AND ?", (first, last)):
-                    records[seq] = (kind, rid, json.loads(payload))
-        return [OutboxItem(entry, records.get(entry.seq)) for entry in entries]
+                    records[seq] = Record(kind, rid, json.loads(payload))
+        return [SyncItem(entry, records.get(entry.seq)) for entry in entries]
 
     def pending_count(self) -> int:
         return self._query("SELECT count(*) FROM audit WHERE synced = 0")[0][0]

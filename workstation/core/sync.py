@@ -1,0 +1,77 @@
+"""The sync protocol (version 1) between a workstation and the central server: what travels, and the checks
+both sides make on it. No I/O here; the server (workstation.server) and the client (services.sync) use it.
+
+One item = one audit entry of the workstation's hash chain, with the feedback entry or inference record it
+binds (by id and SHA-256 digest in its details), if any. The server accepts a workstation's items only in
+sequence: the next item must have seq = last accepted seq + 1 and prev_hash = the last accepted hash, and its
+own hash must match its content. An item it already holds (same entry_id) is a duplicate when identical and a
+conflict otherwise. See README "Central server and sync" for the endpoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from workstation.core.audit import AuditEntry, digest
+
+API_PREFIX = "/api/v1"
+MAX_BATCH = 500  # items per push
+MAX_BODY_BYTES = 8 * 1024 * 1024
+RECORD_KINDS = {"feedback": ("feedback_entry_id", "feedback_sha256"), "inference": ("run_id", "record_sha256")}
+ENTRY_FIELDS = tuple(f.name for f in fields(AuditEntry))
+
+
+@dataclass(frozen=True)
+class Record:
+    kind: str  # "feedback" or "inference"
+    id: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SyncItem:
+    entry: AuditEntry
+    record: Record | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        data = self.entry.to_dict()
+        data["record"] = None if self.record is None else {"kind": self.record.kind, "id": self.record.id,
+                                                           "payload": self.record.payload}
+        return data
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> SyncItem:
+        entry = AuditEntry(**{name: data[name] for name in ENTRY_FIELDS})
+        record = data.get("record")
+        return cls(entry, None if record is None else Record(record["kind"], record["id"], record["payload"]))
+
+    def problem(self) -> str | None:
+        """What is wrong with this item on its own (hash, record binding); None when it is sound."""
+        entry = self.entry
+        if entry.computed_hash() != entry.hash:
+            return f"entry {entry.seq} ({entry.entry_id}): its hash does not match its content"
+        bound = [(kind, keys) for kind, keys in RECORD_KINDS.items() if keys[0] in entry.details]
+        if self.record is None:
+            if bound:
+                return f"entry {entry.seq} ({entry.entry_id}): its {bound[0][0]} record is missing"
+            return None
+        if self.record.kind not in RECORD_KINDS:
+            return f"entry {entry.seq}: unknown record kind {self.record.kind!r}"
+        id_key, sha_key = RECORD_KINDS[self.record.kind]
+        if entry.details.get(id_key) != self.record.id:
+            return f"entry {entry.seq} ({entry.entry_id}): the record {self.record.id} is not the one it binds"
+        if entry.details.get(sha_key) != digest(self.record.payload):
+            return f"entry {entry.seq} ({entry.entry_id}): the record's content does not match its digest"
+        return None
+
+
+def continuation_problem(head_seq: int, head_hash: str, item: SyncItem) -> str | None:
+    """Whether `item` may follow the accepted chain head (seq, hash); None when it does."""
+    entry = item.entry
+    if entry.seq != head_seq + 1:
+        return (f"gap: expected entry {head_seq + 1}, got {entry.seq}" if entry.seq > head_seq + 1
+                else f"entry {entry.seq} is already accepted with other content")
+    if entry.prev_hash != head_hash:
+        return f"entry {entry.seq} does not link to the last accepted entry {head_seq} (chain rewritten?)"
+    return item.problem()

@@ -1,0 +1,1 @@
+"""The central server: receives each workstation's feedback and audit entries (FastAPI + SQLAlchemy)."""
