@@ -100,3 +100,48 @@ def test_no_file_means_defaults_without_nodes(tmp_path, monkeypatch):
     assert config == SiteConfig() and config.nodes == {}
     with pytest.raises(ConfigError, match="no such PACS node"):
         config.node("MAIN")
+
+
+def test_the_central_server_table(tmp_path):
+    path = tmp_path / "site.toml"
+    path.write_text('[server]\nurl = "https://audit.hospital.example:8443/"\nca_file = "/etc/ssl/hospital-ca.pem"\n'
+                    'batch_size = 50\ninterval_s = 10\nmax_backoff_s = 120.5\n')
+    server = load_site_config(path).server
+    assert (server.url, server.ca_file, server.verify, server.batch_size, server.interval_s, server.max_backoff_s) == (
+        "https://audit.hospital.example:8443", "/etc/ssl/hospital-ca.pem", True, 50, 10.0, 120.5)
+    assert server.configured
+    defaults = parse_site_config({}).server
+    assert not defaults.configured and (defaults.verify, defaults.batch_size, defaults.interval_s, defaults.max_backoff_s) == (
+        True, 200, 30.0, 300.0)
+    assert parse_site_config({"server": {"url": "http://127.0.0.1:8000", "verify": False}}).server.verify is False
+
+
+@pytest.mark.parametrize("bad, key, words", [
+    ({"url": "ftp://audit.example"}, "server.url", "http:// or https://"),
+    ({"url": "audit.example"}, "server.url", "http:// or https://"),
+    ({"url": "https://"}, "server.url", "http:// or https://"),
+    ({"url": "https://user:pw@audit.example"}, "server.url", "http:// or https://"),
+    ({"url": ""}, "server.url", "non-empty"),
+    ({"url": 8443}, "server.url", "non-empty"),
+    ({"verify": "yes"}, "server.verify", "true or false"),
+    ({"ca_file": ""}, "server.ca_file", "non-empty"),
+    ({"batch_size": 0}, "server.batch_size", "1 to 500"),
+    ({"batch_size": 501}, "server.batch_size", "1 to 500"),
+    ({"batch_size": 2.5}, "server.batch_size", "integer"),
+    ({"batch_size": True}, "server.batch_size", "integer"),
+    ({"interval_s": 0}, "server.interval_s", "seconds"),
+    ({"interval_s": "30"}, "server.interval_s", "seconds"),
+    ({"max_backoff_s": -5}, "server.max_backoff_s", "seconds"),
+    ({"max_backoff_s": 0.5}, "server.max_backoff_s", "at least 1"),
+    ({"token": "secret"}, "server.token", "unknown setting"),
+])
+def test_invalid_server_values_name_the_key(bad, key, words):
+    with pytest.raises(ConfigError) as failure:
+        parse_site_config({"server": bad})
+    assert failure.value.key == key and words in failure.value.reason
+
+
+def test_server_must_be_a_table():
+    with pytest.raises(ConfigError) as failure:
+        parse_site_config({"server": "https://audit.example"})
+    assert failure.value.key == "server" and "table" in failure.value.reason

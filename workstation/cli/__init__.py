@@ -17,7 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.captureWarnings(True)  # pydicom's complaints about odd files go to the log, not the user
-    commands = {"scan": _scan, "demo-data": _demo_data, "pacs": _pacs, "infer": _infer, "audit": _audit}
+    commands = {"scan": _scan, "demo-data": _demo_data, "pacs": _pacs, "infer": _infer, "audit": _audit,
+                "enrol": _enrol, "sync": _sync}
     if argv and argv[0] in commands:
         return commands[argv[0]](argv[1:])
     return _viewer(argv)
@@ -33,6 +34,18 @@ def _audit(argv: list[str]) -> int:
     from workstation.cli.audit import audit_main
 
     return audit_main(argv)
+
+
+def _enrol(argv: list[str]) -> int:
+    from workstation.cli.sync import enrol_main
+
+    return enrol_main(argv)
+
+
+def _sync(argv: list[str]) -> int:
+    from workstation.cli.sync import sync_main
+
+    return sync_main(argv)
 
 
 def _pacs(argv: list[str]) -> int:
@@ -72,7 +85,7 @@ def _demo_data(argv: list[str]) -> int:
 def _viewer(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="workstation",
-        description="Radiology AI workstation. Subcommands: scan, pacs, infer, audit, demo-data (see 'workstation scan -h').",
+        description="Radiology AI workstation. Subcommands: scan, pacs, infer, audit, enrol, sync, demo-data (see 'workstation scan -h').",
     )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="files, folders, DICOMDIR or .zip to open")
     parser.add_argument("--demo", action="store_true", help="open the bundled synthetic chest CT study")

@@ -1,4 +1,4 @@
-"""Site configuration that IT manages: the workstation's own AE, PACS nodes, cache limits.
+"""Site configuration that IT manages: the workstation's own AE, PACS nodes, cache limits, users, the central server.
 
 Parsed from plain data (a TOML document) and validated here, so an error
 names the key and the reason before anything is changed or connected.
@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from workstation.core.sync import MAX_BATCH
 
 AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # default repertoire without backslash, 1-16 chars
 NODE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -80,6 +82,22 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class ServerSettings:
+    """The central server the audit trail and feedback are synced to (none: no sync)."""
+
+    url: str | None = None  # http(s)://host[:port][/prefix]; the API lives under <url>/api/v1
+    ca_file: str | None = None  # default: the system CAs
+    verify: bool = True  # the server certificate is verified unless switched off explicitly
+    batch_size: int = 200  # entries per push (1-500)
+    interval_s: float = 30.0  # idle poll: how often an empty outbox is looked at again
+    max_backoff_s: float = 300.0  # longest wait between retries while the server cannot be reached
+
+    @property
+    def configured(self) -> bool:
+        return self.url is not None
+
+
+@dataclass(frozen=True)
 class SiteConfig:
     local: LocalAE = LocalAE()
     nodes: dict[str, PacsNode] = field(default_factory=dict)
@@ -87,6 +105,7 @@ class SiteConfig:
     users: UserSettings = UserSettings()
     store: StoreSettings = StoreSettings()
     workstation_id: str | None = None  # default: the host name
+    server: ServerSettings = ServerSettings()
 
     def node(self, name: str) -> PacsNode:
         if name not in self.nodes:
@@ -97,7 +116,7 @@ class SiteConfig:
 
 def parse_site_config(data: dict[str, Any]) -> SiteConfig:
     """Validate a parsed TOML document; raises ConfigError naming the first bad key."""
-    _only(data, "", {"workstation", "pacs", "cache", "users", "store"})
+    _only(data, "", {"workstation", "pacs", "cache", "users", "store", "server"})
     workstation = _table(data, "workstation")
     store = _table(data, "store")
     _only(store, "store.", {"path"})
@@ -111,7 +130,37 @@ def parse_site_config(data: dict[str, Any]) -> SiteConfig:
         users=_users(_table(data, "users")),
         store=StoreSettings(path=_string(store, "store.path", None, required=False)),
         workstation_id=workstation_id,
+        server=_server(_table(data, "server")),
     )
+
+
+SERVER_URL = re.compile(r"^https?://[^\s/?#@]+(/[^\s?#]*)?$", re.IGNORECASE)
+
+
+def _server(table: dict[str, Any]) -> ServerSettings:
+    _only(table, "server.", {"url", "ca_file", "verify", "batch_size", "interval_s", "max_backoff_s"})
+    url = _string(table, "server.url", None, required=False)
+    if url is not None and not SERVER_URL.match(url):
+        raise ConfigError("server.url", "must be an http:// or https:// URL (e.g. https://audit.hospital.example)")
+    verify = table.get("verify", True)
+    if not isinstance(verify, bool):
+        raise ConfigError("server.verify", "must be true or false")
+    batch = table.get("batch_size", ServerSettings.batch_size)
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
+        raise ConfigError("server.batch_size", f"must be an integer from 1 to {MAX_BATCH}")
+    interval = _seconds(table, "server.interval_s", ServerSettings.interval_s, 86_400)
+    backoff = _seconds(table, "server.max_backoff_s", ServerSettings.max_backoff_s, 86_400)
+    if backoff < 1:
+        raise ConfigError("server.max_backoff_s", "must be at least 1 second")
+    return ServerSettings(url=url.rstrip("/") if url else None, ca_file=_string(table, "server.ca_file", None, required=False),
+                          verify=verify, batch_size=batch, interval_s=interval, max_backoff_s=backoff)
+
+
+def _seconds(table: dict[str, Any], key: str, default: float, maximum: float) -> float:
+    value = table.get(key.rsplit(".", 1)[-1], default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= maximum:
+        raise ConfigError(key, f"must be a number of seconds above 0 and at most {maximum:g}")
+    return float(value)
 
 
 def _users(table: dict[str, Any]) -> UserSettings:

@@ -1,4 +1,5 @@
-"""The store's key lives in the OS keyring (via `keyring`), never in a file we write.
+"""The store's key and the central server's sync token live in the OS keyring (via `keyring`), never in a
+file we write.
 
 Fail closed: when no OS keyring is usable we refuse, with a message for IT,
 rather than fall back to a plaintext key. A file backend (keyrings.alt) is used
@@ -98,3 +99,42 @@ def create_key(backend: keyring.backend.KeyringBackend, name: str = STORE_KEY) -
     if read_key(backend, name) != key:
         raise KeyringUnavailable(f"the OS keyring did not keep the store key. {INSTALL_HINT}")
     return key
+
+
+# ----- the central server's bearer token (sync): same keyring, same fail-closed policy
+SERVER_TOKEN = "server-token"
+
+
+def read_token(backend: keyring.backend.KeyringBackend | None = None, name: str = SERVER_TOKEN) -> str | None:
+    """The workstation's token for the central server, or None when it was never enrolled.
+
+    KeyringUnavailable when no OS keyring is usable (never a plaintext fallback)."""
+    chosen = usable_backend(backend)
+    try:
+        value = chosen.get_password(SERVICE, name)
+    except keyring.errors.KeyringError as exc:
+        raise KeyringUnavailable(f"the OS keyring refused to read the server token: {exc}. {INSTALL_HINT}") from exc
+    return value or None
+
+
+def write_token(token: str, backend: keyring.backend.KeyringBackend | None = None, name: str = SERVER_TOKEN) -> None:
+    """Keep the token in the OS keyring (replacing an older one), read back before it is trusted."""
+    if not token or not token.strip():
+        raise ValueError("empty server token")
+    chosen = usable_backend(backend)
+    try:
+        chosen.set_password(SERVICE, name, token)
+    except keyring.errors.KeyringError as exc:
+        raise KeyringUnavailable(f"the OS keyring refused to keep the server token: {exc}. {INSTALL_HINT}") from exc
+    if read_token(chosen, name) != token:
+        raise KeyringUnavailable(f"the OS keyring did not keep the server token. {INSTALL_HINT}")
+
+
+def delete_token(backend: keyring.backend.KeyringBackend | None = None, name: str = SERVER_TOKEN) -> None:
+    chosen = usable_backend(backend)
+    try:
+        chosen.delete_password(SERVICE, name)
+    except keyring.errors.PasswordDeleteError:
+        pass
+    except keyring.errors.KeyringError as exc:
+        raise KeyringUnavailable(f"the OS keyring refused to delete the server token: {exc}. {INSTALL_HINT}") from exc

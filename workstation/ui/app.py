@@ -36,6 +36,22 @@ def open_work_session(config, backend=None):
     return session, ""
 
 
+def open_sync(config, session, backend=None):
+    """(SyncWorker not started, "") when the site has a central server and the store is open; (None, why not)
+    when a server is configured but sync cannot run; (None, "") when the site has no server."""
+    from workstation.services.sync import SyncError, make_worker
+
+    if not config.server.configured:
+        return None, ""
+    if session is None:
+        return None, "the encrypted store is not open"
+    try:
+        return make_worker(config, session.store, backend), ""
+    except SyncError as exc:
+        log.error("sync disabled: %s", exc)
+        return None, str(exc)
+
+
 def run(paths: list[str], screenshot: Path | None = None, config_option: str | None = None, ai: bool = False) -> int:
     if screenshot is not None and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -55,7 +71,9 @@ def run(paths: list[str], screenshot: Path | None = None, config_option: str | N
         config, problem = SiteConfig(), str(exc)
         log.error("site configuration invalid: %s", exc)
     session, review_problem = open_work_session(config)
-    window = MainWindow(config=config, config_problem=problem, session=session, review_problem=review_problem)
+    sync, sync_problem = open_sync(config, session)
+    window = MainWindow(config=config, config_problem=problem, session=session, review_problem=review_problem,
+                        sync=sync, sync_problem=sync_problem)
     window.resize(1400, 900)
     window.show()
     _report_unexpected_errors(window)

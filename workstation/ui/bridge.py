@@ -9,6 +9,7 @@ from PySide6.QtCore import QObject, Signal
 
 from workstation.core.events import Event
 from workstation.services.loading import SeriesLoad, StudyLibrary
+from workstation.services.sync import SyncWorker
 
 
 class _Relay(QObject):
@@ -81,4 +82,21 @@ class InferenceSignals(QObject):
         try:
             signal.emit(*args)
         except RuntimeError:  # window closed meanwhile
+            pass
+
+
+class SyncSignals(_Relay):
+    """The sync worker's state (a SyncState), from its thread to the GUI thread."""
+
+    stateChanged = Signal(object)
+
+    def __init__(self, worker: SyncWorker, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.worker = worker
+        self._relay([(worker.state_changed, self._deliver)])
+
+    def _deliver(self, state: Any) -> None:
+        try:
+            self.stateChanged.emit(state)
+        except RuntimeError:  # the window is gone; the worker is being stopped
             pass

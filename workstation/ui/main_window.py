@@ -33,12 +33,14 @@ from workstation.services.inference import InferenceService
 from workstation.services.loading import SeriesLoad, StudyLibrary, thumbnail
 from workstation.services.pacs import PacsService
 from workstation.services.session import WorkSession
+from workstation.services.sync import NOT_CONFIGURED, NOT_ENROLLED, SyncError, SyncWorker
 from workstation.ui.ai_panel import AiPanel
-from workstation.ui.bridge import InferenceSignals, LibrarySignals, LoadSignals, ResultSignal
+from workstation.ui.bridge import InferenceSignals, LibrarySignals, LoadSignals, ResultSignal, SyncSignals
 from workstation.ui.browser import StudyBrowser
 from workstation.ui.problems import ProblemsPanel
 from workstation.ui.query_window import QueryRetrieveWindow
 from workstation.ui.review_controller import ReviewController
+from workstation.ui.sync_status import SyncStatus
 from workstation.ui.viewer import SliceViewer
 
 log = logging.getLogger(__name__)
@@ -53,10 +55,19 @@ class MainWindow(QMainWindow):
 
     def __init__(self, library: StudyLibrary | None = None, config: SiteConfig | None = None,
                  config_problem: str = "", inference: InferenceService | None = None,
-                 session: WorkSession | None = None, review_problem: str = "") -> None:
-        """`session` (already started) is ended when the window closes; `review_problem` says why there is none."""
+                 session: WorkSession | None = None, review_problem: str = "",
+                 sync: SyncWorker | None = None, sync_problem: str = "") -> None:
+        """`session` (already started) is ended when the window closes; `review_problem` says why there is none.
+
+        `sync` (not started; the window starts it when the workstation is enrolled and stops it on close) pushes
+        the session's store to the central server; `sync_problem` says why there is none though a server is
+        configured. Neither: the site has no central server and the status bar says nothing about sync.
+        """
         super().__init__()
         self.work = session
+        self.sync = sync
+        self.sync_problem = sync_problem
+        self.sync_signals: SyncSignals | None = None
         self.inference = inference or InferenceService()
         self._inference_cancel: CancelToken | None = None
         self._inference_signals = InferenceSignals(self)
@@ -100,6 +111,7 @@ class MainWindow(QMainWindow):
             self.inference.run_recorded.connect(session.review.record_run)  # worker thread; the store is thread-safe
         self._show_review_status(disabled)
         self._build_menus()
+        self._start_sync()
 
         self.library_signals = LibrarySignals(self.library, self)
         self.library_signals.scanStarted.connect(lambda: self._busy("Scanning…", 0, 0))
@@ -126,6 +138,8 @@ class MainWindow(QMainWindow):
         self.cancel_button.clicked.connect(self.cancel)
         bar = self.statusBar()
         bar.addWidget(self.status_label, 1)
+        self.sync_status = SyncStatus()
+        bar.addPermanentWidget(self.sync_status)
         self.review_status = QLabel()
         bar.addPermanentWidget(self.review_status)
         bar.addPermanentWidget(self.progress)
@@ -136,6 +150,9 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "Open &Files… (DICOM, DICOMDIR, zip)", self._open_files_dialog, QKeySequence.StandardKey.Open)
         self._action(file_menu, "Open F&older…", self._open_folder_dialog, "Ctrl+Shift+O")
         self._action(file_menu, "&Query/Retrieve from PACS…", self.open_query_window, "Ctrl+R")
+        self.sync_now_action = self._action(file_menu, "&Sync now", self.sync_now, "Ctrl+Shift+S")
+        self.sync_now_action.setToolTip("Send the audit trail and review entries to the central server now")
+        self.sync_now_action.setEnabled(self.sync is not None or bool(self.sync_problem))
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         view_menu = self.menuBar().addMenu("&View")
@@ -401,6 +418,38 @@ class MainWindow(QMainWindow):
             self.review_status.setText(f"{user.login} ({user.role.value if user.role else 'view only'})")
             self.review_status.setToolTip("Signed-in user and role (from the site configuration)")
 
+    # ----- sync with the central server
+    def _start_sync(self) -> None:
+        if self.sync is None:
+            if self.sync_problem:
+                self.sync_status.show_text("Sync: off", f"Sync is off: {self.sync_problem}", problem=True)
+            return
+        self.sync_signals = SyncSignals(self.sync, self)
+        self.sync_signals.stateChanged.connect(self.sync_status.show_state)
+        if self._sync_enrolled():
+            self.sync.start()
+
+    def _sync_enrolled(self) -> bool:
+        """Whether a token exists; otherwise the status bar says why the worker does not run."""
+        try:
+            enrolled = self.sync.enrolled()
+        except SyncError as exc:  # no usable keyring
+            self.sync_status.show_text("Sync: off", f"Sync is off: {exc}", problem=True)
+            return False
+        if not enrolled:
+            self.sync_status.show_text("Sync: not enrolled", f"Sync: {NOT_ENROLLED}", problem=True)
+        return enrolled
+
+    def sync_now(self) -> None:
+        """File > Sync now: push at once (starting the worker if this workstation was enrolled meanwhile)."""
+        if self.sync is None:
+            self._notify(f"Sync is off: {self.sync_problem or NOT_CONFIGURED}")
+            return
+        if not self.sync.alive and not self._sync_enrolled():
+            self._notify(f"Sync: {NOT_ENROLLED}")
+            return
+        self.sync.sync_now()  # the sync line shows "sending…" and then the outcome
+
     def _notify(self, text: str) -> None:
         self.statusBar().showMessage(text, 8000)
 
@@ -448,8 +497,21 @@ class MainWindow(QMainWindow):
             self.query_window.close()
         if self.pacs is not None:
             self.pacs.close()
+        self._stop_sync()
         self._end_session()
         super().closeEvent(event)
+
+    def _stop_sync(self) -> None:
+        if self.sync is None:
+            return
+        stopped = self.sync.stop()
+        if self.sync_signals is not None:
+            self.sync_signals.detach()
+        if stopped:
+            self.sync.client.close()
+        else:  # its thread is a daemon; the batch in flight is sent again (a duplicate) next time
+            log.warning("the sync worker did not stop in time; its push is abandoned")
+        self.sync = None
 
     def _end_session(self) -> None:
         self.review.clear()

@@ -1,0 +1,214 @@
+"""The routes of /api/v1. Every error is {"detail": {"error": <code>, "message": <text>, ...}}.
+
+Error codes: unauthorized (401), forbidden (403), not-found (404), conflict / chain (409, with seq and
+entry_id), too-large (413), invalid-json (400), invalid (422).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine, select
+
+import workstation
+from workstation.core.sync import MAX_BATCH
+
+from . import auth, db
+from .ingest import Problem, ingest, record_incident, stored_items
+from .models import (WORKSTATION_ID, AllStatus, CodeRequest, CodeResponse, EnrolRequest, EnrolResponse, EntriesPage,
+                     Error, Head, Health, Incident, PushRequest, PushResponse, RevokeResponse, WorkstationStatus)
+
+log = logging.getLogger(__name__)
+router = APIRouter(responses={400: {"model": Error, "description": "not JSON"},
+                               422: {"model": Error, "description": "wrong types, unknown fields"}})
+bearer = HTTPBearer(auto_error=False, description="a workstation token (from enrolment) or a qa/admin token")
+MAX_INCIDENTS_SHOWN = 100
+IdPath = Annotated[str, Path(pattern=WORKSTATION_ID)]
+
+
+def fail(status: int, error: str, message: str, **extra: Any) -> HTTPException:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return HTTPException(status, {"error": error, "message": message, **extra}, headers=headers)
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def caller(engine: EngineDep,
+           credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> auth.Caller:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise fail(401, "unauthorized", "missing bearer token")
+    with db.read(engine) as conn:
+        who = auth.identify(conn, credentials.credentials)
+    if who is None:
+        raise fail(401, "unauthorized", "unknown or revoked token")
+    return who
+
+
+CallerDep = Annotated[auth.Caller, Depends(caller)]
+
+
+def staff(who: CallerDep) -> auth.Caller:
+    if not who.is_staff:
+        raise fail(403, "forbidden", "needs a qa or admin token")
+    return who
+
+
+def admin(who: CallerDep) -> auth.Caller:
+    if who.role != "admin":
+        raise fail(403, "forbidden", "needs an admin token")
+    return who
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": Error} for code in (401, 403)}
+
+
+@router.get("/health", response_model=Health)
+def health(engine: EngineDep) -> Health:
+    try:
+        with db.read(engine) as conn:
+            conn.execute(select(1))
+    except Exception as exc:  # noqa: BLE001 - reported as unavailable
+        log.error("database unavailable: %s", type(exc).__name__)
+        raise fail(503, "unavailable", "the database is not reachable") from None
+    return Health(status="ok", database=db.dialect(engine), version=workstation.__version__)
+
+
+@router.post("/enrol", status_code=201, response_model=EnrolResponse, responses={401: {"model": Error}})
+def enrol(body: EnrolRequest, engine: EngineDep) -> EnrolResponse:
+    """Exchange a one-time enrolment code (issued by an admin for this workstation id) for a token."""
+    try:
+        with db.write(engine) as conn:
+            token = auth.enrol(conn, body.code, body.workstation_id)
+    except auth.EnrolmentError as exc:
+        log.warning("enrolment refused for workstation %s: %s", body.workstation_id, exc)
+        raise fail(401, "unauthorized", str(exc)) from None
+    log.info("workstation %s enrolled", body.workstation_id)
+    return EnrolResponse(workstation_id=body.workstation_id, token=token)
+
+
+@router.post("/entries", response_model=PushResponse,
+             responses={**ERRORS, 409: {"model": Error}, 413: {"model": Error}})
+def push(body: PushRequest, who: CallerDep, engine: EngineDep) -> PushResponse:
+    """A workstation's next items, in seq order: all accepted (committed before the reply) or none."""
+    if who.role != "workstation":
+        raise fail(403, "forbidden", "only a workstation token may push entries")
+    if len(body.items) > MAX_BATCH:
+        raise fail(413, "too-large", f"at most {MAX_BATCH} items per push; this one has {len(body.items)}")
+    stranger = body.workstation_id if body.workstation_id != who.name else next(
+        (i.workstation_id for i in body.items if i.workstation_id != who.name), None)
+    if stranger is not None:
+        item = next((i for i in body.items if i.workstation_id == stranger), None)
+        problem = Problem("forbidden", item.seq if item else None, item.entry_id if item else None,
+                          f"the token of workstation {who.name} was used to push entries of {stranger}")
+        with db.write(engine) as conn:
+            record_incident(conn, who.name, problem)
+        raise fail(403, "forbidden", problem.message)
+    items = [i.to_sync_item() for i in body.items]
+    try:
+        with db.write(engine) as conn:
+            outcome = ingest(conn, who.name, items, db.now_utc())
+    except Problem as problem:
+        with db.write(engine) as conn:
+            record_incident(conn, who.name, problem)
+        raise fail(409, problem.error, problem.message, seq=problem.seq, entry_id=problem.entry_id) from None
+    log.info("workstation %s: %d accepted, %d duplicates, head %d", who.name, outcome.accepted,
+             outcome.duplicates, outcome.head_seq)
+    return PushResponse(accepted=outcome.accepted, duplicates=outcome.duplicates, acknowledged=outcome.acknowledged,
+                        head=Head(seq=outcome.head_seq, hash=outcome.head_hash))
+
+
+@router.get("/entries", response_model=EntriesPage, responses=ERRORS)
+def query_entries(
+        engine: EngineDep, who: Annotated[auth.Caller, Depends(staff)],
+        workstation_id: str | None = None,
+        kind: Annotated[str | None, Query(description="audit kind, e.g. finding.accept, inference.run")] = None,
+        action: Annotated[str | None, Query(description="review action: accept matches kind finding.accept")] = None,
+        model: Annotated[str | None, Query(description="model name (details.model)")] = None,
+        model_version: Annotated[str | None, Query(description="model version (details.version)")] = None,
+        since: Annotated[str | None, Query(description="at_utc >= this ISO 8601 time (naive = UTC)")] = None,
+        until: Annotated[str | None, Query(description="at_utc < this ISO 8601 time")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        after: Annotated[int | None, Query(ge=0, description="the `next` of the previous page")] = None,
+) -> EntriesPage:
+    """Stored entries in the order the server received them (per workstation: seq order), for reviewers and QA."""
+    e = db.entries
+    query = select(e.c.id, e.c.item, e.c.received_utc).order_by(e.c.id).limit(limit + 1)
+    conditions = {e.c.workstation_id: workstation_id, e.c.kind: kind, e.c.model: model, e.c.model_version: model_version}
+    for column, value in conditions.items():
+        if value is not None:
+            query = query.where(column == value)
+    if action is not None:
+        query = query.where(e.c.kind == f"finding.{action}")
+    for name, value, op in (("since", since, "ge"), ("until", until, "lt")):
+        if value is not None:
+            try:
+                moment = db.normalise_time(value)
+            except ValueError:
+                raise fail(422, "invalid", f"{name}: not an ISO 8601 time: {value!r}") from None
+            query = query.where(e.c.at_utc >= moment if op == "ge" else e.c.at_utc < moment)
+    if after is not None:
+        query = query.where(e.c.id > after)
+    with db.read(engine) as conn:
+        rows = conn.execute(query).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return EntriesPage(items=stored_items(rows), next=rows[-1].id if more else None)
+
+
+def _status(conn, row) -> WorkstationStatus:
+    i = db.incidents
+    recent = conn.execute(select(i).where(i.c.workstation_id == row.id).order_by(i.c.id.desc())
+                          .limit(MAX_INCIDENTS_SHOWN)).all()
+    return WorkstationStatus(
+        workstation_id=row.id, entries=row.entries, head=Head(seq=row.head_seq, hash=row.head_hash),
+        last_push_utc=row.last_push_utc, enrolled=row.token_hash is not None, revoked_utc=row.revoked_utc,
+        incidents=[Incident(at_utc=r.at_utc, kind=r.kind, seq=r.seq, entry_id=r.entry_id, message=r.message)
+                   for r in reversed(recent)])
+
+
+@router.get("/workstations/{workstation_id}/status", response_model=WorkstationStatus,
+            responses={**ERRORS, 404: {"model": Error}})
+def workstation_status(workstation_id: IdPath, who: CallerDep, engine: EngineDep) -> WorkstationStatus:
+    """The workstation's own token, or a qa/admin token. Incidents: the last 100, oldest first."""
+    if not who.is_staff and who.name != workstation_id:
+        raise fail(403, "forbidden", "a workstation may read its own status only")
+    with db.read(engine) as conn:
+        row = conn.execute(select(db.workstations).where(db.workstations.c.id == workstation_id)).first()
+        if row is None:
+            raise fail(404, "not-found", f"unknown workstation {workstation_id}")
+        return _status(conn, row)
+
+
+@router.get("/status", response_model=AllStatus, responses=ERRORS)
+def all_status(engine: EngineDep, who: Annotated[auth.Caller, Depends(staff)]) -> AllStatus:
+    with db.read(engine) as conn:
+        rows = conn.execute(select(db.workstations).order_by(db.workstations.c.id)).all()
+        return AllStatus(workstations=[_status(conn, row) for row in rows])
+
+
+@router.post("/admin/enrolment-codes", status_code=201, response_model=CodeResponse, responses=ERRORS)
+def issue_code(body: CodeRequest, engine: EngineDep, who: Annotated[auth.Caller, Depends(admin)]) -> CodeResponse:
+    """A one-time code that enrols `workstation_id` (default validity 72 h)."""
+    with db.write(engine) as conn:
+        code, expires = auth.issue_code(conn, body.workstation_id, body.ttl_hours or auth.DEFAULT_CODE_TTL_HOURS)
+    log.info("enrolment code issued for workstation %s by %s", body.workstation_id, who.name)
+    return CodeResponse(code=code, expires_utc=expires)
+
+
+@router.post("/admin/workstations/{workstation_id}/revoke", response_model=RevokeResponse,
+             responses={**ERRORS, 404: {"model": Error}})
+def revoke(workstation_id: IdPath, engine: EngineDep, who: Annotated[auth.Caller, Depends(admin)]) -> RevokeResponse:
+    """The workstation's token and unused codes stop working; what it pushed stays."""
+    with db.write(engine) as conn:
+        if not auth.revoke(conn, workstation_id):
+            raise fail(404, "not-found", f"unknown workstation {workstation_id}")
+    log.info("workstation %s revoked by %s", workstation_id, who.name)
+    return RevokeResponse(workstation_id=workstation_id, revoked=True)

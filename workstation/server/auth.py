@@ -1,0 +1,125 @@
+"""Tokens and enrolment codes: random, stored only as SHA-256, compared in constant time.
+
+Three kinds of caller: a workstation (token from enrolment; may push its own entries and read its own
+status), qa (reads entries and every status), admin (qa, plus enrolment codes and revocation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import Connection, select, update
+
+from workstation.core.audit import GENESIS
+
+from . import db
+
+ROLES = ("qa", "admin")
+DEFAULT_CODE_TTL_HOURS = 72.0
+
+
+@dataclass(frozen=True)
+class Caller:
+    role: str  # "workstation", "qa" or "admin"
+    name: str  # the workstation id, or the principal's name
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in ROLES
+
+
+class EnrolmentError(Exception):
+    """The code cannot enrol this workstation (the message says why)."""
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def _same(stored_hash: str | None, secret: str) -> bool:
+    return stored_hash is not None and hmac.compare_digest(stored_hash, secret_hash(secret))
+
+
+def identify(conn: Connection, token: str) -> Caller | None:
+    """Who holds `token`; None for an unknown or revoked one."""
+    hashed = secret_hash(token)
+    row = conn.execute(select(db.workstations.c.id, db.workstations.c.token_hash)
+                       .where(db.workstations.c.token_hash == hashed)).first()
+    if row is not None and _same(row.token_hash, token):
+        return Caller("workstation", row.id)
+    row = conn.execute(select(db.principals.c.name, db.principals.c.role, db.principals.c.token_hash)
+                       .where(db.principals.c.token_hash == hashed, db.principals.c.revoked_utc.is_(None))).first()
+    if row is not None and _same(row.token_hash, token):
+        return Caller(row.role, row.name)
+    return None
+
+
+def ensure_workstation(conn: Connection, workstation_id: str) -> None:
+    exists = conn.execute(select(db.workstations.c.id).where(db.workstations.c.id == workstation_id)).first()
+    if exists is None:
+        conn.execute(db.workstations.insert().values(id=workstation_id, head_seq=0, head_hash=GENESIS, entries=0))
+
+
+def issue_code(conn: Connection, workstation_id: str, ttl_hours: float = DEFAULT_CODE_TTL_HOURS) -> tuple[str, str]:
+    """A one-time enrolment code for `workstation_id`: (code, expires_utc)."""
+    if not ttl_hours > 0:
+        raise ValueError("ttl_hours must be positive")
+    ensure_workstation(conn, workstation_id)
+    code = new_secret()
+    now = datetime.now(timezone.utc)
+    expires = (now + timedelta(hours=ttl_hours)).isoformat(timespec="microseconds")
+    conn.execute(db.enrolment_codes.insert().values(code_hash=secret_hash(code), workstation_id=workstation_id,
+                                                    issued_utc=now.isoformat(timespec="microseconds"),
+                                                    expires_utc=expires))
+    return code, expires
+
+
+def enrol(conn: Connection, code: str, workstation_id: str) -> str:
+    """Use `code` (once) for `workstation_id`; the workstation's new token (its previous one stops working)."""
+    hashed = secret_hash(code)
+    row = conn.execute(select(db.enrolment_codes).where(db.enrolment_codes.c.code_hash == hashed)).first()
+    if row is None or not _same(row.code_hash, code):
+        raise EnrolmentError("unknown enrolment code")
+    if row.used_utc is not None:
+        raise EnrolmentError("this enrolment code was already used (or its workstation revoked)")
+    now = db.now_utc()
+    if row.expires_utc <= now:
+        raise EnrolmentError(f"this enrolment code expired at {row.expires_utc}")
+    if not hmac.compare_digest(row.workstation_id.encode(), workstation_id.encode()):
+        raise EnrolmentError("this enrolment code was issued for another workstation")
+    used = conn.execute(update(db.enrolment_codes).where(db.enrolment_codes.c.code_hash == hashed,
+                                                         db.enrolment_codes.c.used_utc.is_(None))
+                        .values(used_utc=now))
+    if used.rowcount != 1:  # used by a concurrent request
+        raise EnrolmentError("this enrolment code was already used (or its workstation revoked)")
+    token = new_secret()
+    conn.execute(update(db.workstations).where(db.workstations.c.id == workstation_id)
+                 .values(token_hash=secret_hash(token), enrolled_utc=now, revoked_utc=None))
+    return token
+
+
+def revoke(conn: Connection, workstation_id: str) -> bool:
+    """The workstation's token and its unused codes stop working; its entries stay. False if unknown."""
+    now = db.now_utc()
+    done = conn.execute(update(db.workstations).where(db.workstations.c.id == workstation_id)
+                        .values(token_hash=None, revoked_utc=now))
+    conn.execute(update(db.enrolment_codes).where(db.enrolment_codes.c.workstation_id == workstation_id,
+                                                  db.enrolment_codes.c.used_utc.is_(None)).values(used_utc=now))
+    return done.rowcount == 1
+
+
+def issue_token(conn: Connection, role: str, name: str) -> str:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    token = new_secret()
+    conn.execute(db.principals.insert().values(name=name, role=role, token_hash=secret_hash(token),
+                                               created_utc=db.now_utc()))
+    return token

@@ -1,0 +1,106 @@
+"""`workstation-server`: serve the API, and the operator's commands on the same database.
+
+    workstation-server serve [--database URL] [--host 127.0.0.1] [--port 8443] [--tls-cert F --tls-key F]
+    workstation-server issue-code WORKSTATION_ID [--ttl-hours 72] [--database URL]   # prints the code
+    workstation-server issue-token --role qa|admin --name NAME [--database URL]      # prints the token
+    workstation-server revoke WORKSTATION_ID [--database URL]
+
+The database defaults to $WORKSTATION_SERVER_DATABASE, else sqlite:///./workstation-server.sqlite;
+postgresql://user@host/db uses PostgreSQL (psycopg 3). Tables are created on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+
+from . import auth, db
+
+log = logging.getLogger("workstation.server")
+
+
+def _workstation_id(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", value):
+        raise argparse.ArgumentTypeError("letters, digits, '.', '_' and '-' only (1-128 characters)")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workstation-server", description="Central server of the workstations' "
+                                     "audit and feedback entries (sync protocol v1).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    database = argparse.ArgumentParser(add_help=False)
+    database.add_argument("--database", default=os.environ.get("WORKSTATION_SERVER_DATABASE", db.DEFAULT_DATABASE),
+                          help="sqlite:///FILE or postgresql://USER@HOST:PORT/DB (default %(default)s)")
+
+    serve = commands.add_parser("serve", parents=[database], help="run the HTTP(S) API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8443)
+    serve.add_argument("--tls-cert", help="PEM certificate (chain) of the server; needs --tls-key")
+    serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
+
+    code = commands.add_parser("issue-code", parents=[database], help="print a one-time enrolment code")
+    code.add_argument("workstation_id", type=_workstation_id)
+    code.add_argument("--ttl-hours", type=float, default=auth.DEFAULT_CODE_TTL_HOURS)
+
+    token = commands.add_parser("issue-token", parents=[database], help="print a qa or admin token")
+    token.add_argument("--role", choices=auth.ROLES, required=True)
+    token.add_argument("--name", required=True, help="who holds it (shown in the server log)")
+
+    revoke = commands.add_parser("revoke", parents=[database], help="stop a workstation's token and unused codes")
+    revoke.add_argument("workstation_id", type=_workstation_id)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve" and bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together (give both for HTTPS, neither for HTTP)")
+    try:
+        db.engine_url(args.database)
+    except Exception as exc:  # noqa: BLE001 - a bad URL is the operator's to fix
+        parser.error(f"--database: {exc}")
+    if args.command == "issue-code" and not args.ttl_hours > 0:
+        parser.error("--ttl-hours must be positive")
+    if args.command == "serve":
+        return _serve(args)
+    engine = db.make_engine(args.database)
+    try:
+        db.create_schema(engine)
+        with db.write(engine) as conn:
+            if args.command == "issue-code":
+                code, expires = auth.issue_code(conn, args.workstation_id, args.ttl_hours)
+                print(code)
+                print(f"enrolment code for {args.workstation_id}, valid once until {expires}", file=sys.stderr)
+            elif args.command == "issue-token":
+                print(auth.issue_token(conn, args.role, args.name))
+            elif args.command == "revoke":
+                if not auth.revoke(conn, args.workstation_id):
+                    print(f"error: unknown workstation {args.workstation_id}", file=sys.stderr)
+                    return 1
+                print(f"workstation {args.workstation_id} revoked", file=sys.stderr)
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+
+    app = create_app(args.database)
+    scheme = "https" if args.tls_cert else "http"
+    log.info("serving %s://%s:%d%s on %s", scheme, args.host, args.port, "/api/v1", db.dialect(app.state.engine))
+    uvicorn.run(app, host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
+                log_config=None, timeout_graceful_shutdown=5, server_header=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""The server's tables (SQLAlchemy Core) and its engine: SQLite by default, PostgreSQL (psycopg 3) when asked.
+
+SQLite runs in WAL mode with synchronous=FULL and a busy timeout; write transactions start with
+BEGIN IMMEDIATE (so two pushes never interleave). PostgreSQL write transactions lock the workstation's
+row FOR UPDATE instead (see ingest.py). Times are ISO 8601 strings in UTC with microseconds, so they
+compare as text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+from sqlalchemy import (BigInteger, Column, Connection, Engine, ForeignKey, Index, Integer, MetaData, String, Table, Text,
+                        UniqueConstraint, create_engine, event, select)
+from sqlalchemy.engine import make_url
+
+SCHEMA_VERSION = 1
+DEFAULT_DATABASE = "sqlite:///./workstation-server.sqlite"
+
+metadata = MetaData()
+
+schema_meta = Table(
+    "schema_meta", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
+)
+
+workstations = Table(
+    "workstations", metadata,
+    Column("id", String(128), primary_key=True),
+    Column("token_hash", String(64), unique=True),  # NULL: not enrolled, or revoked
+    Column("enrolled_utc", String(40)),
+    Column("revoked_utc", String(40)),
+    Column("head_seq", BigInteger, nullable=False, default=0),
+    Column("head_hash", String(64), nullable=False),
+    Column("entries", BigInteger, nullable=False, default=0),
+    Column("last_push_utc", String(40)),
+)
+
+enrolment_codes = Table(
+    "enrolment_codes", metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("workstation_id", String(128), ForeignKey("workstations.id"), nullable=False, index=True),
+    Column("issued_utc", String(40), nullable=False),
+    Column("expires_utc", String(40), nullable=False),
+    Column("used_utc", String(40)),  # also set when the workstation is revoked (unused codes die with it)
+)
+
+principals = Table(  # qa and admin tokens
+    "principals", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_utc", String(40), nullable=False),
+    Column("revoked_utc", String(40)),
+)
+
+entries = Table(
+    "entries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workstation_id", String(128), ForeignKey("workstations.id"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("entry_id", String(64), nullable=False),
+    Column("kind", String(64), nullable=False, index=True),
+    Column("model", String(128), nullable=False, default="", index=True),
+    Column("model_version", String(64), nullable=False, default=""),
+    Column("at_utc", String(40), nullable=False, index=True),
+    Column("received_utc", String(40), nullable=False),
+    Column("item", Text, nullable=False),  # canonical JSON of the wire item
+    UniqueConstraint("workstation_id", "seq", name="uq_entries_workstation_seq"),
+    UniqueConstraint("workstation_id", "entry_id", name="uq_entries_workstation_entry"),
+)
+Index("ix_entries_model_version", entries.c.model, entries.c.model_version)
+
+incidents = Table(
+    "incidents", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workstation_id", String(128), nullable=False, index=True),
+    Column("at_utc", String(40), nullable=False),
+    Column("kind", String(32), nullable=False),  # gap, broken-link, altered, conflict, forbidden
+    Column("seq", BigInteger),
+    Column("entry_id", String(64)),
+    Column("message", Text, nullable=False),
+)
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def normalise_time(value: str) -> str:
+    """ISO 8601 -> UTC with microseconds (naive means UTC); ValueError when it is not a time."""
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def engine_url(database_url: str) -> str:
+    """postgresql:// (and postgres://) use psycopg 3; sqlite:// stays; anything else is refused."""
+    url = make_url(database_url)
+    backend = url.get_backend_name()
+    if backend in ("postgresql", "postgres"):
+        return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if backend == "sqlite":
+        if url.drivername != "sqlite" or url.database in (None, "", ":memory:"):
+            raise ValueError("SQLite needs a file: sqlite:///path/to/server.sqlite")
+        return database_url
+    raise ValueError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql://...")
+
+
+def make_engine(database_url: str) -> Engine:
+    url = engine_url(database_url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_connection, _record):
+            dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (below)
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+@contextmanager
+def write(engine: Engine) -> Iterator[Connection]:
+    """One write transaction: committed when the block ends, rolled back when it raises."""
+    with engine.connect().execution_options(write=True) as conn:
+        with conn.begin():
+            yield conn
+
+
+@contextmanager
+def read(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as conn:
+        with conn.begin():
+            yield conn
+
+
+def create_schema(engine: Engine) -> None:
+    """Create missing tables and the schema version row; refuse a database of a newer server."""
+    metadata.create_all(engine)
+    with write(engine) as conn:
+        row = conn.execute(select(schema_meta.c.value).where(schema_meta.c.key == "schema_version")).first()
+        if row is None:
+            conn.execute(schema_meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise RuntimeError(f"the database has schema version {row[0]}; this server knows up to {SCHEMA_VERSION}")
+
+
+def dialect(engine: Engine) -> str:
+    return "postgresql" if engine.dialect.name == "postgresql" else engine.dialect.name

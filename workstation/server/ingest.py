@@ -1,0 +1,153 @@
+"""Accepting a batch of a workstation's sync items: idempotent, in chain order, all or nothing.
+
+For each item in turn, against the workstation's accepted head (last seq + hash) as the batch advances it:
+
+* an item the server already holds (same entry_id, or seq not beyond the head) must be identical to the
+  stored one (canonical JSON): a duplicate; otherwise a *conflict*;
+* any other item must continue the chain (``continuation_problem``): the next seq (else a *gap*), linking to
+  the head (else a *broken-link*), its own hash and record sound (else *altered*).
+
+The first problem rejects the whole batch (the caller rolls back) and is returned for an incident.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from workstation.core.audit import canonical_json
+from workstation.core.sync import SyncItem, continuation_problem
+
+from . import db
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Problem(Exception):  # not frozen: contextlib sets __traceback__ on exceptions it re-raises
+    kind: str  # gap, broken-link, altered, conflict, forbidden
+    seq: int | None
+    entry_id: str | None
+    message: str
+
+    @property
+    def error(self) -> str:
+        return "conflict" if self.kind == "conflict" else "chain"
+
+
+@dataclass
+class Outcome:
+    accepted: int = 0
+    duplicates: int = 0
+    acknowledged: list[str] = field(default_factory=list)
+    head_seq: int = 0
+    head_hash: str = ""
+
+
+def canonical_item(item: SyncItem) -> str:
+    return canonical_json(item.to_wire()).decode("utf-8")
+
+
+def lock_head(conn: Connection, workstation_id: str) -> tuple[int, str]:
+    """The workstation's accepted head, its row locked until the transaction ends (SQLite: BEGIN IMMEDIATE)."""
+    query = select(db.workstations.c.head_seq, db.workstations.c.head_hash).where(db.workstations.c.id == workstation_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).one()
+    return row.head_seq, row.head_hash
+
+
+def ingest(conn: Connection, workstation_id: str, items: list[SyncItem], received_utc: str) -> Outcome:
+    """Check and insert `items` in the caller's write transaction; raises Problem on the first bad item."""
+    head_seq, head_hash = lock_head(conn, workstation_id)
+    ids = sorted({i.entry.entry_id for i in items})
+    seqs = sorted({i.entry.seq for i in items if i.entry.seq <= head_seq})
+    held_by_id: dict[str, tuple[int, str]] = {}
+    held_by_seq: dict[int, str] = {}
+    for start in range(0, max(len(ids), len(seqs)), 500):
+        rows = conn.execute(select(db.entries.c.entry_id, db.entries.c.seq, db.entries.c.item).where(
+            db.entries.c.workstation_id == workstation_id,
+            db.entries.c.entry_id.in_(ids[start:start + 500]) | db.entries.c.seq.in_(seqs[start:start + 500])))
+        for row in rows:
+            held_by_id[row.entry_id] = (row.seq, row.item)
+            held_by_seq[row.seq] = row.entry_id
+
+    outcome = Outcome(head_seq=head_seq, head_hash=head_hash)
+    new_rows: list[dict[str, Any]] = []
+    for item in items:
+        entry = item.entry
+        text = canonical_item(item)
+        held = held_by_id.get(entry.entry_id)
+        if held is not None or entry.seq <= outcome.head_seq:
+            if held is None:
+                raise Problem("conflict", entry.seq, entry.entry_id,
+                              f"entry {entry.seq} is already held as {held_by_seq.get(entry.seq, 'another entry')};"
+                              f" {entry.entry_id} differs from it")
+            if held[1] != text:
+                raise Problem("conflict", entry.seq, entry.entry_id,
+                              f"entry {entry.entry_id} (seq {entry.seq}) is already held with other content")
+            outcome.duplicates += 1
+        else:
+            problem = continuation_problem(outcome.head_seq, outcome.head_hash, item)
+            if problem is not None:
+                raise Problem(_kind(outcome.head_seq, outcome.head_hash, item), entry.seq, entry.entry_id, problem)
+            new_rows.append(_row(workstation_id, item, text, received_utc))
+            held_by_id[entry.entry_id] = (entry.seq, text)
+            held_by_seq[entry.seq] = entry.entry_id
+            outcome.head_seq, outcome.head_hash = entry.seq, entry.hash
+            outcome.accepted += 1
+        outcome.acknowledged.append(entry.entry_id)
+
+    if new_rows:
+        for start in range(0, len(new_rows), 200):
+            conn.execute(insert(db.entries), new_rows[start:start + 200])
+    values: dict[str, Any] = {"last_push_utc": received_utc}
+    if outcome.accepted:
+        values.update(head_seq=outcome.head_seq, head_hash=outcome.head_hash,
+                      entries=db.workstations.c.entries + outcome.accepted)
+    conn.execute(update(db.workstations).where(db.workstations.c.id == workstation_id).values(**values))
+    return outcome
+
+
+def _kind(head_seq: int, head_hash: str, item: SyncItem) -> str:
+    entry = item.entry
+    if entry.seq > head_seq + 1:
+        return "gap"
+    if entry.seq <= head_seq:
+        return "conflict"
+    if entry.prev_hash != head_hash:
+        return "broken-link"
+    return "altered"
+
+
+def _row(workstation_id: str, item: SyncItem, text: str, received_utc: str) -> dict[str, Any]:
+    entry = item.entry
+    details = entry.details
+    try:
+        at = db.normalise_time(entry.at_utc)
+    except ValueError:
+        at = entry.at_utc
+    return {"workstation_id": workstation_id, "seq": entry.seq, "entry_id": _column(entry.entry_id, 64),
+            "kind": _column(entry.kind, 64), "model": _column(details.get("model", ""), 128),
+            "model_version": _column(details.get("version", ""), 64), "at_utc": _column(at, 40),
+            "received_utc": received_utc, "item": text}
+
+
+def _column(value: Any, size: int) -> str:
+    """A filter column's value: text, no NUL (PostgreSQL refuses it), cut to the column's size."""
+    return str(value).replace("\x00", "")[:size]
+
+
+def record_incident(conn: Connection, workstation_id: str, problem: Problem) -> None:
+    conn.execute(insert(db.incidents).values(workstation_id=workstation_id, at_utc=db.now_utc(), kind=problem.kind,
+                                             seq=problem.seq, entry_id=problem.entry_id, message=problem.message))
+    log.warning("incident %s for workstation %s at seq %s (%s)", problem.kind, workstation_id, problem.seq,
+                problem.entry_id)
+
+
+def stored_items(rows) -> list[dict[str, Any]]:
+    return [{**json.loads(row.item), "received_utc": row.received_utc} for row in rows]

@@ -1,0 +1,153 @@
+"""Request and response bodies of the API (pydantic; unknown fields and wrong types are refused)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from workstation.core.audit import AuditEntry, canonical_json
+from workstation.core.sync import MAX_BATCH, Record, SyncItem
+
+WORKSTATION_ID = r"^[A-Za-z0-9_.-]{1,128}$"
+WorkstationId = Annotated[str, Field(pattern=WORKSTATION_ID, examples=["ws-rad-01"])]
+Hash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _finite_json(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        canonical_json(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"not canonical JSON ({exc}); numbers must be finite") from None
+    return value
+
+
+FiniteJson = Annotated[dict[str, Any], AfterValidator(_finite_json)]
+
+
+class WireRecord(Strict):
+    """The feedback entry or inference record an audit entry binds (by id and SHA-256 in its details)."""
+
+    kind: Literal["feedback", "inference"]
+    id: str = Field(min_length=1, max_length=64)
+    payload: FiniteJson
+
+
+class WireItem(Strict):
+    """One audit entry of a workstation's hash chain (workstation.core.audit.AuditEntry), with its record."""
+
+    seq: int = Field(ge=1, le=2**62)
+    entry_id: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$", description="a UUID")
+    workstation_id: WorkstationId
+    at_utc: str = Field(min_length=1, max_length=40)
+    kind: str = Field(pattern=r"^[a-z0-9._-]{1,64}$", examples=["finding.accept"])
+    user: str = Field(max_length=256)
+    role: str = Field(max_length=32)
+    study_instance_uid: str = Field(max_length=128)
+    outcome: int
+    outcome_text: str = Field(max_length=4096)
+    details: FiniteJson
+    prev_hash: Hash
+    hash: Hash
+    record: WireRecord | None = None
+
+    @model_validator(mode="after")
+    def _canonical(self) -> WireItem:
+        _finite_json(self.model_dump())  # e.g. a lone surrogate in a string cannot be hashed
+        return self
+
+    def to_sync_item(self) -> SyncItem:
+        data = self.model_dump(exclude={"record"})
+        record = None if self.record is None else Record(self.record.kind, self.record.id, self.record.payload)
+        return SyncItem(AuditEntry(**data), record)
+
+
+class PushRequest(Strict):
+    workstation_id: WorkstationId
+    items: list[WireItem] = Field(description=f"in seq order; at most {MAX_BATCH} per push (413 beyond)")
+
+
+class Head(BaseModel):
+    seq: int
+    hash: str
+
+
+class PushResponse(BaseModel):
+    accepted: int = Field(description="items new to the server, now committed")
+    duplicates: int = Field(description="items the server already held, identical")
+    acknowledged: list[str] = Field(description="entry_id of every item of the batch: the server holds them all")
+    head: Head
+
+
+class EnrolRequest(Strict):
+    code: str = Field(min_length=1, max_length=256)
+    workstation_id: WorkstationId
+
+
+class EnrolResponse(BaseModel):
+    workstation_id: str
+    token: str
+
+
+class CodeRequest(Strict):
+    workstation_id: WorkstationId
+    ttl_hours: float | None = Field(default=None, gt=0, le=24 * 365)
+
+
+class CodeResponse(BaseModel):
+    code: str
+    expires_utc: str
+
+
+class RevokeResponse(BaseModel):
+    workstation_id: str
+    revoked: bool
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    database: str
+    version: str
+
+
+class Incident(BaseModel):
+    at_utc: str
+    kind: str
+    seq: int | None
+    entry_id: str | None
+    message: str
+
+
+class WorkstationStatus(BaseModel):
+    workstation_id: str
+    entries: int
+    head: Head
+    last_push_utc: str | None
+    enrolled: bool
+    revoked_utc: str | None
+    incidents: list[Incident]
+
+
+class AllStatus(BaseModel):
+    workstations: list[WorkstationStatus]
+
+
+class EntriesPage(BaseModel):
+    items: list[dict[str, Any]] = Field(description="wire items as pushed, each with received_utc")
+    next: int | None = Field(description="pass as `after` for the next page; null on the last page")
+
+
+class ErrorDetail(BaseModel):
+    error: str = Field(description="unauthorized, forbidden, not-found, conflict, chain, too-large, invalid-json, invalid")
+    message: str
+    seq: int | None = Field(default=None, description="409: the entry that was refused")
+    entry_id: str | None = None
+    errors: list[dict[str, Any]] | None = Field(default=None, description="422: each invalid field (loc, msg, type)")
+
+
+class Error(BaseModel):
+    detail: ErrorDetail

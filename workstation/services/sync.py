@@ -1,0 +1,591 @@
+"""Sync with the central server (protocol v1, see core.sync): enrolment, pushing the outbox, status.
+
+`SyncClient` speaks HTTP with httpx: TLS verified against the site's `server.ca_file` (or the system CAs),
+bounded timeouts, the workstation's bearer token read from the OS keyring (fail closed, like the store key).
+`SyncWorker` pushes the store's outbox in seq order, in batches, on a background thread (no Qt), and marks
+entries synced only from the ids the server acknowledged in a 200 answer (the server commits a batch before
+it answers). While the server cannot be reached (connection errors, timeouts, 5xx, 429) it retries with
+exponential backoff and full jitter; a rejected token stops it ("token rejected: enrol again"); a refusal
+(409 and other 4xx) is reported with the server's message and retried only after the longest backoff, the
+entries staying in the outbox. Attempts are logged (counts and sequence numbers, never entry content) and
+never written to the audit trail: every audit entry is itself pushed, so an entry per attempt would keep the
+outbox growing for ever.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import ssl
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import httpx
+import keyring.backend
+
+from workstation import __version__
+from workstation.core.events import Event
+from workstation.core.site import ServerSettings, SiteConfig
+from workstation.core.sync import API_PREFIX, MAX_BODY_BYTES, SyncItem
+from workstation.core.tasks import CancelToken
+from workstation.store import keys
+from workstation.store.database import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)  # a batch of 500 commits well within 30 s
+BASE_BACKOFF_S = 1.0
+TOKEN_REJECTED = "token rejected: enrol again"
+NOT_ENROLLED = "not enrolled: run 'workstation enrol --code CODE' with the code IT issued"
+NOT_CONFIGURED = "no central server configured: IT sets [server] url in the site configuration"
+
+
+# ----- failures (str() is the reason for the user: no patient data in any of them)
+class SyncError(RuntimeError):
+    """A sync step failed. `transient`: worth retrying soon; `halts`: needs someone to act first."""
+
+    transient = False
+    halts = False
+
+
+class NotConfigured(SyncError):
+    halts = True
+
+
+class NotEnrolled(SyncError):
+    halts = True
+
+
+class KeyringProblem(SyncError):
+    """No usable OS keyring for the token (never a plaintext fallback)."""
+
+    halts = True
+
+
+class TokenRejected(SyncError):
+    halts = True
+
+
+class CodeRejected(SyncError):
+    """The enrolment code was wrong, expired or already used."""
+
+
+class Unreachable(SyncError):
+    """Connection refused or lost, timeout, TLS failure, 5xx or 429: try again later."""
+
+    transient = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Refused(SyncError):
+    """The server refused the request (409 conflict/chain, 403, 413, 422...); nothing was written."""
+
+    def __init__(self, message: str, status: int, error: str = "", seq: int | None = None, entry_id: str = "") -> None:
+        super().__init__(message)
+        self.status, self.error, self.seq, self.entry_id = status, error, seq, entry_id
+
+
+class BadResponse(SyncError):
+    """A success status with an answer that is not the protocol's (wrong server, proxy page...)."""
+
+
+class LocalProblem(SyncError):
+    """The local store could not be read or updated."""
+
+
+@dataclass(frozen=True)
+class PushAck:
+    accepted: int
+    duplicates: int
+    acknowledged: tuple[str, ...]
+    head_seq: int
+    head_hash: str
+
+
+# ----- the HTTP client
+class SyncClient:
+    """One workstation talking to the central server. Thread-safe enough for one worker plus status calls."""
+
+    def __init__(self, settings: ServerSettings, workstation_id: str,
+                 backend: keyring.backend.KeyringBackend | None = None, *, token: str | None = None,
+                 timeout: httpx.Timeout | float = DEFAULT_TIMEOUT, transport: httpx.BaseTransport | None = None) -> None:
+        if not settings.url:
+            raise NotConfigured(NOT_CONFIGURED)
+        self.settings, self.workstation_id, self.backend = settings, workstation_id, backend
+        self._token = token
+        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self._http = httpx.Client(base_url=settings.url + API_PREFIX, verify=_tls_context(settings),
+                                  timeout=self._timeout, transport=transport, follow_redirects=False,
+                                  headers={"User-Agent": f"radiology-workstation/{__version__}"})
+
+    @property
+    def url(self) -> str:
+        return self.settings.url or ""
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- the token
+    def token(self) -> str:
+        """The bearer token from the OS keyring (read once, again after a rejection)."""
+        if self._token is None:
+            try:
+                self._token = keys.read_token(self.backend)
+            except keys.KeyringUnavailable as exc:
+                raise KeyringProblem(str(exc)) from None
+            if self._token is None:
+                raise NotEnrolled(NOT_ENROLLED)
+        return self._token
+
+    def has_token(self) -> bool:
+        """Whether this workstation was enrolled (a token is in the keyring); KeyringProblem without a keyring."""
+        try:
+            self.token()
+        except NotEnrolled:
+            return False
+        return True
+
+    def forget_token(self) -> None:
+        self._token = None
+
+    # -- the endpoints
+    def enrol(self, code: str) -> str:
+        """Trade a one-time enrolment code for a token, kept in the OS keyring; returns the workstation id.
+
+        The keyring is checked first, so a code is never spent when the token could not be kept."""
+        code = code.strip()
+        if not code:
+            raise CodeRejected("the enrolment code is empty")
+        try:
+            backend = keys.usable_backend(self.backend)
+        except keys.KeyringUnavailable as exc:
+            raise KeyringProblem(str(exc)) from None
+        response = self._request("POST", "/enrol", json={"code": code, "workstation_id": self.workstation_id},
+                                 enrolling=True)
+        data = _json_object(response, "enrol")
+        token, enrolled_id = data.get("token"), data.get("workstation_id")
+        if not isinstance(token, str) or not token:
+            raise BadResponse("the server's enrolment answer holds no token")
+        if enrolled_id != self.workstation_id:
+            raise BadResponse(f"the server enrolled {enrolled_id!r}, not this workstation ({self.workstation_id!r})")
+        try:
+            keys.write_token(token, backend)
+        except keys.KeyringUnavailable as exc:
+            raise KeyringProblem(f"enrolled, but the token could not be kept: {exc}") from None
+        self._token = token
+        log.info("enrolled as %s at %s", self.workstation_id, self.url)
+        return enrolled_id
+
+    def push(self, items: Sequence[SyncItem]) -> PushAck:
+        """Send one batch (in seq order); the server has committed it when this returns."""
+        response = self._request("POST", "/entries", content=self.encode(items), authorised=True,
+                                 headers={"Content-Type": "application/json"})
+        data = _json_object(response, "push")
+        try:
+            acknowledged = tuple(str(i) for i in data["acknowledged"])
+            head = data.get("head") or {}
+            return PushAck(int(data.get("accepted", 0)), int(data.get("duplicates", 0)), acknowledged,
+                           int(head.get("seq", 0)), str(head.get("hash", "")))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise BadResponse("the server's answer to a push is not a sync acknowledgement") from None
+
+    def status(self) -> dict[str, Any]:
+        """What the server holds for this workstation (entries, head, last push, incidents)."""
+        response = self._request("GET", f"/workstations/{self.workstation_id}/status", authorised=True)
+        return _json_object(response, "status")
+
+    def health(self) -> bool:
+        return self._request("GET", "/health").status_code == 200
+
+    def encode(self, items: Sequence[SyncItem]) -> bytes:
+        body = {"workstation_id": self.workstation_id, "items": [item.to_wire() for item in items]}
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    def _request(self, method: str, path: str, *, authorised: bool = False, enrolling: bool = False,
+                 headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
+        headers = dict(headers or {})
+        if authorised:
+            headers["Authorization"] = f"Bearer {self.token()}"
+        try:
+            response = self._http.request(method, path, headers=headers, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise Unreachable(f"server did not answer within {_timeout_text(self._timeout)}") from exc
+        except httpx.TransportError as exc:
+            raise Unreachable(_transport_reason(exc)) from exc
+        status = response.status_code
+        if 200 <= status < 300:
+            return response
+        if status == 429 or status >= 500:
+            raise Unreachable(f"server {'busy' if status in (429, 503) else 'error'} (HTTP {status})",
+                              _retry_after(response))
+        if status == 401:
+            if enrolling:
+                message, _ = _detail(response)
+                raise CodeRejected(f"enrolment code rejected ({message}): ask IT for a new code")
+            self._token = None  # read again next time: someone may have enrolled meanwhile
+            raise TokenRejected(TOKEN_REJECTED)
+        message, detail = _detail(response)
+        if status == 409:
+            seq = detail.get("seq")
+            where = f"entry {seq}" if seq is not None else "the batch"
+            raise Refused(f"server refused {where} ({detail.get('error') or 'conflict'}): {message}", status,
+                          str(detail.get("error", "")), seq if isinstance(seq, int) else None,
+                          str(detail.get("entry_id", "") or ""))
+        raise Refused(f"server refused the request (HTTP {status}): {message}", status, str(detail.get("error", "")))
+
+
+def _tls_context(settings: ServerSettings) -> ssl.SSLContext | bool:
+    if not settings.url.lower().startswith("https://"):
+        return True  # plain http: nothing to verify (the site chose it)
+    if not settings.verify:
+        log.warning("server.verify is false: the central server's certificate is NOT checked")
+        return False
+    try:
+        return ssl.create_default_context(cafile=settings.ca_file) if settings.ca_file else ssl.create_default_context()
+    except (OSError, ssl.SSLError) as exc:
+        raise NotConfigured(f"server.ca_file: cannot be used ({exc})") from None
+
+
+def _transport_reason(exc: httpx.TransportError) -> str:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(cause):
+            return "server certificate not trusted (check server.ca_file)"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS handshake with the server failed ({getattr(cause, 'reason', None) or cause})"
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, httpx.ConnectError):
+        return "server unreachable"
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+        return "connection to the server lost"
+    return f"server unreachable ({type(exc).__name__})"
+
+
+def _timeout_text(timeout: httpx.Timeout) -> str:
+    values = [v for v in (timeout.connect, timeout.read, timeout.write) if v is not None]
+    return f"{max(values):g} s" if values else "the time limit"
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        value = float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+    return value if 0 <= value <= 86_400 else None
+
+
+def _detail(response: httpx.Response) -> tuple[str, dict[str, Any]]:
+    """The server's reason (FastAPI's "detail": a string, {"error","seq","entry_id","message"} or a list)."""
+    try:
+        data = response.json()
+    except ValueError:
+        return (response.text.strip()[:300] or response.reason_phrase or f"HTTP {response.status_code}"), {}
+    detail = data.get("detail", data) if isinstance(data, dict) else data
+    if isinstance(detail, dict):
+        message = detail.get("message") or detail.get("error") or json.dumps(detail)[:300]
+        return str(message)[:300], detail
+    if isinstance(detail, list):  # request validation errors
+        parts = [str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail[:3]]
+        return "; ".join(parts)[:300] or "invalid request", {}
+    return str(detail)[:300], {}
+
+
+def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        raise BadResponse(f"the server's answer to {what} is not JSON (is server.url the central server?)") from None
+    if not isinstance(data, dict):
+        raise BadResponse(f"the server's answer to {what} is not a JSON object")
+    return data
+
+
+# ----- backoff
+def backoff_delay(failures: int, base: float = BASE_BACKOFF_S, cap: float = 300.0,
+                  rng: Callable[[], float] = random.random) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2**(failures - 1))]; 0 before any failure."""
+    if failures <= 0:
+        return 0.0
+    ceiling = min(cap, base * 2.0 ** min(failures - 1, 60))
+    return min(ceiling, max(0.0, rng() * ceiling))
+
+
+# ----- the worker
+@dataclass(frozen=True)
+class SyncState:
+    pending: int = 0  # entries in the outbox
+    last_success_utc: str | None = None  # when the outbox was last found empty after a push (or with nothing to push)
+    last_error: str = ""  # why the last attempt failed ("" after a success)
+    next_attempt_utc: str | None = None  # when the worker tries again by itself (None: not scheduled)
+    running: bool = False  # the worker is active and will try again by itself (False: stopped or halted)
+    pushing: bool = False  # a push is in progress now
+    halted: bool = False  # stopped until someone acts (token rejected, not enrolled, no keyring)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    pushed: int  # entries the server acknowledged in this pass
+    pending: int  # entries left in the outbox
+    error: SyncError | None = None
+    cancelled: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return self.error is None and not self.cancelled and self.pending == 0
+
+
+class SyncWorker:
+    """Pushes the outbox on a background thread; `sync_once` does one pass in the caller's thread.
+
+    `state_changed` (a plain Event, emitted from whichever thread changed the state) carries a SyncState.
+    """
+
+    def __init__(self, store: Store, client: SyncClient, settings: ServerSettings | None = None, *,
+                 base_backoff_s: float = BASE_BACKOFF_S, rng: Callable[[], float] = random.random) -> None:
+        self.store, self.client = store, client
+        self.settings = settings or client.settings
+        self.base_backoff_s, self._rng = base_backoff_s, rng
+        self.batch_size = self.settings.batch_size
+        self.state_changed = Event()
+        self._state = SyncState()
+        self._state_lock = threading.Lock()
+        self._pass_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._cancel = CancelToken()
+        self._thread: threading.Thread | None = None
+        self._failures = 0
+        self._delay: float | None = 0.0
+        self._last_logged = ""
+        self._set(pending=self._pending(0))
+
+    # -- state
+    @property
+    def state(self) -> SyncState:
+        with self._state_lock:
+            return self._state
+
+    def _set(self, **changes: Any) -> SyncState:
+        with self._state_lock:
+            new = replace(self._state, **changes)
+            changed, self._state = new != self._state, new
+        if changed:
+            self.state_changed.emit(new)
+        return new
+
+    def _pending(self, default: int | None = None) -> int:
+        try:
+            return self.store.pending_count()
+        except StoreError:
+            return self.state.pending if default is None else default
+
+    def enrolled(self) -> bool:
+        return self.client.has_token()
+
+    # -- the thread
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start the background thread; its first attempt is at once."""
+        if self.alive:
+            return
+        self._cancel = CancelToken()
+        self._delay = 0.0
+        self._wake.clear()
+        self._set(running=True, halted=False)
+        self._thread = threading.Thread(target=self._run, name="ws-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        """Stop the thread; returns promptly (a push in flight is abandoned: the server commits a batch whole,
+        and entries it committed but we did not mark are sent again and acknowledged as duplicates)."""
+        self._cancel.cancel()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        self._set(running=False, pushing=False, next_attempt_utc=None)
+        return thread is None or not thread.is_alive()
+
+    def sync_now(self) -> None:
+        """Try at once (the user asked): forget the backoff; also after a halt (someone may have enrolled)."""
+        self._failures = 0
+        if not self.alive:
+            self.start()
+            return
+        self._delay = 0.0
+        self._set(running=True, halted=False)
+        self._wake.set()
+
+    def _run(self) -> None:
+        cancel = self._cancel
+        try:
+            while not cancel.cancelled:
+                self._wake.wait(self._delay)
+                self._wake.clear()
+                if cancel.cancelled:
+                    break
+                result = self.sync_once(cancel)
+                if result.cancelled:
+                    break
+                self._delay = self._schedule(result)
+        except Exception:  # noqa: BLE001 - the thread must say why it ended
+            log.exception("the sync worker stopped unexpectedly")
+            self._set(running=False, halted=True, last_error="sync stopped unexpectedly (see the log)")
+        finally:
+            self._set(running=False, pushing=False, next_attempt_utc=None)
+
+    def _schedule(self, result: SyncResult) -> float | None:
+        """Seconds until the next attempt (None: wait until woken) and the state that says so."""
+        error = result.error
+        if error is None:
+            self._failures = 0
+            delay: float | None = self.settings.interval_s
+        elif error.halts:
+            delay = None
+        elif error.transient:
+            self._failures += 1
+            delay = backoff_delay(self._failures, self.base_backoff_s, self.settings.max_backoff_s, self._rng)
+            retry_after = getattr(error, "retry_after", None)
+            if retry_after is not None:
+                delay = min(self.settings.max_backoff_s, max(delay, retry_after))
+        else:  # refused, a strange answer, the local store: nothing changes by itself soon
+            self._failures += 1
+            delay = self.settings.max_backoff_s
+        if delay is None:
+            self._set(running=False, halted=True, next_attempt_utc=None)
+        else:
+            at = datetime.now(timezone.utc) + timedelta(seconds=delay)
+            self._set(running=True, halted=False, next_attempt_utc=at.isoformat(timespec="milliseconds"))
+        return delay
+
+    # -- one pass
+    def sync_once(self, cancel: CancelToken | None = None) -> SyncResult:
+        """Push everything pending, batch after batch in seq order, until the outbox is empty or a push fails."""
+        cancel = cancel or self._cancel
+        with self._pass_lock:
+            self._set(pushing=True, next_attempt_utc=None, pending=self._pending())
+            error, cancelled = None, False
+            progress = [0]  # entries acknowledged so far in this pass (kept when a later batch fails)
+            try:
+                cancelled = self._push_all(cancel, progress)
+            except SyncError as exc:
+                error = exc
+            except StoreError as exc:
+                error = LocalProblem(f"the local store: {exc}")
+            except Exception as exc:  # noqa: BLE001 - a bug must not kill the worker silently
+                log.exception("sync pass failed")
+                error = SyncError(f"unexpected failure ({type(exc).__name__}; see the log)")
+            result = SyncResult(progress[0], self._pending(), error, cancelled)
+            self._report(result)
+            return result
+
+    def _push_all(self, cancel: CancelToken, progress: list[int]) -> bool:
+        """True when cancelled; `progress[0]` counts the entries marked synced."""
+        previous_first = None
+        while True:
+            if cancel.cancelled:
+                return True
+            items = self.store.outbox(self.batch_size)
+            if not items:
+                return False
+            first = items[0].entry.seq
+            if first == previous_first:
+                raise BadResponse(f"the server acknowledged a push but not entry {first}: it stays in the outbox")
+            previous_first = first
+            items = self._fit(items)
+            ack = self.client.push(items)
+            sent = {item.entry.entry_id for item in items}
+            ids = [entry_id for entry_id in ack.acknowledged if entry_id in sent]
+            if len(ids) != len(ack.acknowledged):
+                log.warning("the server acknowledged %d entries that were not in the batch (ignored)",
+                            len(ack.acknowledged) - len(ids))
+            marked = self.store.mark_synced(ids)
+            progress[0] += marked
+            log.info("sync: pushed entries %d-%d: %d new, %d already held, %d marked synced; head %d",
+                     first, items[-1].entry.seq, ack.accepted, ack.duplicates, marked, ack.head_seq)
+            self._set(pending=self._pending())
+
+    def _fit(self, items: list[SyncItem]) -> list[SyncItem]:
+        """The longest prefix of the batch whose request body stays under the server's limit."""
+        while len(items) > 1 and len(self.client.encode(items)) > MAX_BODY_BYTES:
+            items = items[:len(items) // 2]
+        return items
+
+    def _report(self, result: SyncResult) -> None:
+        error = result.error
+        if error is None and not result.cancelled:
+            now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+            if result.pushed or self._last_logged:
+                log.info("sync: up to date (%d pushed in this pass)", result.pushed)
+            self._last_logged = ""
+            self._set(pushing=False, pending=result.pending, last_error="",
+                      last_success_utc=now if result.pending == 0 else self.state.last_success_utc)
+            return
+        if error is not None:
+            text = str(error)
+            if text != self._last_logged:  # a failure that persists is logged once, then at debug level
+                log.warning("sync failed (%d pending): %s", result.pending, text)
+            else:
+                log.debug("sync still failing (%d pending): %s", result.pending, text)
+            self._last_logged = text
+            self._set(pushing=False, pending=result.pending, last_error=text)
+        else:
+            self._set(pushing=False, pending=result.pending)
+
+
+def make_worker(config: SiteConfig, store: Store, backend: keyring.backend.KeyringBackend | None = None,
+                **options: Any) -> SyncWorker | None:
+    """The sync worker of this site (not started), or None when no central server is configured.
+
+    NotConfigured when the [server] settings cannot be used (e.g. an unreadable ca_file)."""
+    if not config.server.configured:
+        return None
+    client = SyncClient(config.server, store.identity.workstation_id, backend)
+    return SyncWorker(store, client, config.server, **options)
+
+
+def describe(state: SyncState, now: datetime | None = None) -> str:
+    """One line for a status bar or a terminal, e.g.
+    "Sync: 12 pending · last 11:02 · error: server unreachable, retry in 8 s"."""
+    now = now or datetime.now(timezone.utc)
+    parts = ["Sync: " + ("up to date" if state.pending == 0 and not state.last_error
+                         else f"{state.pending} pending")]
+    if state.last_success_utc:
+        parts.append(f"last {_local_time(state.last_success_utc, now)}")
+    if state.pushing:
+        parts.append("sending…")
+    elif state.last_error:
+        error = f"error: {state.last_error}"
+        if state.running and state.next_attempt_utc:
+            seconds = (datetime.fromisoformat(state.next_attempt_utc) - now).total_seconds()
+            error += f", retry in {math.ceil(seconds)} s" if seconds >= 0.5 else ", retrying…"
+        parts.append(error)
+    return " · ".join(parts)
+
+
+def _local_time(utc: str, now: datetime) -> str:
+    moment = datetime.fromisoformat(utc).astimezone()
+    return moment.strftime("%H:%M" if moment.date() == now.astimezone().date() else "%Y-%m-%d %H:%M")
+
+
+__all__ = [
+    "BadResponse", "CodeRejected", "KeyringProblem", "LocalProblem", "NotConfigured", "NotEnrolled", "PushAck",
+    "Refused", "SyncClient", "SyncError", "SyncResult", "SyncState", "SyncWorker", "TokenRejected", "Unreachable",
+    "backoff_delay", "describe", "make_worker", "NOT_CONFIGURED", "NOT_ENROLLED", "TOKEN_REJECTED",
+]
