@@ -28,13 +28,16 @@ def site(tmp_path, store_path, keyring_env, central):
     return site_toml(tmp_path / "site.toml", store_path, central.url, batch_size=7)
 
 
-def test_enrol_keeps_the_token_in_the_keyring(capsys, site, central, backend):
+def test_enrol_keeps_the_token_in_the_keyring(capsys, site, central, backend, store_path):
     code, out, err = run(capsys, "enrol", "--code", central.issue_code(WS), "--config", str(site))
     assert code == 0, err
     assert f"enrolled: workstation {WS} with {central.url}" in out
     token = keys.read_token(backend)
     assert token and token not in out + err + site.read_text()  # in the keyring only
     assert central.status(WS)["enrolled"]
+    with open_store(store_path, backend) as store:  # the enrolment is in the audit trail (and syncs like any entry)
+        (entry,) = [e for e in store.audit_entries() if e.kind == "workstation.enrol"]
+        assert entry.outcome == 0 and entry.details["server"] == central.url and token not in str(entry.details)
 
 
 def test_enrol_failures_say_why(capsys, tmp_path, store_path, keyring_env, central, backend):
@@ -77,8 +80,8 @@ def test_sync_once(capsys, site, central, store_path, backend):
     code, _, err = run(capsys, "sync", "--once", "--config", str(site))
     assert code == 2 and "not enrolled" in err and "workstation enrol --code" in err
     assert run(capsys, "enrol", "--code", central.issue_code(WS), "--config", str(site))[0] == 0
-    code, out, err = run(capsys, "sync", "--once", "--config", str(site))
-    assert code == 0 and "50 entries sent; nothing pending" in out, err
+    code, out, err = run(capsys, "sync", "--once", "--config", str(site))  # 50 + the enrolment's audit entry
+    assert code == 0 and "51 entries sent; nothing pending" in out, err
     code, out, _ = run(capsys, "sync", "--once", "--config", str(site))
     assert code == 0 and "0 entries sent; nothing pending" in out
     with open_store(store_path, backend) as store:
@@ -86,11 +89,11 @@ def test_sync_once(capsys, site, central, store_path, backend):
         populate(store, 64)
     central.stop()
     code, _, err = run(capsys, "sync", "--once", "--config", str(site))
-    assert code == 1 and "0 of 14 sent; 14 still pending: server unreachable" in err
+    assert code == 1 and "0 of 13 sent; 13 still pending: server unreachable" in err
     central.start()
     central.revoke(WS)
     code, _, err = run(capsys, "sync", "--once", "--config", str(site))
-    assert code == 1 and "14 still pending: token rejected: enrol again" in err
+    assert code == 1 and "13 still pending: token rejected: enrol again" in err
 
 
 def test_sync_without_a_server_or_store(capsys, tmp_path, store_path, keyring_env):
@@ -121,7 +124,7 @@ def test_sync_runs_until_interrupted_printing_its_state(site, central, store_pat
         if child.poll() is None:
             child.kill()
     assert child.returncode == 0, err
-    assert lines[0] == "Sync: 30 pending" and any("sending…" in line for line in lines), lines
+    assert lines[0] == "Sync: 31 pending" and any("sending…" in line for line in lines), lines
     assert "sync: stopped" in err
     with open_store(store_path, backend) as store:
         assert_server_holds_exactly(central, store)

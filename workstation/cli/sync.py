@@ -48,14 +48,31 @@ def enrol_main(argv: list[str]) -> int:
         return _fail(EXIT_USAGE, str(exc))
     except KeyringProblem as exc:
         return _fail(EXIT_LOCKED, f"not enrolled: {exc}")
-    except CodeRejected as exc:
-        return _fail(EXIT_FAILED, f"not enrolled: {exc}")
-    except Unreachable as exc:
-        return _fail(EXIT_FAILED, f"not enrolled: {exc} ({config.server.url})")
-    except SyncError as exc:
-        return _fail(EXIT_FAILED, f"not enrolled: {exc}")
+    except (CodeRejected, Unreachable, SyncError) as exc:
+        reason = f"{exc} ({config.server.url})" if isinstance(exc, Unreachable) else str(exc)
+        _record_enrolment(config, ws, reason)
+        return _fail(EXIT_FAILED, f"not enrolled: {reason}")
+    _record_enrolment(config, ws, None)
     print(f"enrolled: workstation {ws} with {config.server.url}; its token is in the OS keyring")
     return EXIT_OK
+
+
+def _record_enrolment(config, ws: str, failure: str | None) -> None:
+    """Enrolment (and a refused one) goes into the audit trail, which syncs it like any entry."""
+    from workstation.core.audit import Outcome
+    from workstation.services.session import AuditTrail, open_store
+    from workstation.store.database import StoreError
+
+    try:
+        store = open_store(config)
+    except StoreError as exc:
+        print(f"warning: enrolment not recorded in the audit trail: {exc}", file=sys.stderr)
+        return
+    try:
+        AuditTrail(store).record("workstation.enrol", outcome=Outcome.SUCCESS if failure is None else Outcome.MINOR_FAILURE,
+                                 outcome_text=failure or "", server=config.server.url, workstation_id=ws)
+    finally:
+        store.close()
 
 
 def sync_main(argv: list[str]) -> int:

@@ -72,6 +72,7 @@ KINDS: dict[str, EventKind] = {
     "config.change": EventKind(SECURITY_ALERT, "E", Code("110131", "Software Configuration")),
     "access.denied": EventKind(SECURITY_ALERT, "E", Code("110132", "Use of Restricted Function")),
     "store.open-failed": EventKind(SECURITY_ALERT, "E", Code("110129", "Security Configuration")),
+    "workstation.enrol": EventKind(SECURITY_ALERT, "E", Code("110126", "Node Authentication")),
 }
 
 

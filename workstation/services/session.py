@@ -113,6 +113,7 @@ def _config_summary(config: SiteConfig) -> dict:
         "pacs": {name: [n.ae_title, n.host, n.port, n.retrieve, n.tls is not None] for name, n in sorted(config.nodes.items())},
         "roles": dict(sorted(config.users.roles.items())),
         "default_role": config.users.default_role,
+        "server": {"url": config.server.url, "verify": config.server.verify, "ca_file": config.server.ca_file},
     }
 
 
