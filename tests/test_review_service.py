@@ -104,3 +104,19 @@ def test_work_session_records_start_end_and_configuration_changes(tmp_path, back
         (change,) = [e for e in store.audit_entries() if e.kind == "config.change"]
         assert change.details["summary"]["roles"] == {"it": "admin"} and change.event.event_type.value == "110131"
         assert store.verify().ok
+
+
+def test_work_session_records_an_upgrade_when_the_version_changed(tmp_path, backend, monkeypatch):
+    import workstation
+
+    monkeypatch.setenv("WORKSTATION_DATA_DIR", str(tmp_path))
+    config = SiteConfig(users=UserSettings(default_role="radiologist"))
+    for version in ("0.9.0", "0.9.0", workstation.__version__):
+        monkeypatch.setattr(workstation, "__version__", version)
+        session = WorkSession.open(config, backend)
+        session.start()
+        session.end()
+    with open_store(tmp_path, backend) as store:
+        (upgrade,) = [e for e in store.audit_entries() if e.kind == "software.upgrade"]
+        assert upgrade.details["previous_version"] == "0.9.0" and upgrade.details["version"] == workstation.__version__
+        assert upgrade.event.event_type.value == "110131"

@@ -73,6 +73,9 @@ KINDS: dict[str, EventKind] = {
     "access.denied": EventKind(SECURITY_ALERT, "E", Code("110132", "Use of Restricted Function")),
     "store.open-failed": EventKind(SECURITY_ALERT, "E", Code("110129", "Security Configuration")),
     "workstation.enrol": EventKind(SECURITY_ALERT, "E", Code("110126", "Node Authentication")),
+    "software.install": EventKind(SECURITY_ALERT, "E", Code("110131", "Software Configuration")),
+    "software.upgrade": EventKind(SECURITY_ALERT, "E", Code("110131", "Software Configuration")),
+    "software.uninstall": EventKind(SECURITY_ALERT, "E", Code("110131", "Software Configuration")),
 }
 
 

@@ -70,8 +70,9 @@ class AuditTrail:
 class WorkSession:
     """The signed-in user's working session: the store, its audit trail and the review service.
 
-    `start` records application start and login, and a configuration change when
-    the site configuration differs from the one in force at the last start.
+    `start` records application start and login, a configuration change when the
+    site configuration differs from the one in force at the last start, and an
+    upgrade when the software version differs.
     """
 
     def __init__(self, config: SiteConfig, store: Store) -> None:
@@ -90,11 +91,18 @@ class WorkSession:
         return self.store.identity.user
 
     def start(self, application: str = "viewer") -> None:
+        from workstation import __version__
+
         config_sha256 = digest(_config_summary(self.config))
         previous = [e for e in self.store.audit_entries() if e.kind == "application.start"]
-        self.audit.record("application.start", application=application, config_sha256=config_sha256)
-        if previous and previous[-1].details.get("config_sha256") not in (None, config_sha256):
-            self.audit.record("config.change", previous_sha256=previous[-1].details.get("config_sha256"),
+        self.audit.record("application.start", application=application, config_sha256=config_sha256,
+                          version=__version__)
+        last = previous[-1].details if previous else {}
+        if last.get("version") not in (None, __version__):  # installed over by IT (any install method)
+            self.audit.record("software.upgrade", previous_version=last["version"], version=__version__,
+                              detected="at start")
+        if previous and last.get("config_sha256") not in (None, config_sha256):
+            self.audit.record("config.change", previous_sha256=last.get("config_sha256"),
                               config_sha256=config_sha256, summary=_config_summary(self.config))
         self.audit.record("session.start", role=self.user.role.value if self.user.role else "none")
 
