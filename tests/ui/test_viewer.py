@@ -179,8 +179,9 @@ def test_first_slice_is_shown_before_the_rest_is_decoded(qtbot, held_window):
     qtbot.keyClick(viewer, Qt.Key.Key_Down)  # the UI answers while decoding waits
     assert viewer.frame_index == 21 and viewer.message.text() == "Loading…"
     gate.set()
-    qtbot.waitUntil(lambda: viewer.volume.fully_loaded, timeout=20_000)
-    assert viewer.message.text() == "" and viewer.current_image().max() > 0
+    # the volume is filled on the loading thread; the viewer hears of it through a queued signal
+    qtbot.waitUntil(lambda: viewer.volume.fully_loaded and viewer.message.text() == "", timeout=20_000)
+    assert viewer.current_image().max() > 0 and viewer.frame_index == 21
 
 
 def test_cancel_stops_decoding_and_keeps_what_was_decoded(qtbot, held_window):

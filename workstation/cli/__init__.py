@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.captureWarnings(True)  # pydicom's complaints about odd files go to the log, not the user
     commands = {"scan": _scan, "demo-data": _demo_data, "pacs": _pacs, "infer": _infer, "audit": _audit,
-                "enrol": _enrol, "sync": _sync}
+                "enrol": _enrol, "sync": _sync, "doctor": _doctor,
+                "install-support": _install_support}  # the last one: for installer/install.py only
     if argv and argv[0] in commands:
         return commands[argv[0]](argv[1:])
     return _viewer(argv)
@@ -46,6 +47,18 @@ def _sync(argv: list[str]) -> int:
     from workstation.cli.sync import sync_main
 
     return sync_main(argv)
+
+
+def _doctor(argv: list[str]) -> int:
+    from workstation.cli.doctor import doctor_main
+
+    return doctor_main(argv)
+
+
+def _install_support(argv: list[str]) -> int:
+    from workstation.cli.install_support import install_support_main
+
+    return install_support_main(argv)
 
 
 def _pacs(argv: list[str]) -> int:
@@ -85,7 +98,7 @@ def _demo_data(argv: list[str]) -> int:
 def _viewer(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="workstation",
-        description="Radiology AI workstation. Subcommands: scan, pacs, infer, audit, enrol, sync, demo-data (see 'workstation scan -h').",
+        description="Radiology AI workstation. Subcommands: scan, pacs, infer, audit, enrol, sync, doctor, demo-data (see 'workstation scan -h').",
     )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="files, folders, DICOMDIR or .zip to open")
     parser.add_argument("--demo", action="store_true", help="open the bundled synthetic chest CT study")
@@ -113,7 +126,10 @@ def demo_config() -> str | None:
 
     if os.environ.get("WORKSTATION_CONFIG"):
         return None
-    path = Path(__file__).resolve().parents[2] / "resources" / "demo-site.toml"
+    checkout = Path(__file__).resolve().parents[2]  # run from source; else the installer's copy
+    path = checkout / "resources" / "demo-site.toml"
+    if not (checkout / "pyproject.toml").is_file() or not path.is_file():
+        path = Path(sys.prefix) / "share" / "workstation" / "resources" / "demo-site.toml"
     return str(path) if path.is_file() else None
 
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,9 +63,14 @@ class ModelManifest:
 
 
 def default_root() -> Path:
+    """$WORKSTATION_MODELS; else the checkout's models/ (run from source); else the installed copy
+    (<sys.prefix>/share/workstation/models, where the offline installer puts them)."""
     if os.environ.get(ENV_VAR):
         return Path(os.environ[ENV_VAR])
-    return Path(__file__).resolve().parents[2] / "models"
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "models").is_dir():
+        return checkout / "models"
+    return Path(sys.prefix) / "share" / "workstation" / "models"
 
 
 def load_manifests(root: Path | None = None) -> tuple[list[ModelManifest], list[str]]:
