@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -21,9 +23,11 @@ def _enrol(server, code: str, workstation_id: str):
 
 def test_an_enrolment_code_works_once_for_its_own_workstation_only(server, workstation_id):
     code = server.issue_code(workstation_id)
+    # typable by IT and never mistaken for a command line option (`--code -x...`)
+    assert re.fullmatch(r"([A-HJKMNP-TV-Z2-9]{5}-){4}[A-HJKMNP-TV-Z2-9]{5}", code), code
     wrong = _enrol(server, code, workstation_id + "-other")
     assert wrong.status_code == 401 and "another workstation" in wrong.json()["detail"]["message"]
-    done = _enrol(server, code, workstation_id)
+    done = _enrol(server, " " + code.lower() + " ", workstation_id)  # as typed: case and spaces do not matter
     assert done.status_code == 201, done.text
     assert done.json()["workstation_id"] == workstation_id and len(done.json()["token"]) >= 40
     again = _enrol(server, code, workstation_id)

@@ -36,8 +36,23 @@ class EnrolmentError(Exception):
     """The code cannot enrol this workstation (the message says why)."""
 
 
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U: read out and typed by IT
+
+
 def new_secret() -> str:
     return secrets.token_urlsafe(32)
+
+
+def new_code() -> str:
+    """An enrolment code IT can read out and type: 5 groups of 5 (about 122 bits), never starting with '-'
+    (a command line would take `--code -x...` for an option)."""
+    chars = "".join(secrets.choice(CODE_ALPHABET) for _ in range(25))
+    return "-".join(chars[i:i + 5] for i in range(0, 25, 5))
+
+
+def normalise_code(code: str) -> str:
+    """Typed codes compare case- and spacing-blind."""
+    return "".join(code.split()).upper()
 
 
 def secret_hash(secret: str) -> str:
@@ -73,7 +88,7 @@ def issue_code(conn: Connection, workstation_id: str, ttl_hours: float = DEFAULT
     if not ttl_hours > 0:
         raise ValueError("ttl_hours must be positive")
     ensure_workstation(conn, workstation_id)
-    code = new_secret()
+    code = new_code()
     now = datetime.now(timezone.utc)
     expires = (now + timedelta(hours=ttl_hours)).isoformat(timespec="microseconds")
     conn.execute(db.enrolment_codes.insert().values(code_hash=secret_hash(code), workstation_id=workstation_id,
@@ -84,6 +99,7 @@ def issue_code(conn: Connection, workstation_id: str, ttl_hours: float = DEFAULT
 
 def enrol(conn: Connection, code: str, workstation_id: str) -> str:
     """Use `code` (once) for `workstation_id`; the workstation's new token (its previous one stops working)."""
+    code = normalise_code(code)
     hashed = secret_hash(code)
     row = conn.execute(select(db.enrolment_codes).where(db.enrolment_codes.c.code_hash == hashed)).first()
     if row is None or not _same(row.code_hash, code):
