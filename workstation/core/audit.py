@@ -126,10 +126,12 @@ class AuditEntry:
         return hashlib.sha256(self.prev_hash.encode("ascii") + b"\n" + self.canonical()).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain data (shallow: `details` is shared, not copied - entries are never changed in place)."""
+        return {name: getattr(self, name) for name in _FIELDS}
 
 
-_HASHED_FIELDS = tuple(f.name for f in fields(AuditEntry) if f.name not in ("seq", "hash"))
+_FIELDS = tuple(f.name for f in fields(AuditEntry))
+_HASHED_FIELDS = tuple(name for name in _FIELDS if name not in ("seq", "hash"))
 
 
 def canonical_json(data: Any) -> bytes:

@@ -114,7 +114,7 @@ def push(body: PushRequest, who: CallerDep, engine: EngineDep) -> PushResponse:
     items = [i.to_sync_item() for i in body.items]
     try:
         with db.write(engine) as conn:
-            outcome = ingest(conn, who.name, items, db.now_utc())
+            outcome = ingest(conn, who.name, items, db.now_utc(), [i.canonical_text for i in body.items])
     except Problem as problem:
         with db.write(engine) as conn:
             record_incident(conn, who.name, problem)

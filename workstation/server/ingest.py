@@ -61,8 +61,10 @@ def lock_head(conn: Connection, workstation_id: str) -> tuple[int, str]:
     return row.head_seq, row.head_hash
 
 
-def ingest(conn: Connection, workstation_id: str, items: list[SyncItem], received_utc: str) -> Outcome:
-    """Check and insert `items` in the caller's write transaction; raises Problem on the first bad item."""
+def ingest(conn: Connection, workstation_id: str, items: list[SyncItem], received_utc: str,
+           texts: list[str] | None = None) -> Outcome:
+    """Check and insert `items` in the caller's write transaction; raises Problem on the first bad item.
+    `texts` are the items' canonical JSON when the caller already made it (the request model does)."""
     head_seq, head_hash = lock_head(conn, workstation_id)
     ids = sorted({i.entry.entry_id for i in items})
     seqs = sorted({i.entry.seq for i in items if i.entry.seq <= head_seq})
@@ -78,9 +80,9 @@ def ingest(conn: Connection, workstation_id: str, items: list[SyncItem], receive
 
     outcome = Outcome(head_seq=head_seq, head_hash=head_hash)
     new_rows: list[dict[str, Any]] = []
-    for item in items:
+    for index, item in enumerate(items):
         entry = item.entry
-        text = canonical_item(item)
+        text = texts[index] if texts is not None else canonical_item(item)
         held = held_by_id.get(entry.entry_id)
         if held is not None or entry.seq <= outcome.head_seq:
             if held is None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from workstation.core.audit import AuditEntry, canonical_json
-from workstation.core.sync import MAX_BATCH, Record, SyncItem
+from workstation.core.sync import ENTRY_FIELDS, MAX_BATCH, Record, SyncItem
 
 WORKSTATION_ID = r"^[A-Za-z0-9_.-]{1,128}$"
 WorkstationId = Annotated[str, Field(pattern=WORKSTATION_ID, examples=["ws-rad-01"])]
@@ -18,23 +18,12 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-def _finite_json(value: dict[str, Any]) -> dict[str, Any]:
-    try:
-        canonical_json(value)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"not canonical JSON ({exc}); numbers must be finite") from None
-    return value
-
-
-FiniteJson = Annotated[dict[str, Any], AfterValidator(_finite_json)]
-
-
 class WireRecord(Strict):
     """The feedback entry or inference record an audit entry binds (by id and SHA-256 in its details)."""
 
     kind: Literal["feedback", "inference"]
     id: str = Field(min_length=1, max_length=64)
-    payload: FiniteJson
+    payload: dict[str, Any]
 
 
 class WireItem(Strict):
@@ -50,20 +39,28 @@ class WireItem(Strict):
     study_instance_uid: str = Field(max_length=128)
     outcome: int
     outcome_text: str = Field(max_length=4096)
-    details: FiniteJson
+    details: dict[str, Any]
     prev_hash: Hash
     hash: Hash
     record: WireRecord | None = None
 
+    _text: str = PrivateAttr(default="")  # the item's canonical JSON, made once: stored and compared as is
+
     @model_validator(mode="after")
     def _canonical(self) -> WireItem:
-        _finite_json(self.model_dump())  # e.g. a lone surrogate in a string cannot be hashed
+        try:  # e.g. NaN, or a lone surrogate in a string: cannot be hashed
+            self._text = canonical_json(self.model_dump()).decode("utf-8")
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"not canonical JSON ({exc}); numbers must be finite") from None
         return self
 
+    @property
+    def canonical_text(self) -> str:
+        return self._text
+
     def to_sync_item(self) -> SyncItem:
-        data = self.model_dump(exclude={"record"})
         record = None if self.record is None else Record(self.record.kind, self.record.id, self.record.payload)
-        return SyncItem(AuditEntry(**data), record)
+        return SyncItem(AuditEntry(**{name: getattr(self, name) for name in ENTRY_FIELDS}), record)
 
 
 class PushRequest(Strict):

@@ -190,9 +190,9 @@ class SyncClient:
         log.info("enrolled as %s at %s", self.workstation_id, self.url)
         return enrolled_id
 
-    def push(self, items: Sequence[SyncItem]) -> PushAck:
-        """Send one batch (in seq order); the server has committed it when this returns."""
-        response = self._request("POST", "/entries", content=self.encode(items), authorised=True,
+    def push(self, items: Sequence[SyncItem], body: bytes | None = None) -> PushAck:
+        """Send one batch (in seq order; `body` when already encoded); the server has committed it when this returns."""
+        response = self._request("POST", "/entries", content=body if body is not None else self.encode(items), authorised=True,
                                  headers={"Content-Type": "application/json"})
         data = _json_object(response, "push")
         try:
@@ -508,8 +508,8 @@ class SyncWorker:
             if first == previous_first:
                 raise BadResponse(f"the server acknowledged a push but not entry {first}: it stays in the outbox")
             previous_first = first
-            items = self._fit(items)
-            ack = self.client.push(items)
+            items, body = self._fit(items)
+            ack = self.client.push(items, body)
             sent = {item.entry.entry_id for item in items}
             ids = [entry_id for entry_id in ack.acknowledged if entry_id in sent]
             if len(ids) != len(ack.acknowledged):
@@ -521,11 +521,13 @@ class SyncWorker:
                      first, items[-1].entry.seq, ack.accepted, ack.duplicates, marked, ack.head_seq)
             self._set(pending=self._pending())
 
-    def _fit(self, items: list[SyncItem]) -> list[SyncItem]:
-        """The longest prefix of the batch whose request body stays under the server's limit."""
-        while len(items) > 1 and len(self.client.encode(items)) > MAX_BODY_BYTES:
+    def _fit(self, items: list[SyncItem]) -> tuple[list[SyncItem], bytes]:
+        """The longest prefix of the batch whose request body stays under the server's limit, and that body."""
+        body = self.client.encode(items)
+        while len(items) > 1 and len(body) > MAX_BODY_BYTES:
             items = items[:len(items) // 2]
-        return items
+            body = self.client.encode(items)
+        return items, body
 
     def _report(self, result: SyncResult) -> None:
         error = result.error
