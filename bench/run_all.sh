@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every benchmark in turn. Extra arguments go to each script (e.g. --repeats 3).
 # BENCH_DATA=DIR keeps the generated studies in DIR/series, DIR/slice and DIR/retrieve (with Orthanc's
-# storage) and reuses them next time. retrieve.py needs root (private network namespace), Orthanc and DCMTK.
+# storage) and reuses them next time. retrieve.py needs root (private network namespace), Orthanc and DCMTK;
+# sync.py also measures PostgreSQL when the Debian package postgresql is installed (root: it runs as 'postgres').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -26,3 +27,6 @@ echo "=== bench/inference.py"
 echo
 echo "=== bench/audit_write.py"
 "$PY" bench/audit_write.py "$@"
+echo
+echo "=== bench/sync.py"
+"$PY" bench/sync.py "$@"
