@@ -114,10 +114,23 @@ def _viewer(argv: list[str]) -> int:
         from workstation.services.demo import ensure_demo_study
 
         paths.insert(0, str(ensure_demo_study()))
-        config = config or demo_config()
+        if config is None and demo_config() is not None:
+            config = demo_config()
+            _use_demo_store()
     from workstation.ui.app import run
 
     return run(paths, screenshot=args.screenshot, config_option=config, ai=args.ai)
+
+
+def _use_demo_store() -> None:
+    """The demo site (everyone a reviewer, its own workstation id) writes to a store of its own, so its
+    entries never mix into this workstation's real audit trail (nor reach the central server)."""
+    import os
+
+    from platformdirs import user_data_dir
+
+    if not os.environ.get("WORKSTATION_DATA_DIR"):
+        os.environ["WORKSTATION_DATA_DIR"] = str(Path(user_data_dir("workstation", appauthor=False)) / "demo")
 
 
 def demo_config() -> str | None:
