@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import keyring.backend
-from platformdirs import user_cache_dir
 
 from workstation.core.site import ConfigError, SiteConfig
 
@@ -373,15 +372,10 @@ def check_device() -> Check:
 
 
 # ----- disk
-def cache_root(config: SiteConfig) -> Path:
-    """Where PACS retrievals are cached (the same folder services.pacs.default_cache uses)."""
-    if config.cache.directory:
-        return Path(config.cache.directory).expanduser()
-    return Path(user_cache_dir("workstation", appauthor=False)) / "pacs"
-
-
 def check_disk(config: SiteConfig, disk_usage: Callable[[str], Any] = shutil.disk_usage) -> Check:
     """Free space where the cache lives, against its size limit (what the cache already holds counts as room)."""
+    from workstation.services.pacs import cache_root
+
     root = cache_root(config)
     existing = root
     while not existing.exists() and existing.parent != existing:
@@ -440,7 +434,7 @@ def format_summary(report: Report) -> str:
 
 
 __all__ = [
-    "Check", "FAIL", "FORMAT", "OK", "Report", "SKIP", "WARN", "cache_root", "check_configuration", "check_device",
+    "Check", "FAIL", "FORMAT", "OK", "Report", "SKIP", "WARN", "check_configuration", "check_device",
     "check_disk", "check_keyring", "check_models", "check_pacs", "check_pacs_node", "check_server", "check_store",
     "format_check", "format_report", "format_summary", "run_checks",
 ]

@@ -49,9 +49,15 @@ class AuditSink(Protocol):
                outcome_text: str = "", **details: Any) -> None: ...
 
 
+def cache_root(config: SiteConfig) -> Path:
+    """Where PACS retrievals are cached: the site's `cache.directory`, else the user cache directory."""
+    if config.cache.directory:
+        return Path(config.cache.directory).expanduser()
+    return Path(user_cache_dir("workstation", appauthor=False)) / "pacs"
+
+
 def default_cache(config: SiteConfig) -> StudyCache:
-    root = Path(config.cache.directory) if config.cache.directory else Path(user_cache_dir("workstation", appauthor=False)) / "pacs"
-    return StudyCache(root, config.cache.max_bytes)
+    return StudyCache(cache_root(config), config.cache.max_bytes)
 
 
 class PacsService:
