@@ -73,17 +73,17 @@ def install_support_main(argv: list[str]) -> int:
 def _paths(config, source) -> dict[str, Path | None]:
     from platformdirs import user_cache_dir
 
+    from workstation.services.pacs import cache_root
     from workstation.services.session import store_path
 
     user_cache = Path(user_cache_dir("workstation", appauthor=False))
-    pacs_cache = Path(config.cache.directory).expanduser() if config.cache.directory else user_cache / "pacs"
-    return {"config": source, "store": store_path(config), "pacs_cache": pacs_cache, "user_cache": user_cache}
+    return {"config": source, "store": store_path(config), "pacs_cache": cache_root(config), "user_cache": user_cache}
 
 
 def _record(config, source, args) -> int:
     from workstation import __version__
     from workstation.core.audit import digest
-    from workstation.services.session import AuditTrail, _config_summary, open_store, store_path
+    from workstation.services.session import AuditTrail, config_change, config_summary, last_start, open_store, store_path
     from workstation.store.database import StoreError
 
     if args.only_if_store_exists and not store_path(config).exists():
@@ -96,23 +96,21 @@ def _record(config, source, args) -> int:
         return EXIT_LOCKED
     try:
         audit = AuditTrail(store)
-        starts = [e for e in store.audit_entries() if e.kind == "application.start"]
-        last = starts[-1].details if starts else {}
+        last = last_start(store)
         details = {"version": args.version, "bundle": args.bundle, "prefix": args.prefix, "mode": args.mode,
                    "by": "installer"}
         if args.previous_version:
             details["previous_version"] = args.previous_version
         audit.record(args.kind, **details)
         recorded = [args.kind]
-        summary = _config_summary(config)
-        config_sha256 = digest(summary)
-        if starts and last.get("config_sha256") not in (None, config_sha256):
-            audit.record("config.change", previous_sha256=last.get("config_sha256"), config_sha256=config_sha256,
-                         summary=summary, file=str(source) if source else None, by="installer")
+        summary = config_summary(config)
+        changed = config_change(last, summary)
+        if changed:
+            audit.record("config.change", **changed, file=str(source) if source else None, by="installer")
             recorded.append("config.change")
         if args.kind != "software.uninstall":
             # the baseline the app compares with at its next start: this version, this configuration
-            audit.record("application.start", application="installer", config_sha256=config_sha256,
+            audit.record("application.start", application="installer", config_sha256=digest(summary),
                          version=__version__)
             audit.record("application.stop", application="installer")
         print(f"recorded in the audit trail ({store.path}): {', '.join(recorded)}")

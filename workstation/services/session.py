@@ -93,17 +93,16 @@ class WorkSession:
     def start(self, application: str = "viewer") -> None:
         from workstation import __version__
 
-        config_sha256 = digest(_config_summary(self.config))
-        previous = [e for e in self.store.audit_entries() if e.kind == "application.start"]
-        self.audit.record("application.start", application=application, config_sha256=config_sha256,
+        last = last_start(self.store)
+        summary = config_summary(self.config)
+        self.audit.record("application.start", application=application, config_sha256=digest(summary),
                           version=__version__)
-        last = previous[-1].details if previous else {}
         if last.get("version") not in (None, __version__):  # installed over by IT (any install method)
             self.audit.record("software.upgrade", previous_version=last["version"], version=__version__,
                               detected="at start")
-        if previous and last.get("config_sha256") not in (None, config_sha256):
-            self.audit.record("config.change", previous_sha256=last.get("config_sha256"),
-                              config_sha256=config_sha256, summary=_config_summary(self.config))
+        changed = config_change(last, summary)
+        if changed:
+            self.audit.record("config.change", **changed)
         self.audit.record("session.start", role=self.user.role.value if self.user.role else "none")
 
     def end(self, application: str = "viewer") -> None:
@@ -114,7 +113,21 @@ class WorkSession:
             self.store.close()
 
 
-def _config_summary(config: SiteConfig) -> dict:
+def last_start(store: Store) -> dict:
+    """The details of the last application start (version, configuration hash); {} before the first."""
+    entry = store.last_entry("application.start")
+    return entry.details if entry else {}
+
+
+def config_change(last: dict, summary: dict) -> dict:
+    """The details of a config.change entry when the configuration differs from the last start's; else {}."""
+    config_sha256 = digest(summary)
+    if last.get("config_sha256") in (None, config_sha256):
+        return {}
+    return {"previous_sha256": last["config_sha256"], "config_sha256": config_sha256, "summary": summary}
+
+
+def config_summary(config: SiteConfig) -> dict:
     """What a configuration change entry shows: nodes, roles, server; no secrets live in the config anyway."""
     return {
         "workstation": {"id": config.workstation_id, "ae_title": config.local.ae_title, "store_port": config.local.store_port},
@@ -125,4 +138,5 @@ def _config_summary(config: SiteConfig) -> dict:
     }
 
 
-__all__ = ["AuditTrail", "StoreLocked", "WorkSession", "current_user", "identity", "open_store", "store_path", "workstation_id"]
+__all__ = ["AuditTrail", "StoreLocked", "WorkSession", "config_change", "config_summary", "current_user", "identity",
+           "last_start", "open_store", "store_path", "workstation_id"]

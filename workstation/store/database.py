@@ -235,17 +235,20 @@ class Store:
         return [_stored_run(json.loads(payload)) for (payload,) in rows]
 
     def audit_entries(self, since_utc: str | None = None) -> list[AuditEntry]:
-        sql = "SELECT seq, entry_id, workstation_id, at_utc, kind, user, role, study_instance_uid, outcome, outcome_text, details, prev_hash, hash FROM audit"
-        rows = self._query(sql + (" WHERE at_utc >= ? ORDER BY seq" if since_utc else " ORDER BY seq"), (since_utc,) if since_utc else ())
+        rows = self._query(_SELECT_AUDIT + (" WHERE at_utc >= ? ORDER BY seq" if since_utc else " ORDER BY seq"),
+                           (since_utc,) if since_utc else ())
         return [_audit_entry(row) for row in rows]
+
+    def last_entry(self, kind: str) -> AuditEntry | None:
+        """The newest audit entry of `kind`, without reading the whole trail (start-up asks this)."""
+        rows = self._query(_SELECT_AUDIT + " WHERE kind = ? ORDER BY seq DESC LIMIT 1", (kind,))
+        return _audit_entry(rows[0]) if rows else None
 
     # ----- sync outbox (entries not yet acknowledged by the central server)
     def outbox(self, limit: int = 500) -> list[SyncItem]:
         """The oldest unsynced audit entries in seq order, each with the feedback or inference record it binds."""
-        sql = ("SELECT seq, entry_id, workstation_id, at_utc, kind, user, role, study_instance_uid, outcome, outcome_text,"
-               " details, prev_hash, hash FROM audit WHERE synced = 0 ORDER BY seq LIMIT ?")
         with self._lock:
-            entries = [_audit_entry(row) for row in self._query(sql, (limit,))]
+            entries = [_audit_entry(row) for row in self._query(_SELECT_AUDIT + " WHERE synced = 0 ORDER BY seq LIMIT ?", (limit,))]
             if not entries:
                 return []
             first, last = entries[0].seq, entries[-1].seq
@@ -475,6 +478,10 @@ def _record_column(payload: dict, column: str):
 
 def _json(data) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+_SELECT_AUDIT = ("SELECT seq, entry_id, workstation_id, at_utc, kind, user, role, study_instance_uid, outcome,"
+                 " outcome_text, details, prev_hash, hash FROM audit")
 
 
 def _audit_entry(row: tuple) -> AuditEntry:
