@@ -27,19 +27,12 @@ def enrol_main(argv: list[str]) -> int:
     parser.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     args = parser.parse_args(argv)
 
-    from workstation.core.site import ConfigError
-    from workstation.services.config import load_site_config
     from workstation.services.session import workstation_id
-    from workstation.services.sync import (
-        NOT_CONFIGURED, CodeRejected, KeyringProblem, NotConfigured, SyncClient, SyncError, Unreachable,
-    )
+    from workstation.services.sync import CodeRejected, KeyringProblem, NotConfigured, SyncClient, SyncError, Unreachable
 
-    try:
-        config = load_site_config(args.config)
-    except ConfigError as exc:
-        return _fail(EXIT_USAGE, f"the site configuration is invalid: {exc}")
-    if not config.server.configured:
-        return _fail(EXIT_USAGE, NOT_CONFIGURED)
+    config = _server_config(args.config)
+    if isinstance(config, int):
+        return config
     ws = workstation_id(config)
     try:
         with SyncClient(config.server, ws) as client:
@@ -83,18 +76,13 @@ def sync_main(argv: list[str]) -> int:
     parser.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     args = parser.parse_args(argv)
 
-    from workstation.core.site import ConfigError
-    from workstation.services.config import load_site_config
     from workstation.services.session import open_store
-    from workstation.services.sync import NOT_CONFIGURED, NOT_ENROLLED, KeyringProblem, NotConfigured, describe, make_worker
+    from workstation.services.sync import NOT_ENROLLED, KeyringProblem, NotConfigured, describe, make_worker
     from workstation.store.database import StoreError
 
-    try:
-        config = load_site_config(args.config)
-    except ConfigError as exc:
-        return _fail(EXIT_USAGE, f"the site configuration is invalid: {exc}")
-    if not config.server.configured:
-        return _fail(EXIT_USAGE, NOT_CONFIGURED)
+    config = _server_config(args.config)
+    if isinstance(config, int):
+        return config
     try:
         store = open_store(config)
     except StoreError as exc:
@@ -155,6 +143,21 @@ def _forever(worker, describe) -> int:
         worker.state_changed.disconnect(show)
     print(f"sync: stopped: {worker.state.last_error}", file=sys.stderr)
     return EXIT_FAILED
+
+
+def _server_config(option: str | None):
+    """The site configuration, when it is valid and names a central server; else the exit code (reason printed)."""
+    from workstation.core.site import ConfigError
+    from workstation.services.config import load_site_config
+    from workstation.services.sync import NOT_CONFIGURED
+
+    try:
+        config = load_site_config(option)
+    except ConfigError as exc:
+        return _fail(EXIT_USAGE, f"the site configuration is invalid: {exc}")
+    if not config.server.configured:
+        return _fail(EXIT_USAGE, NOT_CONFIGURED)
+    return config
 
 
 def _fail(code: int, message: str) -> int:
