@@ -35,7 +35,9 @@ def test_each_role_has_exactly_its_permissions(role, allowed):
 
 def test_every_action_needs_a_permission_a_radiologist_lacks_for_edits():
     radiologist = User("r", Role.RADIOLOGIST)
-    assert [a for a in Action if radiologist.may(a.permission)] == [Action.ACCEPT, Action.REJECT, Action.COMMENT]
+    assert [a for a in Action if radiologist.may(a.permission)] == [
+        Action.ACCEPT, Action.REJECT, Action.COMMENT, Action.UNDO, Action.REDO, Action.SIGNOFF]
+    assert not radiologist.may(Action.REOPEN.permission)  # reopening a signed-off review is for reviewers
 
 
 def test_no_entries_means_every_finding_pending_with_the_model_geometry():

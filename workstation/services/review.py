@@ -2,7 +2,9 @@
 
 The session never keeps state of its own beyond the entries it wrote: the
 states it reports are always derived from the store, so a reopened study shows
-exactly what was saved. Roles are checked by the store when writing.
+exactly what was saved. Roles are checked by the store when writing. Undo,
+redo, sign-off and reopen are entries like any other, so the audit trail
+tells the whole story.
 """
 
 from __future__ import annotations
@@ -13,12 +15,20 @@ from dataclasses import dataclass
 from workstation.core.audit import AuditEvent
 from workstation.core.events import Event
 from workstation.core.findings import Finding, InferenceResult, ModelRef
-from workstation.core.review import Action, BoxGeometry, FeedbackEntry, FindingState, State, derive_states
+from workstation.core.review import (
+    Action, BoxGeometry, FeedbackEntry, FindingState, SignOff, State, derive_states, sign_off_of, undo_redo_targets,
+    undone_ids,
+)
 from workstation.core.roles import Permission, User
 from workstation.core.study import DisplaySet
 from workstation.store.database import Store, StoredRun, now_utc
 
-MIN_BOX_PX = 2.0
+MIN_BOX_PX = 3.0  # a box smaller than this (or than MIN_BOX_MM where the spacing is known) is a slip
+MIN_BOX_MM = 2.0
+
+
+class ReviewRefused(ValueError):
+    """An action the review's state does not allow (signed off, nothing to undo, findings pending)."""
 
 
 @dataclass(frozen=True)
@@ -26,12 +36,23 @@ class SeriesKey:
     study_instance_uid: str
     series_instance_uid: str
     sop_instance_uids: tuple[str, ...]  # per display frame
+    pixel_spacing: tuple[float, float] | None = None  # (row mm, column mm) of the frames, when calibrated
 
     @classmethod
     def of(cls, display_set: DisplaySet) -> SeriesKey:
         series = display_set.series
+        spacing = display_set.frames[0].instance.pixel_spacing if display_set.frames else None
         return cls(series.study.study_instance_uid, series.series_instance_uid,
-                   tuple(frame.instance.sop_instance_uid for frame in display_set.frames))
+                   tuple(frame.instance.sop_instance_uid for frame in display_set.frames), spacing)
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    """One entry about a finding, as the history view lists it."""
+
+    entry: FeedbackEntry
+    undone: bool  # reverted by an undo that is still in force
+    text: str  # what happened, in words
 
 
 class ReviewService:
@@ -65,8 +86,11 @@ class ReviewSession:
         self.store, self.key, self.model = store, key, model
         self.findings = list(findings)
         self.labels = tuple(labels) or tuple(dict.fromkeys(f.label for f in findings)) or ("finding",)
-        self.changed = Event()  # (FindingState) after each recorded action
-        self._states = self._derive()
+        self.changed = Event()  # (FindingState or None) after each recorded action
+        self._entries: list[FeedbackEntry] = []
+        self._states: dict[str, FindingState] = {}
+        self._signoff: SignOff | None = None
+        self._load()
 
     @property
     def user(self) -> User:
@@ -77,9 +101,8 @@ class ReviewSession:
 
     # ----- reading
     def states(self) -> list[FindingState]:
-        """Visible findings: the model's strongest first, then the ones reviewers added."""
-        visible = [s for s in self._states.values() if s.visible]
-        return sorted(visible, key=lambda s: (s.score is None, -(s.score or 0.0), s.at_utc))
+        """Visible findings by their fixed number (the model's strongest first, then the ones reviewers added)."""
+        return sorted((s for s in self._states.values() if s.visible), key=lambda s: s.number)
 
     def state(self, finding_id: str) -> FindingState:
         return self._states[finding_id]
@@ -89,6 +112,32 @@ class ReviewSession:
         for state in self._states.values():
             counts[state.state] += 1
         return counts
+
+    def pending(self) -> list[FindingState]:
+        return [s for s in self.states() if s.pending]
+
+    @property
+    def signoff(self) -> SignOff | None:
+        return self._signoff
+
+    def history(self, finding_id: str) -> list[HistoryLine]:
+        """Every entry about the finding (undone ones too), oldest first."""
+        undone = undone_ids(self._entries)
+        by_id = {e.entry_id: e for e in self._entries}
+        return [HistoryLine(e, e.entry_id in undone, describe(e, by_id)) for e in self._entries
+                if e.finding_id == finding_id]
+
+    def undo_target(self) -> FeedbackEntry | None:
+        return undo_redo_targets(self._entries, self.user.login)[0]
+
+    def redo_target(self) -> FeedbackEntry | None:
+        """The entry Redo would put back in force (not the undo it reverts)."""
+        undo = undo_redo_targets(self._entries, self.user.login)[1]
+        return next((e for e in self._entries if undo is not None and e.entry_id == undo.reverts), None)
+
+    def number(self, finding_id: str) -> int:
+        state = self._states.get(finding_id)
+        return state.number if state else 0
 
     # ----- actions (each one stored entry; PermissionDenied when the role does not allow it)
     def accept(self, finding_id: str, comment: str = "") -> FindingState:
@@ -104,7 +153,7 @@ class ReviewSession:
         return self._record(Action.COMMENT, finding_id, comment=text)
 
     def edit_box(self, finding_id: str, box_px: tuple[float, float, float, float], frame_index: int | None = None) -> FindingState:
-        """Move (same size) or resize a box; a no-op edit writes nothing."""
+        """Move (same size) or resize a box; a no-op edit writes nothing. The verdict is never changed by it."""
         before = self._states[finding_id].geometry
         frame = before.frame_index if frame_index is None else frame_index
         after = self._geometry(frame, box_px)
@@ -132,31 +181,74 @@ class ReviewSession:
             raise ValueError("a label may not be empty")
         return self._record(Action.ADD, str(uuid.uuid4()), after=self._geometry(frame_index, box_px), label=label)
 
+    def undo(self) -> FindingState:
+        """Revert this user's last action in this run (a new entry naming it); returns the finding's state."""
+        target = self.undo_target()
+        if target is None:
+            raise ReviewRefused("nothing of yours to undo in this review")
+        return self._record(Action.UNDO, target.finding_id, reverts=target.entry_id, known=False)
+
+    def redo(self) -> FindingState:
+        undo = undo_redo_targets(self._entries, self.user.login)[1]
+        if undo is None:
+            raise ReviewRefused("nothing to redo")
+        return self._record(Action.REDO, undo.finding_id, reverts=undo.entry_id, known=False)
+
+    def sign_off(self, comment: str = "") -> SignOff:
+        """Mark the run's review complete; refused while findings are pending or when it is signed off already."""
+        if self._signoff is not None:
+            raise ReviewRefused(f"already signed off by {self._signoff.by} at {self._signoff.at_utc[:16]}")
+        pending = self.pending()
+        if pending:
+            numbers = ", ".join(f"#{s.number}" for s in pending)
+            raise ReviewRefused(f"{len(pending)} finding(s) still pending ({numbers}): accept or reject each first")
+        details = {
+            "model": {"name": self.model.name, "version": self.model.version, "sha256": self.model.sha256},
+            "counts": {state.value: n for state, n in self.counts().items() if n},
+            "findings": [final_state(s) for s in sorted(self._states.values(), key=lambda s: s.number)],
+        }
+        self._record(Action.SIGNOFF, "", comment=comment, details=details)
+        return self._signoff
+
+    def reopen(self, comment: str = "") -> None:
+        """A reviewer reopens a signed-off review (recorded); decisions can be changed again."""
+        if self._signoff is None:
+            raise ReviewRefused("this review is not signed off")
+        self._record(Action.REOPEN, "", reverts=self._signoff.entry_id, comment=comment)
+
     # ----- internals
     def _record(self, action: Action, finding_id: str, before: BoxGeometry | None = None,
-                after: BoxGeometry | None = None, label: str = "", comment: str = "") -> FindingState:
-        if action is not Action.ADD and finding_id not in self._states:
+                after: BoxGeometry | None = None, label: str = "", comment: str = "", reverts: str = "",
+                details: dict | None = None, known: bool = True) -> FindingState | None:
+        if finding_id and known and action is not Action.ADD and finding_id not in self._states:
             raise KeyError(f"no finding {finding_id} in this review")
+        if self._signoff is not None and action is not Action.REOPEN:
+            raise ReviewRefused(f"signed off by {self._signoff.by} at {self._signoff.at_utc[:16].replace('T', ' ')}"
+                                " UTC: a reviewer must reopen it before anything changes")
         user = self.user
-        geometry = after or before or self._states[finding_id].geometry
+        current = self._states.get(finding_id)
+        geometry = after or before or (current.geometry if current else None)
         entry = FeedbackEntry(
             entry_id=str(uuid.uuid4()), action=action, finding_id=finding_id,
             study_instance_uid=self.key.study_instance_uid, series_instance_uid=self.key.series_instance_uid,
-            sop_instance_uid=geometry.sop_instance_uid, model_name=self.model.name, model_version=self.model.version,
-            user=user.login, role=user.role.value if user.role else "", workstation_id=self.store.identity.workstation_id,
-            at_utc=now_utc(), before=before, after=after, label=label, comment=comment.strip(),
+            sop_instance_uid=geometry.sop_instance_uid if geometry else "", model_name=self.model.name,
+            model_version=self.model.version, user=user.login, role=user.role.value if user.role else "",
+            workstation_id=self.store.identity.workstation_id, at_utc=now_utc(), before=before, after=after,
+            label=label, comment=comment.strip(), reverts=reverts, details=details,
         )
         self.store.record_feedback(entry)
-        self._states = self._derive()
-        state = self._states[finding_id]
+        self._load()
+        state = self._states.get(finding_id)
         self.changed.emit(state)
         return state
 
-    def _derive(self) -> dict[str, FindingState]:
+    def _load(self) -> None:
         own = {f.finding_id for f in self.findings}
-        entries = [e for e in self.store.feedback(self.key.series_instance_uid)
-                   if (e.model_name, e.model_version) == (self.model.name, self.model.version) or e.finding_id in own]
-        return derive_states(self.findings, entries)
+        self._entries = [e for e in self.store.feedback(self.key.series_instance_uid)
+                         if (e.model_name, e.model_version) == (self.model.name, self.model.version)
+                         or e.finding_id in own]
+        self._states = derive_states(self.findings, self._entries)
+        self._signoff = sign_off_of(self._entries, set(self._states))
 
     def _geometry(self, frame_index: int, box_px: tuple[float, float, float, float]) -> BoxGeometry:
         frames = len(self.key.sop_instance_uids)
@@ -166,8 +258,44 @@ class ReviewSession:
         c0, c1 = sorted((c0, c1))
         r0, r1 = sorted((r0, r1))
         if c1 - c0 < MIN_BOX_PX or r1 - r0 < MIN_BOX_PX:
-            raise ValueError(f"a box must be at least {MIN_BOX_PX:g} pixels wide and high")
+            raise ValueError(f"box too small ({c1 - c0:.0f} x {r1 - r0:.0f} px): at least {MIN_BOX_PX:g} pixels "
+                             "wide and high; nothing was saved")
+        if self.key.pixel_spacing:
+            row_mm, col_mm = self.key.pixel_spacing
+            width, height = (c1 - c0) * col_mm, (r1 - r0) * row_mm
+            if width < MIN_BOX_MM or height < MIN_BOX_MM:
+                raise ValueError(f"box too small ({width:.1f} x {height:.1f} mm): at least {MIN_BOX_MM:g} mm "
+                                 "wide and high; nothing was saved")
         return BoxGeometry(frame_index, (c0, r0, c1, r1), self.key.sop_instance_uids[frame_index])
+
+
+def final_state(state: FindingState) -> dict:
+    """A finding as the sign-off records it: enough for SR/report building later, no patient data."""
+    return {"finding_id": state.finding_id, "number": state.number, "label": state.label, "state": state.state.value,
+            "score": state.score, "box_edited": state.box_edited, "relabelled": state.relabelled,
+            "geometry": state.geometry.to_dict(), "by": state.by, "role": state.role, "at_utc": state.at_utc}
+
+
+_VERBS = {Action.ACCEPT: "accepted", Action.REJECT: "rejected", Action.COMMENT: "commented",
+          Action.MOVE: "moved the box", Action.RESIZE: "resized the box", Action.RELABEL: "relabelled",
+          Action.DELETE: "deleted", Action.ADD: "added", Action.SIGNOFF: "signed off", Action.REOPEN: "reopened"}
+
+
+def describe(entry: FeedbackEntry, by_id: dict[str, FeedbackEntry]) -> str:
+    """An entry in words ('accepted', 'undid: rejected', 'relabelled as mass')."""
+    if entry.action in (Action.UNDO, Action.REDO):
+        target = by_id.get(entry.reverts)
+        if entry.action is Action.REDO and target is not None:
+            target = by_id.get(target.reverts)
+        what = _VERBS.get(target.action, target.action.value) if target else "an unknown entry"
+        return f"{entry.action.value}: {what}"
+    text = _VERBS[entry.action]
+    if entry.action in (Action.RELABEL, Action.ADD) and entry.label:
+        text += f" as {entry.label}"
+    if entry.action in (Action.MOVE, Action.RESIZE) and entry.after is not None:
+        c0, r0, c1, r1 = entry.after.box_px
+        text += f" to {c1 - c0:.0f} x {r1 - r0:.0f} px on slice {entry.after.frame_index + 1}"
+    return text
 
 
 def _size(box: tuple[float, float, float, float]) -> tuple[float, float]:

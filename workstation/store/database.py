@@ -26,7 +26,7 @@ from workstation.core.audit import (
     GENESIS, AuditEntry, AuditEvent, ChainProblem, ChainReport, Outcome, digest, verify_chain, chain_entry,
 )
 from workstation.core.findings import Finding, InferenceResult, ModelRef
-from workstation.core.review import FeedbackEntry
+from workstation.core.review import Action, FeedbackEntry
 from workstation.core.roles import Permission, PermissionDenied, User
 from workstation.core.sync import Record, SyncItem
 from workstation.store import keys
@@ -157,7 +157,7 @@ class Store:
             self._deny(entry.action.permission, entry.study_instance_uid, f"{entry.action.value} refused")
             raise PermissionDenied(user, entry.action.permission)
         payload = entry.to_dict()
-        event = AuditEvent(f"finding.{entry.action.value}", entry.at_utc, {
+        details = {
             "feedback_entry_id": entry.entry_id,
             "feedback_sha256": digest(payload),
             "finding_id": entry.finding_id,
@@ -165,12 +165,31 @@ class Store:
             "sop_instance_uid": entry.sop_instance_uid,
             "model": entry.model_name,
             "version": entry.model_version,
-        }, study_instance_uid=entry.study_instance_uid)
+        }
+        if entry.reverts:
+            details["reverts"] = entry.reverts
+        if entry.action is Action.SIGNOFF:  # the final verdicts in the audit trail itself (ids and states only)
+            findings = (entry.details or {}).get("findings", [])
+            details["final_states"] = {str(f.get("number")): f.get("state") for f in findings}
+        event = AuditEvent(entry.action.audit_kind, entry.at_utc, details, study_instance_uid=entry.study_instance_uid)
+        if entry.action in (Action.UNDO, Action.REDO) and not self._own_target(entry):
+            self._deny(entry.action.permission, entry.study_instance_uid,
+                       f"{entry.action.value} of entry {entry.reverts} refused: not an own entry of this series")
+            raise PermissionDenied(user, entry.action.permission)
         with self._transaction() as db:
             audit = self._append(db, event)
             db.execute("INSERT INTO feedback (entry_id, audit_seq, series_instance_uid, finding_id, payload) VALUES (?,?,?,?,?)",
                        (entry.entry_id, audit.seq, entry.series_instance_uid, entry.finding_id, _json(payload)))
         return audit
+
+    def _own_target(self, entry: FeedbackEntry) -> bool:
+        """Undo and redo revert the signed-in user's own entries of the same series, nothing else."""
+        rows = self._query("SELECT payload FROM feedback WHERE entry_id = ?", (entry.reverts,))
+        if not rows:
+            return False
+        target = FeedbackEntry.from_dict(json.loads(rows[0][0]))
+        kind_ok = target.action is Action.UNDO if entry.action is Action.REDO else target.action.reversible
+        return kind_ok and target.user == entry.user and target.series_instance_uid == entry.series_instance_uid
 
     def record_inference(self, result: InferenceResult, event: AuditEvent) -> str:
         """The findings of a run (so a reopened study shows them) with its audit entry; returns the run id."""
@@ -464,8 +483,8 @@ def _remember_failure(path: Path, identity: Identity, reason: str) -> None:
 
 # table, id column, audit detail naming the row, audit detail with its digest, audit kinds, lookup columns
 _RECORD_TABLES = (
-    ("feedback", "entry_id", "feedback_entry_id", "feedback_sha256", "finding.", ("series_instance_uid", "finding_id")),
-    ("inference_runs", "run_id", "run_id", "record_sha256", "inference.run", ("series_instance_uid", "model", "version")),
+    ("feedback", "entry_id", "feedback_entry_id", "feedback_sha256", ("finding.", "review."), ("series_instance_uid", "finding_id")),
+    ("inference_runs", "run_id", "run_id", "record_sha256", ("inference.run",), ("series_instance_uid", "model", "version")),
 )
 
 
