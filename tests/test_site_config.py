@@ -46,6 +46,8 @@ def test_a_complete_file(tmp_path):
     secure = config.node("SECURE")
     assert secure.tls.ca_file == "/etc/ssl/hospital-ca.pem" and secure.tls.verify is True
     assert secure.retrieve == "move" and secure.retries == 2
+    assert config.review.auto_advance is True  # the default: after A / R the next pending finding is selected
+    assert parse_site_config({"review": {"auto_advance": False}}).review.auto_advance is False
 
 
 @pytest.mark.parametrize("bad, key, words", [
@@ -63,6 +65,8 @@ def test_a_complete_file(tmp_path):
     ({"workstation": {"store_port": 0}}, "workstation.store_port", "port"),
     ({"cache": {"max_size_gb": -1}}, "cache.max_size_gb", "positive"),
     ({"pac": {}}, "pac", "unknown setting"),
+    ({"review": {"auto_advance": "yes"}}, "review.auto_advance", "true or false"),
+    ({"review": {"advance": True}}, "review.advance", "unknown setting"),
 ])
 def test_invalid_values_name_the_key(bad, key, words):
     with pytest.raises(ConfigError) as failure:

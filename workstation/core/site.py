@@ -98,6 +98,13 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class ReviewSettings:
+    """How the review behaves for every reader of this site."""
+
+    auto_advance: bool = True  # after accept / reject, select the next pending finding
+
+
+@dataclass(frozen=True)
 class SiteConfig:
     local: LocalAE = LocalAE()
     nodes: dict[str, PacsNode] = field(default_factory=dict)
@@ -106,6 +113,7 @@ class SiteConfig:
     store: StoreSettings = StoreSettings()
     workstation_id: str | None = None  # default: the host name
     server: ServerSettings = ServerSettings()
+    review: ReviewSettings = ReviewSettings()
 
     def node(self, name: str) -> PacsNode:
         if name not in self.nodes:
@@ -116,7 +124,7 @@ class SiteConfig:
 
 def parse_site_config(data: dict[str, Any]) -> SiteConfig:
     """Validate a parsed TOML document; raises ConfigError naming the first bad key."""
-    _only(data, "", {"workstation", "pacs", "cache", "users", "store", "server"})
+    _only(data, "", {"workstation", "pacs", "cache", "users", "store", "server", "review"})
     workstation = _table(data, "workstation")
     store = _table(data, "store")
     _only(store, "store.", {"path"})
@@ -131,7 +139,16 @@ def parse_site_config(data: dict[str, Any]) -> SiteConfig:
         store=StoreSettings(path=_string(store, "store.path", None, required=False)),
         workstation_id=workstation_id,
         server=_server(_table(data, "server")),
+        review=_review(_table(data, "review")),
     )
+
+
+def _review(table: dict[str, Any]) -> ReviewSettings:
+    _only(table, "review.", {"auto_advance"})
+    advance = table.get("auto_advance", ReviewSettings.auto_advance)
+    if not isinstance(advance, bool):
+        raise ConfigError("review.auto_advance", "must be true or false")
+    return ReviewSettings(auto_advance=advance)
 
 
 SERVER_URL = re.compile(r"^https?://[^\s/?#@]+(/[^\s?#]*)?$", re.IGNORECASE)
