@@ -76,8 +76,7 @@ def test_accept_with_key_a_and_reject_with_the_button_are_stored_entries(reviewi
     assert panel.selected_id() == "f-a" and viewer.frame_index == 20
     win.ai_panel.review.comment_edit.setText("typical solid nodule")
     qtbot.keyClick(viewer, Qt.Key.Key_A)  # the viewer has the focus: the key still decides
-    qtbot.keyClick(viewer, Qt.Key.Key_N)
-    assert panel.selected_id() == "f-b"
+    assert panel.selected_id() == "f-b"  # and the selection moved on to the next pending finding
     qtbot.mouseClick(button(win, win.ai_panel.review.reject_action), Qt.MouseButton.LeftButton)
 
     accept, reject = feedback(session, win)
@@ -91,6 +90,8 @@ def test_accept_with_key_a_and_reject_with_the_button_are_stored_entries(reviewi
     assert (row(win, "f-a").text(4), row(win, "f-a").text(5)) == ("accepted", "carol (radiologist)")
     assert row(win, "f-b").text(4) == "rejected"
     assert row(win, "f-a").background(0).color() == ROW_TINTS[State.ACCEPTED]
+    assert panel.selected_id() == "f-c" and viewer.frame_index == 12  # advanced to the last pending one
+    viewer.show_frame(20)
     pens = {item.finding_id: item.pen() for item in viewer.box_items()}
     assert pens["f-a"].color() == BOX_COLOURS[State.ACCEPTED]
     assert pens["f-b"].color() == BOX_COLOURS[State.REJECTED] and pens["f-b"].style() == Qt.PenStyle.DashLine
@@ -160,7 +161,10 @@ def test_reviewer_drags_resizes_relabels_deletes_and_draws(reviewing, qtbot):
     review.label_box.setCurrentText("mass")
     review.relabel_action.trigger()
     win.review.select("f-c")
+    asked = []
+    win.review.confirm = lambda title, text: asked.append(text) or True  # the dialog, answered Yes
     qtbot.keyClick(viewer, Qt.Key.Key_Delete)
+    assert "Delete finding #3 mass" in asked[0] and "Undo" in asked[0]
     relabel, delete = feedback(session, win)[2:]
     assert (relabel.action, relabel.finding_id, relabel.label) == (Action.RELABEL, "f-b", "mass")
     assert (delete.action, delete.finding_id, delete.before.box_px) == (Action.DELETE, "f-c", (60.0, 150.0, 90.0, 180.0))
@@ -233,7 +237,7 @@ def test_saved_states_come_back_after_closing_and_reopening(reviewing, start_ses
     assert f"AI {MODEL}: 3 finding(s), 2 on this slice" in win2.viewer.corners["bl"].text()
     win2.review.select("f-c")
     win2.review.accept()  # the next reader decides on the reopened findings
-    assert row(win2, "f-c").text(4) == "accepted (edited)" and row(win2, "f-c").text(5) == "dora (radiologist)"
+    assert row(win2, "f-c").text(4) == "accepted, box edited" and row(win2, "f-c").text(5) == "dora (radiologist)"
 
 
 def test_session_audit_study_opened_run_kept_and_end_on_close(reviewing, backend):

@@ -73,6 +73,15 @@ class ReviewService:
         runs = self.store.inference_runs(series_instance_uid)
         return runs[0] if runs else None
 
+    def latest_signoff(self, series_instance_uid: str) -> SignOff | None:
+        """The sign-off of the series' newest stored run (the study browser's mark), or None."""
+        runs = self.store.inference_runs(series_instance_uid)
+        if not runs:
+            return None
+        run = runs[0]
+        key = SeriesKey(run.study_instance_uid, run.series_instance_uid, ())
+        return ReviewSession(self.store, key, run.model, run.findings).signoff
+
     def session(self, display_set: DisplaySet, model: ModelRef, findings: list[Finding],
                 labels: tuple[str, ...] = ()) -> ReviewSession:
         return ReviewSession(self.store, SeriesKey.of(display_set), model, findings, labels)
@@ -106,6 +115,10 @@ class ReviewSession:
 
     def state(self, finding_id: str) -> FindingState:
         return self._states[finding_id]
+
+    def all_states(self) -> list[FindingState]:
+        """Every finding by number, deleted ones too (status reports list them as deleted)."""
+        return sorted(self._states.values(), key=lambda s: s.number)
 
     def counts(self) -> dict[State, int]:
         counts = {state: 0 for state in State}

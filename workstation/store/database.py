@@ -253,6 +253,12 @@ class Store:
         rows = self._query("SELECT payload FROM inference_runs WHERE series_instance_uid = ? ORDER BY audit_seq DESC", (series_instance_uid,))
         return [_stored_run(json.loads(payload)) for (payload,) in rows]
 
+    def study_runs(self, study_instance_uid: str) -> list[StoredRun]:
+        """Stored runs of every series of a study, oldest first (the study is only inside the encrypted payload)."""
+        runs = [_stored_run(json.loads(payload)) for (payload,) in
+                self._query("SELECT payload FROM inference_runs ORDER BY audit_seq")]
+        return [run for run in runs if run.study_instance_uid == study_instance_uid]
+
     def audit_entries(self, since_utc: str | None = None) -> list[AuditEntry]:
         rows = self._query(_SELECT_AUDIT + (" WHERE at_utc >= ? ORDER BY seq" if since_utc else " ORDER BY seq"),
                            (since_utc,) if since_utc else ())

@@ -6,6 +6,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
 from workstation.core.findings import InferenceResult, ModelRef
+from workstation.ui.finding_history import FindingHistory
 from workstation.ui.findings_panel import FindingsPanel
 from workstation.ui.review_panel import ReviewPanel
 
@@ -33,6 +34,7 @@ class AiPanel(QWidget):
         self.note = QLabel("")
         self.note.setWordWrap(True)
         self.findings = FindingsPanel()
+        self.history = FindingHistory()
         self.review = ReviewPanel()
 
         row = QHBoxLayout()
@@ -49,6 +51,7 @@ class AiPanel(QWidget):
         layout.addWidget(self.device_label)
         layout.addWidget(self.note)
         layout.addWidget(self.findings, 1)
+        layout.addWidget(self.history)
         layout.addWidget(self.review)
         self.set_models([])
 
@@ -79,6 +82,13 @@ class AiPanel(QWidget):
         self.device_label.setText(
             f"Saved run of {model.name} {model.version} ({started_utc[:16].replace('T', ' ')} UTC, {device}, "
             f"{count} finding(s)). Heatmap not saved: run the model again to see it.")
+
+    def set_running(self, running: bool) -> None:
+        """While a run is in progress Run AI is off and says why (a second run is refused, not queued)."""
+        self.run_button.setText("Running…" if running else "Run AI")
+        self.run_button.setEnabled(not running and self.model_box.count() > 0)
+        self.run_button.setToolTip("A model is running on this workstation; wait or press Esc to cancel it"
+                                   if running else "Run the chosen model on the open series")
 
     def _run(self) -> None:
         ref = self.model_box.currentData()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QFont, QIcon
+from PySide6.QtGui import QBrush, QColor, QFont, QIcon
 from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QWidget
 
 from workstation.core.study import Catalog, DisplaySet
@@ -11,6 +11,7 @@ from workstation.ui.images import to_pixmap
 
 THUMB = 72
 KEY_ROLE = Qt.ItemDataRole.UserRole
+TEXT_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 class StudyBrowser(QTreeWidget):
@@ -24,6 +25,7 @@ class StudyBrowser(QTreeWidget):
         self.setIndentation(14)
         self.setMinimumWidth(280)
         self._items: dict[str, QTreeWidgetItem] = {}
+        self._marks: dict[str, str] = {}  # DisplaySet.key -> "✔ reviewed by ... at ..." (kept across rebuilds)
         self.itemActivated.connect(self._activated)
         self.itemClicked.connect(self._activated)
 
@@ -41,10 +43,12 @@ class StudyBrowser(QTreeWidget):
                 for display_set in catalog.display_sets_of(study):
                     item = QTreeWidgetItem(s_item, [series_text(display_set)])
                     item.setData(0, KEY_ROLE, display_set.key)
+                    item.setData(0, TEXT_ROLE, series_text(display_set))
                     item.setSizeHint(0, QSize(THUMB, THUMB + 6))
                     if display_set.warnings:
                         item.setToolTip(0, "\n".join(display_set.warnings))
                     self._items[display_set.key] = item
+                    self._show_mark(display_set.key)
         self.expandAll()
         if current in self._items:
             self.setCurrentItem(self._items[current])
@@ -53,6 +57,22 @@ class StudyBrowser(QTreeWidget):
         item = self._items.get(key)
         if item is not None and image is not None:
             item.setIcon(0, QIcon(to_pixmap(image)))
+
+    def set_review_mark(self, key: str, text: str) -> None:
+        """'✔ reviewed by X at T' under the series (empty: not signed off)."""
+        self._marks[key] = text
+        self._show_mark(key)
+
+    def review_mark(self, key: str) -> str:
+        return self._marks.get(key, "")
+
+    def _show_mark(self, key: str) -> None:
+        item = self._items.get(key)
+        if item is not None:
+            mark = self._marks.get(key, "")
+            item.setText(0, item.data(0, TEXT_ROLE) + (f"\n{mark}" if mark else ""))
+            item.setForeground(0, QBrush(QColor(27, 110, 32)) if mark else QBrush())
+            item.setSizeHint(0, QSize(THUMB, THUMB + (20 if mark else 6)))
 
     def select(self, key: str) -> None:
         if key in self._items:

@@ -1,8 +1,10 @@
-"""The findings list: every visible finding of the open series with its review state, strongest first.
+"""The findings list: every visible finding of the open series with its review state and fixed number.
 
 Rows show review states (derived from the store), not the model's raw output,
 so a reopened study lists exactly what was decided; the tint repeats the
-box colour on the image.
+box colour on the image. A finding's number is fixed for the life of the run
+(by score at run time); clicking a column header sorts the rows without
+renumbering them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,21 @@ from workstation.core.review import FindingState
 from workstation.ui.review_style import ROW_TINTS, by_text, state_text
 
 STATE_ROLE = Qt.ItemDataRole.UserRole
-COLUMNS = ["#", "Finding", "Score", "Slice", "State", "By"]
+COLUMNS = ["#", "Finding", "Score", "Slice", "State", "By", "Comment"]
+COMMENT_COLUMN = 6
+
+
+class FindingItem(QTreeWidgetItem):
+    """Sorts numbers as numbers (# 10 after # 9, scores by value)."""
+
+    def __lt__(self, other: QTreeWidgetItem) -> bool:
+        column = self.treeWidget().sortColumn() if self.treeWidget() else 0
+        mine, theirs = self.data(0, STATE_ROLE), other.data(0, STATE_ROLE)
+        if column in (0, 2, 3) and mine is not None and theirs is not None:
+            key = {0: lambda s: s.number, 2: lambda s: -1.0 if s.score is None else s.score,
+                   3: lambda s: s.geometry.frame_index}[column]
+            return (key(mine), mine.number) < (key(theirs), theirs.number)
+        return super().__lt__(other)
 
 
 class FindingsPanel(QTreeWidget):
@@ -31,9 +47,11 @@ class FindingsPanel(QTreeWidget):
         self.setUniformRowHeights(True)
         header = self.header()
         header.setStretchLastSection(True)
-        for column, width in enumerate((30, 70, 46, 42, 110)):
+        for column, width in enumerate((30, 64, 44, 40, 120, 90)):
             self.setColumnWidth(column, width)
         header.setSectionResizeMode(4, QHeaderView.ResizeMode.ResizeToContents)
+        self.setSortingEnabled(True)
+        self.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self._details: dict[str, Finding] = {}
         self.itemClicked.connect(lambda item, _c: self.findingActivated.emit(item.data(0, STATE_ROLE)))
         self.itemActivated.connect(lambda item, _c: self.findingActivated.emit(item.data(0, STATE_ROLE)))
@@ -45,14 +63,16 @@ class FindingsPanel(QTreeWidget):
         self._details = {f.finding_id: f for f in findings}
         self.blockSignals(True)
         self.clear()
-        for number, state in enumerate(states, start=1):
-            item = QTreeWidgetItem(self, [
-                str(number), state.label, "" if state.score is None else f"{state.score:.2f}",
+        for state in states:
+            item = FindingItem(self, [
+                str(state.number), state.label, "" if state.score is None else f"{state.score:.2f}",
                 str(state.geometry.frame_index + 1), state_text(state), by_text(state),
+                state.comments[-1] if state.comments else "",
             ])
             item.setData(0, STATE_ROLE, state)
             item.setTextAlignment(2, Qt.AlignmentFlag.AlignRight)
-            item.setToolTip(1, self._tooltip(state))
+            for column in range(len(COLUMNS)):
+                item.setToolTip(column, self._tooltip(state))
             tint = ROW_TINTS.get(state.state)
             if tint is not None:
                 for column in range(len(COLUMNS)):
@@ -86,17 +106,22 @@ class FindingsPanel(QTreeWidget):
         self.clearSelection()
         return None
 
-    def neighbour(self, step: int) -> FindingState | None:
-        """The finding `step` rows from the selected one (the first or last when none is selected)."""
-        count = self.topLevelItemCount()
-        if not count:
+    def neighbour(self, step: int, pending_only: bool = False) -> FindingState | None:
+        """The next (+1) or previous (-1) row from the selected one, in the order shown (wrapping round);
+        with `pending_only`, the nearest pending one (None when none is pending)."""
+        rows = self.states()
+        if not rows:
             return None
         item = self.currentItem()
-        if item is None or not item.isSelected():
-            index = 0 if step > 0 else count - 1
-        else:
-            index = min(max(self.indexOfTopLevelItem(item) + step, 0), count - 1)
-        return self.topLevelItem(index).data(0, STATE_ROLE)
+        here = self.indexOfTopLevelItem(item) if item is not None and item.isSelected() else (-1 if step > 0 else len(rows))
+        for offset in range(1, len(rows) + 1):
+            index = here + step * offset
+            if not pending_only and not 0 <= index < len(rows):
+                return rows[min(max(index, 0), len(rows) - 1)]  # any state: stop at the ends
+            state = rows[index % len(rows)]
+            if not pending_only or state.pending:
+                return state
+        return None
 
     def _tooltip(self, state: FindingState) -> str:
         lines = [f"{state.label}: {state_text(state)}"]

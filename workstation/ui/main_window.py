@@ -40,6 +40,7 @@ from workstation.ui.browser import StudyBrowser
 from workstation.ui.problems import ProblemsPanel
 from workstation.ui.query_window import QueryRetrieveWindow
 from workstation.ui.review_controller import ReviewController
+from workstation.ui.shortcuts_dialog import ShortcutsDialog
 from workstation.ui.sync_status import SyncStatus
 from workstation.ui.viewer import SliceViewer
 
@@ -106,7 +107,9 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         disabled = "" if session else f"Review disabled: {review_problem or 'the encrypted store is not open'}"
         self.review = ReviewController(self.ai_panel.review, self.ai_panel.findings, self.viewer,
-                                       session.review if session else None, disabled, self._notify, self)
+                                       session.review if session else None, disabled, self._notify, self,
+                                       history=self.ai_panel.history, auto_advance=self.config.review.auto_advance)
+        self.review.statesChanged.connect(self._show_review_mark)
         if session is not None:
             self.inference.run_recorded.connect(session.review.record_run)  # worker thread; the store is thread-safe
         self._show_review_status(disabled)
@@ -162,12 +165,13 @@ class MainWindow(QMainWindow):
         self._action(view_menu, "Zoom &in", lambda: self.viewer.zoom_by(1.25), None)
         self._action(view_menu, "Zoom &out", lambda: self.viewer.zoom_by(0.8), None)
         review_menu = self.menuBar().addMenu("Re&view")
-        for action in self.ai_panel.review.actions_for_window():
-            if action is self.ai_panel.review.delete_action:
-                review_menu.addSeparator()
-            review_menu.addAction(action)
-        self.addActions(self.ai_panel.review.actions_for_window())  # keys work wherever the focus is
-        self._action(self.menuBar().addMenu("&Help"), "&About", self._about, None)
+        review_actions = self.ai_panel.review.actions_for_window()
+        for action in review_actions:
+            review_menu.addSeparator() if action is None else review_menu.addAction(action)
+        self.addActions([a for a in review_actions if a is not None])  # keys work wherever the focus is
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts, "F1")
+        self._action(help_menu, "&About", self._about, None)
         cancel = QAction(self)
         cancel.setShortcut(Qt.Key.Key_Escape)
         cancel.triggered.connect(self.cancel)
@@ -206,6 +210,8 @@ class MainWindow(QMainWindow):
     def _catalog_changed(self, catalog: Catalog, new_problems) -> None:
         first_time = not self.catalog.display_sets
         self.catalog = catalog
+        for key, mark in self.review.stored_marks(catalog.display_sets).items():
+            self.browser.set_review_mark(key, mark)
         self.browser.show_catalog(catalog)
         self.problems.show_catalog(catalog)
         self._update_problems_title()
@@ -354,7 +360,11 @@ class MainWindow(QMainWindow):
         if not load.volume.fully_loaded:
             self._idle("AI runs once the series has finished loading")
             return
+        if self._inference_cancel is not None:
+            self._notify("A model is already running: wait for it, or press Esc to cancel it first.")
+            return
         token = self._inference_cancel = CancelToken()
+        self.ai_panel.set_running(True)
         key, relay = load.display_set.key, self._inference_signals
 
         def work() -> None:
@@ -373,6 +383,7 @@ class MainWindow(QMainWindow):
 
     def _inference_done(self, key: str, result) -> None:
         self._inference_cancel = None
+        self.ai_panel.set_running(False)
         self._idle(f"AI {result.model}: {len(result.findings)} finding(s) in {result.seconds:.1f} s on {result.device}")
         if self.active is not None and self.active.load.display_set.key == key:
             self.viewer.set_result(result)
@@ -382,6 +393,7 @@ class MainWindow(QMainWindow):
 
     def _inference_failed(self, message: str) -> None:
         self._inference_cancel = None
+        self.ai_panel.set_running(False)
         self._idle(message)
         self.inferenceFinished.emit(None)
 
@@ -482,6 +494,14 @@ class MainWindow(QMainWindow):
         self.query_window.show()
         self.query_window.raise_()
         return self.query_window
+
+    def show_shortcuts(self) -> None:
+        ShortcutsDialog(self.findChildren(QAction), self).exec()
+
+    def _show_review_mark(self) -> None:
+        """The study browser marks the open series reviewed (or not) after every review change."""
+        if self.active is not None:
+            self.browser.set_review_mark(self.active.load.display_set.key, self.review.review_mark())
 
     def _about(self) -> None:
         QMessageBox.about(self, "About", f"Radiology AI Workstation {__version__}\nNot for clinical use.")

@@ -1,4 +1,4 @@
-"""Review controls under the findings list: decide, comment, and (reviewers) relabel, delete, draw.
+"""Review controls under the findings list: decide, comment, undo, sign off, and (reviewers) edit and reopen.
 
 Every control is a QAction with its key, so a button, the Review menu and the
 key do the same thing and share one enabled state; the main window adds the
@@ -21,10 +21,22 @@ class ReviewPanel(QWidget):
         self.accept_action = self._action("&Accept finding", "A", "Accept the selected finding (A)")
         self.reject_action = self._action("&Reject finding", "R", "Reject the selected finding (R)")
         self.comment_action = self._action("&Comment", None, "Save the comment alone for the selected finding")
-        self.next_action = self._action("&Next finding", "N", "Select the next finding and show it (N)")
-        self.previous_action = self._action("&Previous finding", "P", "Select the previous finding and show it (P)")
-        self.delete_action = self._action("&Delete finding", QKeySequence.StandardKey.Delete,
-                                          "Delete the selected AI box (Del; reviewers)")
+        self.next_action = self._action("&Next pending finding", "N", "Select the next pending finding and show it (N)")
+        self.previous_action = self._action("&Previous pending finding", "P",
+                                            "Select the previous pending finding and show it (P)")
+        self.next_any_action = self._action("Next finding (any state)", "Shift+N", "Select the next finding (Shift+N)")
+        self.previous_any_action = self._action("Previous finding (any state)", "Shift+P",
+                                                "Select the previous finding (Shift+P)")
+        self.undo_action = self._action("&Undo", QKeySequence.StandardKey.Undo,
+                                        "Undo your last review action in this series (Ctrl+Z); recorded, never erased")
+        self.redo_action = self._action("Re&do", "Ctrl+Shift+Z", "Redo what you undid (Ctrl+Shift+Z)")
+        self.signoff_action = self._action("&Sign off review", "Ctrl+Return",
+                                           "Mark this AI review complete (Ctrl+Enter); refused while findings are pending")
+        self.signoff_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
+        self.reopen_action = self._action("Re&open signed-off review", None,
+                                          "Reopen a signed-off review so decisions can change (reviewers; recorded)")
+        self.delete_action = self._action("&Delete finding…", QKeySequence.StandardKey.Delete,
+                                          "Delete the selected AI box (Del, asks first; Ctrl+Z undoes; reviewers)")
         self.relabel_action = self._action("Re&label finding", None, "Give the selected finding the chosen label (reviewers)")
         self.draw_action = self._action("Draw &box", "B", "Draw a box the model missed: drag on the image (B; reviewers)")
         self.draw_action.setCheckable(True)
@@ -40,6 +52,10 @@ class ReviewPanel(QWidget):
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.progress_label = QLabel()  # "2 of 5 pending"
+        self.progress_label.setStyleSheet("font-weight: bold;")
+        self.signoff_label = QLabel()
+        self.signoff_label.setWordWrap(True)
 
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
@@ -54,21 +70,46 @@ class ReviewPanel(QWidget):
         grid.addWidget(self._button(self.relabel_action, "Relabel"), 2, 2)
         grid.addWidget(self._button(self.delete_action, "Delete (Del)"), 2, 3)
         grid.addWidget(self._button(self.draw_action, "Draw box (B)"), 3, 0, 1, 2)
+        grid.addWidget(self._button(self.undo_action, "Undo"), 3, 2)
+        grid.addWidget(self._button(self.redo_action, "Redo"), 3, 3)
+        grid.addWidget(self._button(self.signoff_action, "Sign off (Ctrl+Enter)"), 4, 0, 1, 2)
+        grid.addWidget(self._button(self.reopen_action, "Reopen"), 4, 2, 1, 2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
         layout.addWidget(self.note)
+        layout.addWidget(self.progress_label)
+        layout.addWidget(self.signoff_label)
         layout.addLayout(grid)
         layout.addWidget(self.user_label)
         layout.addWidget(self.message)
         self.set_disabled_reason("")
 
     def actions_for_window(self) -> list[QAction]:
+        """In menu order; a None is a separator."""
         return [self.accept_action, self.reject_action, self.comment_action, self.next_action, self.previous_action,
-                self.delete_action, self.relabel_action, self.draw_action]
+                self.next_any_action, self.previous_any_action, None, self.undo_action, self.redo_action, None,
+                self.delete_action, self.relabel_action, self.draw_action, None, self.signoff_action,
+                self.reopen_action]
 
     def reviewer_actions(self) -> list[QAction]:
-        return [self.delete_action, self.relabel_action, self.draw_action]
+        return [self.delete_action, self.relabel_action, self.draw_action, self.reopen_action]
+
+    def set_progress(self, pending: int, total: int) -> None:
+        """'k of n pending' (or 'all n decided'): how far the reader is."""
+        if total == 0:
+            self.progress_label.setText("")
+        elif pending:
+            self.progress_label.setText(f"{pending} of {total} pending")
+            self.progress_label.setStyleSheet("font-weight: bold; color: #8a5a00;")
+        else:
+            self.progress_label.setText(f"All {total} decided")
+            self.progress_label.setStyleSheet("font-weight: bold; color: #1b6e20;")
+
+    def set_signoff(self, text: str) -> None:
+        self.signoff_label.setVisible(bool(text))
+        self.signoff_label.setText(text)
+        self.signoff_label.setStyleSheet("color: #1b6e20; font-weight: bold;" if text.startswith("✔") else "color: #444;")
 
     def set_labels(self, labels: tuple[str, ...]) -> None:
         current = self.label_box.currentText()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
-from workstation.core.review import FindingState, State
+from workstation.core.review import FindingState, State, state_summary
 
 # Box colours on a dark CT image: saturated and distinguishable, red is dashed as well (colour-blind readers).
 BOX_COLOURS: dict[State, QColor] = {
@@ -34,11 +34,8 @@ def box_pen_style(state: State, on_peak: bool) -> Qt.PenStyle:
 
 
 def state_text(state: FindingState) -> str:
-    """'accepted', or 'accepted (edited)' when a reviewer changed the box or label before the decision."""
-    text = state.state.value
-    if state.edited and state.state in (State.ACCEPTED, State.REJECTED):
-        text += " (edited)"
-    return text
+    """'accepted', or 'rejected, box edited' when a reviewer changed the box or label beside the verdict."""
+    return state_summary(state)
 
 
 def by_text(state: FindingState) -> str:
