@@ -6,49 +6,16 @@ import json
 
 import pytest
 from keyring.backends import fail
-from keyrings.alt.file import PlaintextKeyring
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtWidgets import QToolButton
 
-from review_helpers import (
-    LOGIN_VARIABLE, MODEL, CannedInference, drag, open_window, run_canned_model, site_config, view_pos,
-)
+from review_helpers import MODEL, CannedInference, drag, open_window, run_canned_model, site_config, view_pos
 from workstation.core.review import Action, State
 from workstation.store.database import Store
 from workstation.ui.app import open_work_session
 from workstation.ui.review_style import BOX_COLOURS, ROW_TINTS
 
 pytestmark = pytest.mark.ui
-
-
-@pytest.fixture
-def backend(tmp_path, monkeypatch):
-    monkeypatch.setenv("WORKSTATION_DATA_DIR", str(tmp_path))
-    keyring = PlaintextKeyring()
-    keyring.file_path = str(tmp_path / "kr.cfg")
-    return keyring
-
-
-@pytest.fixture
-def start_session(backend, monkeypatch):
-    """Open (and start) a work session for a login with a role, the way the app does."""
-    def start(login: str, role: str):
-        monkeypatch.setenv(LOGIN_VARIABLE, login)
-        session, problem = open_work_session(site_config(login, role), backend)
-        assert session is not None, problem
-        return session
-    return start
-
-
-@pytest.fixture
-def reviewing(qtbot, small_study, start_session):
-    """A window factory: the small study open, the canned model run, its findings under review."""
-    def make(login: str = "bob", role: str = "reviewer"):
-        session = start_session(login, role)
-        win = open_window(qtbot, small_study.directory, session, CannedInference())
-        run_canned_model(qtbot, win)
-        return win, session
-    return make
 
 
 def feedback(session, win):
