@@ -58,10 +58,11 @@ class CannedInference(InferenceService):
         return result
 
 
-def open_window(qtbot, study_dir, session, inference=None, review_problem: str = ""):
+def open_window(qtbot, study_dir, session, inference=None, review_problem: str = "", config=None):
     from workstation.ui.main_window import MainWindow
 
-    win = MainWindow(session=session, review_problem=review_problem, inference=inference or InferenceService())
+    win = MainWindow(session=session, review_problem=review_problem, inference=inference or InferenceService(),
+                     config=config)
     qtbot.addWidget(win)
     win.resize(1400, 900)
     win.show()
