@@ -1,7 +1,9 @@
 """Picture of a study under review: a demo chest CT, the shipped model run once, findings decided.
 
 Run: `.venv/bin/python tests/ui/review_screenshot.py /tmp/review.png` (offscreen; about 30 s, most
-of it the model). The phantom is the demo generator with seed 2, whose three nodules share one
+of it the model). Besides the window under review it saves `<name>-panel.png` (the AI panel: pending
+count, comment column, the selected finding's history with an undone entry) and `<name>-signed.png`
+(the window after sign-off: the mark in the study browser and the AI panel). The phantom is the demo generator with seed 2, whose three nodules share one
 slice, so accepted, rejected and edited boxes appear together. A throw-away encrypted store and file
 keyring in a temporary folder and the demo site configuration (every login a reviewer) are used:
 nothing of the user's is touched.
@@ -80,7 +82,29 @@ def main(out: Path) -> int:
     win.viewer.fit()
     app.processEvents()
     ok = win.grab().save(str(out))
-    print(f"saved {out}" if ok else f"could not write {out}")
+
+    # the panel: a comment and a reject undone on the first finding, its history selected
+    review.select(here[0].finding_id)
+    review.panel.comment_edit.setText("compare with the prior CT")
+    review.comment()
+    review.select(here[0].finding_id)
+    review.reject()
+    review.undo()
+    review.select(here[0].finding_id)
+    app.processEvents()
+    panel_out = out.with_name(out.stem + "-panel.png")
+    ok &= win.ai_dock.grab().save(str(panel_out))
+
+    # decide what is pending, then sign off
+    for state in review.review.pending():
+        review.select(state.finding_id)
+        review.accept() if (state.score or 0) >= 0.5 else review.reject()
+    review.sign_off()
+    review.select(here[0].finding_id, jump=True)
+    app.processEvents()
+    signed_out = out.with_name(out.stem + "-signed.png")
+    ok &= win.grab().save(str(signed_out))
+    print(f"saved {out}, {panel_out}, {signed_out}" if ok else f"could not write {out}")
     win.close()
     return 0 if ok else 1
 

@@ -72,7 +72,7 @@ class StudyBrowser(QTreeWidget):
             mark = self._marks.get(key, "")
             item.setText(0, item.data(0, TEXT_ROLE) + (f"\n{mark}" if mark else ""))
             item.setForeground(0, QBrush(QColor(27, 110, 32)) if mark else QBrush())
-            item.setSizeHint(0, QSize(THUMB, THUMB + (20 if mark else 6)))
+            item.setSizeHint(0, QSize(THUMB, THUMB + (30 if mark else 6)))
 
     def select(self, key: str) -> None:
         if key in self._items:

@@ -6,12 +6,22 @@ decided again; a reader deciding after a colleague must see what was said.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem, QWidget
 
 from workstation.services.review import HistoryLine
 
 COLUMNS = ["When (UTC)", "Who", "What", "Comment"]
+
+
+def short_time(at_utc: str) -> str:
+    """'04 Dec 15:02' (UTC): short enough for the column, never ambiguous about day and month."""
+    try:
+        return datetime.fromisoformat(at_utc).astimezone(timezone.utc).strftime("%d %b %H:%M")
+    except ValueError:
+        return at_utc[:16]
 
 
 class FindingHistory(QTreeWidget):
@@ -21,9 +31,9 @@ class FindingHistory(QTreeWidget):
         self.setRootIsDecorated(False)
         self.setUniformRowHeights(True)
         self.setMaximumHeight(130)
-        self.setColumnWidth(0, 112)
-        self.setColumnWidth(1, 110)
-        self.setColumnWidth(2, 150)
+        self.setColumnWidth(0, 88)
+        self.setColumnWidth(1, 112)
+        self.setColumnWidth(2, 130)
         self.header().setStretchLastSection(True)
         self.header().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         self.setToolTip("History of the selected finding: every review entry, oldest first")
@@ -34,10 +44,11 @@ class FindingHistory(QTreeWidget):
         self.setHeaderLabels([f"History of #{number}" if number else COLUMNS[0], *COLUMNS[1:]])
         for line in lines:
             entry = line.entry
-            when = entry.at_utc[:19].replace("T", " ")
+            when = short_time(entry.at_utc)
             who = f"{entry.user} ({entry.role})" if entry.role else entry.user
             what = line.text + ("  (undone)" if line.undone else "")
             item = QTreeWidgetItem(self, [when, who, what, entry.comment])
+            item.setToolTip(0, entry.at_utc)
             item.setToolTip(3, entry.comment)
             if line.undone:
                 font = QFont(self.font())

@@ -141,13 +141,13 @@ class ReviewController(QObject):
                 log.exception("sign-off of a series could not be read")
                 continue
             if signoff is not None:
-                marks[display_set.key] = f"✔ reviewed by {signoff.by} at {_when(signoff.at_utc)}"
+                marks[display_set.key] = _mark(signoff)
         return marks
 
     def review_mark(self) -> str:
         """The study browser's mark for the series under review ('' when not signed off)."""
         signoff = self.review.signoff if self.review is not None else None
-        return f"✔ reviewed by {signoff.by} at {_when(signoff.at_utc)}" if signoff else ""
+        return _mark(signoff) if signoff else ""
 
     def may(self, permission: Permission) -> bool:
         return self.review is not None and self.review.may(permission)
@@ -383,3 +383,7 @@ class ReviewController(QObject):
 
 def _when(at_utc: str) -> str:
     return at_utc[:16].replace("T", " ") + " UTC"
+
+
+def _mark(signoff) -> str:
+    return f"✔ reviewed by {signoff.by}\n   at {_when(signoff.at_utc)}"

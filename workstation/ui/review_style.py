@@ -43,6 +43,7 @@ def by_text(state: FindingState) -> str:
 
 
 def box_caption(state: FindingState) -> str:
-    """What sits above a box: label, the model's score (none for added findings) and the state."""
+    """What sits above a box: the finding's number (as in the list), label, score (none for added ones), state."""
     score = "" if state.score is None else f" {state.score:.2f}"
-    return f"{state.label}{score} · {state_text(state)}"
+    number = f"#{state.number} " if state.number else ""
+    return f"{number}{state.label}{score} · {state_text(state)}"
