@@ -34,8 +34,9 @@ def test_a_store_of_a_newer_schema_is_refused_and_left_unchanged(open_store, db_
     before = folder_bytes(data_dir)
     assert set(before) == {"store.sqlite"}
     for _ in range(2):
-        with pytest.raises(StoreError, match=r"written by a newer version of the workstation \(schema 2, this "
-                                             r"version knows 1\); it was left untouched - upgrade") as refused:
+        known = len(MIGRATIONS)
+        with pytest.raises(StoreError, match=rf"written by a newer version of the workstation \(schema {known + 1}, "
+                                             rf"this version knows {known}\); it was left untouched - upgrade") as refused:
             open_store()
         assert not isinstance(refused.value, StoreLocked)  # not a key problem
         assert folder_bytes(data_dir) == before  # same bytes, no -wal/-shm, no failed-open note
@@ -54,3 +55,17 @@ def test_migrations_are_one_transaction_each(open_store, db_path, backend, monke
     with open_store() as store:  # and the next open applies it properly
         store.append(study_event(1))
         assert store.verify().ok
+
+
+def test_a_version_1_store_is_upgraded_keeping_its_entries(open_store, db_path, backend, monkeypatch):
+    """Stores written before the heatmap and results tables existed open, gain them, and still verify."""
+    monkeypatch.setattr(database, "MIGRATIONS", MIGRATIONS[:1])
+    with open_store() as store:
+        store.append(study_event(1))
+    monkeypatch.undo()
+    with open_store() as store:
+        assert store.count() == 1 and store.verify().ok
+    db = raw_connect(db_path, raw_key(backend))
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert {"heatmaps", "result_objects"} <= {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    db.close()

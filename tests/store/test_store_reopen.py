@@ -57,3 +57,23 @@ def test_a_review_of_another_model_version_does_not_see_these_entries(open_store
     fresh = [f.__class__(**{**f.__dict__, "finding_id": f"v2-{f.finding_id}"}) for f in FINDINGS]
     states = ReviewSession(open_store(), KEY, other, fresh).states()
     assert [s.state for s in states] == [State.PENDING] * 3
+
+
+def test_a_runs_heatmap_comes_back_whole_and_is_append_only(open_store, db_path, backend):
+    from store_helpers import raw_connect, raw_key
+
+    heat = np.zeros((6, 40, 50), np.uint8)
+    heat[2:4, 10:20, 5:30] = np.arange(25, dtype=np.uint8) * 10
+    store = open_store(Role.REVIEWER, "rita")
+    result = InferenceResult(MODEL, "cpu", STUDY, SERIES, FINDINGS, heat, 0.4, now_utc())
+    run_id = store.record_inference(result, AuditEvent("inference.run", now_utc(), {"model": str(MODEL)}, STUDY))
+    store.close()
+    with open_store(Role.RADIOLOGIST, "carol") as again:
+        back = again.heatmap(run_id)
+        assert back.shape == heat.shape and np.array_equal(back, heat)
+        assert again.heatmap("no-such-run") is None and again.verify().ok
+    db = raw_connect(db_path, raw_key(backend))
+    import pytest
+    with pytest.raises(Exception, match="append-only"):
+        db.execute("UPDATE heatmaps SET data = x'00'")
+    db.close()

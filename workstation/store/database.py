@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import uuid
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import keyring.backend
+import numpy as np
 from sqlcipher3 import dbapi2 as sqlcipher
 
 from workstation.core.audit import (
@@ -206,7 +208,22 @@ class Store:
             audit = self._append(db, event)
             db.execute("INSERT INTO inference_runs (run_id, audit_seq, series_instance_uid, model, version, payload) VALUES (?,?,?,?,?,?)",
                        (run_id, audit.seq, result.series_instance_uid, result.model.name, result.model.version, _json(payload)))
+            heat = result.heatmap
+            if isinstance(heat, np.ndarray) and heat.ndim == 3 and heat.dtype == np.uint8:
+                db.execute("INSERT INTO heatmaps (run_id, frames, rows, columns, data) VALUES (?,?,?,?,?)",
+                           (run_id, *heat.shape, zlib.compress(np.ascontiguousarray(heat).tobytes(), 6)))
         return run_id
+
+    def heatmap(self, run_id: str) -> np.ndarray | None:
+        """The run's heatmap (frames, rows, columns) uint8 = probability x 255, or None when it was not kept."""
+        rows = self._query("SELECT frames, rows, columns, data FROM heatmaps WHERE run_id = ?", (run_id,))
+        if not rows:
+            return None
+        frames, height, width, data = rows[0]
+        raw = zlib.decompress(data, bufsize=frames * height * width)
+        if len(raw) != frames * height * width:
+            raise StoreError(f"the heatmap of run {run_id} is damaged ({len(raw)} bytes for {frames}x{height}x{width})")
+        return np.frombuffer(raw, np.uint8).reshape(frames, height, width)
 
     def _deny(self, permission: Permission, study_uid: str, reason: str) -> None:
         self.append(AuditEvent("access.denied", now_utc(), {"permission": permission.value, "reason": reason},

@@ -57,4 +57,36 @@ CREATE INDEX inference_series ON inference_runs(series_instance_uid, audit_seq);
     ("inference_runs", "run_id, audit_seq, series_instance_uid, model, version, payload"),
 ))
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+# v2: the heatmap of each run (for the Parametric Map sent to the PACS; never synced: it is image-derived),
+# and the results sent to the PACS: each built object's bytes (so a retry sends the same object, never a new
+# one) with its delivery state, which changes as sends are attempted (the audit trail keeps the history).
+_V2 = """
+CREATE TABLE heatmaps (
+    run_id TEXT PRIMARY KEY REFERENCES inference_runs(run_id),
+    frames INTEGER NOT NULL,
+    rows INTEGER NOT NULL,
+    columns INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE TABLE result_objects (
+    sop_instance_uid TEXT PRIMARY KEY,
+    study_instance_uid TEXT NOT NULL,
+    series_instance_uid TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    content_key TEXT NOT NULL,
+    node TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    status INTEGER,
+    reason TEXT NOT NULL DEFAULT '',
+    created_utc TEXT NOT NULL,
+    updated_utc TEXT NOT NULL,
+    next_attempt_utc TEXT NOT NULL DEFAULT '',
+    data BLOB NOT NULL
+);
+CREATE UNIQUE INDEX result_objects_content ON result_objects(run_id, kind, content_key, node);
+CREATE INDEX result_objects_study ON result_objects(study_instance_uid, state);
+""" + _APPEND_ONLY.format(table="heatmaps", columns="run_id, frames, rows, columns, data")
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
