@@ -48,6 +48,10 @@ def test_a_complete_file(tmp_path):
     assert secure.retrieve == "move" and secure.retries == 2
     assert config.review.auto_advance is True  # the default: after A / R the next pending finding is selected
     assert parse_site_config({"review": {"auto_advance": False}}).review.auto_advance is False
+    assert (config.results.node, config.results.send) == (None, "manual")
+    results = parse_site_config({"pacs": {"MAIN": {"ae_title": "A", "host": "h", "port": 104}},
+                                 "results": {"node": "MAIN", "send": "on-signoff"}}).results
+    assert (results.node, results.send) == ("MAIN", "on-signoff")
 
 
 @pytest.mark.parametrize("bad, key, words", [
@@ -67,6 +71,9 @@ def test_a_complete_file(tmp_path):
     ({"pac": {}}, "pac", "unknown setting"),
     ({"review": {"auto_advance": "yes"}}, "review.auto_advance", "true or false"),
     ({"review": {"advance": True}}, "review.advance", "unknown setting"),
+    ({"results": {"node": "NOPE"}}, "results.node", "no such PACS node"),
+    ({"results": {"send": "always"}}, "results.send", "manual, on-signoff"),
+    ({"results": {"send": "on-signoff"}}, "results.send", "needs results.node"),
 ])
 def test_invalid_values_name_the_key(bad, key, words):
     with pytest.raises(ConfigError) as failure:

@@ -104,6 +104,18 @@ class ReviewSettings:
     auto_advance: bool = True  # after accept / reject, select the next pending finding
 
 
+RESULT_SEND_MODES = ("manual", "on-signoff")
+
+
+@dataclass(frozen=True)
+class ResultsSettings:
+    """Where the AI results and reader verdicts go as DICOM objects (none: nowhere)."""
+
+    node: str | None = None  # a [pacs.NAME] node
+    send: str = "manual"  # or "on-signoff": queued as soon as a review is signed off
+    max_backoff_s: float = 3600.0  # longest wait between retries while the node cannot be reached
+
+
 @dataclass(frozen=True)
 class SiteConfig:
     local: LocalAE = LocalAE()
@@ -114,6 +126,7 @@ class SiteConfig:
     workstation_id: str | None = None  # default: the host name
     server: ServerSettings = ServerSettings()
     review: ReviewSettings = ReviewSettings()
+    results: ResultsSettings = ResultsSettings()
 
     def node(self, name: str) -> PacsNode:
         if name not in self.nodes:
@@ -124,23 +137,39 @@ class SiteConfig:
 
 def parse_site_config(data: dict[str, Any]) -> SiteConfig:
     """Validate a parsed TOML document; raises ConfigError naming the first bad key."""
-    _only(data, "", {"workstation", "pacs", "cache", "users", "store", "server", "review"})
+    _only(data, "", {"workstation", "pacs", "cache", "users", "store", "server", "review", "results"})
     workstation = _table(data, "workstation")
     store = _table(data, "store")
     _only(store, "store.", {"path"})
     workstation_id = _string(workstation, "workstation.id", None, required=False)
     if workstation_id is not None and not NODE_NAME.match(workstation_id):
         raise ConfigError("workstation.id", "may use letters, digits, '.', '_' and '-' only (1-64 characters)")
+    nodes = {name: _node(name, _table(data["pacs"], name, "pacs.")) for name in _table(data, "pacs")}
     return SiteConfig(
         local=_local(workstation),
-        nodes={name: _node(name, _table(data["pacs"], name, "pacs.")) for name in _table(data, "pacs")},
+        nodes=nodes,
         cache=_cache(_table(data, "cache")),
         users=_users(_table(data, "users")),
         store=StoreSettings(path=_string(store, "store.path", None, required=False)),
         workstation_id=workstation_id,
         server=_server(_table(data, "server")),
         review=_review(_table(data, "review")),
+        results=_results(_table(data, "results"), nodes),
     )
+
+
+def _results(table: dict[str, Any], nodes: dict[str, PacsNode]) -> ResultsSettings:
+    _only(table, "results.", {"node", "send", "max_backoff_s"})
+    node = _string(table, "results.node", None, required=False)
+    if node is not None and node not in nodes:
+        raise ConfigError("results.node", f"no such PACS node (known: {', '.join(sorted(nodes)) or 'none configured'})")
+    send = _string(table, "results.send", ResultsSettings.send)
+    if send not in RESULT_SEND_MODES:
+        raise ConfigError("results.send", f"must be one of {', '.join(RESULT_SEND_MODES)}")
+    if send == "on-signoff" and node is None:
+        raise ConfigError("results.send", "on-signoff needs results.node")
+    backoff = _seconds(table, "results.max_backoff_s", ResultsSettings.max_backoff_s, 86_400)
+    return ResultsSettings(node=node, send=send, max_backoff_s=backoff)
 
 
 def _review(table: dict[str, Any]) -> ReviewSettings:
