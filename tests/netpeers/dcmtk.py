@@ -169,14 +169,16 @@ class StorescpPeer(PeerProcess):
     With ``tls`` it speaks DICOM TLS only, with the test server certificate (or ``server_cert`` /
     ``server_key``) and trusting ``trust`` (default: the test CA). ``require_client_cert=True`` is
     DCMTK's ``--require-peer-cert`` (``-rc``: verify, fail if absent); False is ``--ignore-peer-cert``
-    (``-ic``: no client certificate needed, none verified). All transfer syntaxes are accepted (``+xa``).
+    (``-ic``: no client certificate needed, none verified). All transfer syntaxes are accepted (``+xa``)
+    unless ``profile`` = (config file, profile name) says which presentation contexts it takes (``-xf``).
     """
 
     name = "storescp"
 
     def __init__(self, workdir: Path, *, aet: str = "STORESCP", tls: TlsCerts | None = None,
                  require_client_cert: bool = True, trust: Path | None = None, server_cert: Path | None = None,
-                 server_key: Path | None = None, extra_args: Sequence[str] = ()):
+                 server_key: Path | None = None, extra_args: Sequence[str] = (),
+                 profile: tuple[Path, str] | None = None):
         super().__init__(workdir)
         self.aet = aet
         self.host = LOCALHOST
@@ -184,7 +186,8 @@ class StorescpPeer(PeerProcess):
         self.tls = tls
         self.require_client_cert = require_client_cert
         self.out_dir = self.workdir / "received"
-        args = ["-aet", aet, "-od", str(self.out_dir), "+xa", "-dhl", *extra_args]
+        accept = ["-xf", str(profile[0]), profile[1]] if profile else ["+xa"]
+        args = ["-aet", aet, "-od", str(self.out_dir), *accept, "-dhl", *extra_args]
         if tls is not None:
             args += ["+tls", str(server_key or tls.server_key), str(server_cert or tls.server_cert),
                      "+cf", str(trust or tls.ca_cert), "-rc" if require_client_cert else "-ic"]
