@@ -111,6 +111,8 @@ class InstanceHeader:
     voi_lut_function: str = "LINEAR"
     acquisition_number: int | None = None
     native_pixel_offset: int | None = None  # file offset of the Pixel Data element, for uncompressed data
+    patient_orientation: tuple[str, ...] = ()  # PatientOrientation (row, column directions): projection images
+    overlay_groups: tuple[int, ...] = ()  # 60xx groups holding Overlay Data, read with the pixels
 
 
 @dataclass(frozen=True)

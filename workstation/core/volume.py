@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from workstation.core.overlays import OverlayPlane
+
 
 def slice_normal(orientation: tuple[float, ...]) -> np.ndarray:
     """Unit normal of a plane given by ImageOrientationPatient (row dir, column dir)."""
@@ -43,6 +45,7 @@ class Volume:
     `array` is (frames, rows, columns) for greyscale or (frames, rows, columns, 3)
     for colour. `loaded[k]` says whether frame k holds decoded data yet; frames
     that failed to decode stay unloaded and are listed in `frame_errors`.
+    `overlays` holds the overlay planes (60xx) of the frames that have any.
     """
 
     array: np.ndarray
@@ -51,6 +54,7 @@ class Volume:
     frame_origins: np.ndarray | None = None  # (frames, 3) patient position of each frame's first voxel
     loaded: np.ndarray = field(init=False)
     frame_errors: dict[int, str] = field(default_factory=dict)
+    overlays: dict[int, list[OverlayPlane]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.loaded = np.zeros(self.array.shape[0], dtype=bool)
@@ -68,6 +72,16 @@ class Volume:
     @property
     def fully_loaded(self) -> bool:
         return bool(self.loaded.all())
+
+    @property
+    def loaded_count(self) -> int:
+        """Frames holding decoded data: the one decode count the status bar and the viewer both show."""
+        return int(self.loaded.sum())
+
+    @property
+    def missing_frames(self) -> list[int]:
+        """Frames neither decoded nor failed: what a resumed load still has to do."""
+        return [int(k) for k in np.flatnonzero(~self.loaded) if int(k) not in self.frame_errors]
 
     def index_to_patient(self, column: float, row: float, frame: float) -> np.ndarray:
         """Patient (x, y, z) in mm of a (possibly fractional) voxel index.

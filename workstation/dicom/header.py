@@ -31,6 +31,7 @@ from workstation.core.study import (
     SeriesRef,
     StudyRef,
 )
+from workstation.dicom.overlays import overlay_groups
 from workstation.dicom.sources import MEDIA_STORAGE_DIRECTORY, location_size, open_location
 
 PIXEL_DATA_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
@@ -164,6 +165,8 @@ def _read(location: FileLocation) -> InstanceHeader:
         voi_lut_function=shared.voi_lut_function,
         acquisition_number=_int(ds.get("AcquisitionNumber")),
         native_pixel_offset=pixel_start if native else None,
+        patient_orientation=tuple(str(v).strip().upper() for v in _multi(ds.get("PatientOrientation"))),
+        overlay_groups=overlay_groups(ds),
     )
 
 

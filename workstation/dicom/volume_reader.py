@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import numpy as np
@@ -10,7 +11,10 @@ from workstation.core.study import DisplaySet, FileProblem, InstanceHeader
 from workstation.core.tasks import CancelToken
 from workstation.core.volume import Volume, frame_affine, slice_normal
 from workstation.dicom.native import read_native_into
+from workstation.dicom.overlays import read_overlays
 from workstation.dicom.pixels import DecodeError, decode_instance, output_dtype
+
+log = logging.getLogger(__name__)
 
 FramesReady = Callable[[list[int]], None]  # volume frame indices that now hold data
 
@@ -63,13 +67,19 @@ def read_into(
     cancel: CancelToken | None = None,
     on_frames: FramesReady | None = None,
 ) -> list[FileProblem]:
-    """Decode every instance into `volume`; an instance that fails is reported and its frames stay empty."""
+    """Decode every instance into `volume`; an instance that fails is reported and its frames stay empty.
+
+    Instances whose frames are all decoded (or failed) already are skipped, so
+    a load stopped half-way resumes with what is missing.
+    """
     slots = frame_slots(display_set)
     problems = []
     for header in decode_order(display_set, start_frame):
         if cancel is not None:
             cancel.raise_if_cancelled()
         targets = slots[header.sop_instance_uid]
+        if all(volume.loaded[index] or index in volume.frame_errors for index, _ in targets):
+            continue
         try:
             _decode_into(volume, header, targets)
         except (DecodeError, OSError) as exc:
@@ -78,8 +88,23 @@ def read_into(
             for index, _ in targets:
                 volume.frame_errors[index] = reason
             continue
+        _add_overlays(volume, header, targets)
         for index, _ in targets:
             volume.loaded[index] = True
         if on_frames is not None:
             on_frames([index for index, _ in targets])
     return problems
+
+
+def _add_overlays(volume: Volume, header: InstanceHeader, targets: list[tuple[int, int]]) -> None:
+    """Overlay planes go in before the frames count as loaded, so they are drawn with the first paint."""
+    if not header.overlay_groups:
+        return
+    try:
+        planes = read_overlays(header)
+    except Exception:  # noqa: BLE001 - the image is shown without its overlay
+        log.warning("overlays of %s not read", header.location, exc_info=True)
+        return
+    for index, frame in targets:
+        if frame in planes:
+            volume.overlays[index] = planes[frame]

@@ -24,3 +24,15 @@ def heat_lut(opacity: float, floor: int = 25) -> np.ndarray:
 def colour_heatmap(heat: np.ndarray, lut: np.ndarray) -> np.ndarray:
     """(rows, columns) uint8 probabilities -> (rows, columns, 4) uint8 RGBA."""
     return np.take(lut, heat).view(np.uint8).reshape(heat.shape + (4,))
+
+
+OVERLAY_PLANE_RGBA = (255, 70, 255, 255)  # magenta: no review state or heatmap uses it
+
+
+def overlay_planes_rgba(planes, shape: tuple[int, int], rgba: tuple[int, int, int, int] = OVERLAY_PLANE_RGBA) -> np.ndarray:
+    """Overlay planes (core.overlays.OverlayPlane) of one frame as one flat-colour RGBA layer, transparent elsewhere."""
+    out = np.zeros(shape + (4,), np.uint8)
+    for plane in planes:
+        h, w = plane.bits.shape
+        out[plane.top:plane.top + h, plane.left:plane.left + w][plane.bits] = rgba
+    return out

@@ -78,7 +78,11 @@ class StudyLibrary:
 
 
 class SeriesLoad:
-    """Decodes one display set into a Volume in the background, `start_frame` first."""
+    """Decodes one display set into a Volume in the background, `start_frame` first.
+
+    A cancelled load can be started again: it decodes only the frames still
+    missing, keeping those already decoded. One run at a time writes the volume.
+    """
 
     def __init__(self, display_set: DisplaySet, start_frame: int | None = None) -> None:
         self.display_set = display_set
@@ -90,10 +94,19 @@ class SeriesLoad:
         self.finished = Event()  # (problems, cancelled: bool)
         self._cancel = CancelToken()
         self._future: Future | None = None
+        self._state = threading.Lock()
+        self._writing = threading.Lock()
+        self._runs = 0  # started and not yet finished
 
     def start(self) -> Future:
-        self._future = background().submit(self.run)
-        return self._future
+        """Decode what is missing; while a run is going (and not cancelled) it is that run's future."""
+        with self._state:
+            if self._future is not None and self._runs and not self._cancel.cancelled:
+                return self._future
+            token = self._cancel = CancelToken()
+            self._runs += 1
+            self._future = background().submit(self._run, token)
+            return self._future
 
     def cancel(self) -> None:
         self._cancel.cancel()
@@ -102,23 +115,44 @@ class SeriesLoad:
     def cancelled(self) -> bool:
         return self._cancel.cancelled
 
+    @property
+    def busy(self) -> bool:
+        """A run is queued or decoding (a run being cancelled counts until it has stopped)."""
+        return self._runs > 0
+
+    @property
+    def complete(self) -> bool:
+        """Every frame decoded or failed: nothing left to resume."""
+        return not self.volume.missing_frames
+
     def run(self) -> Volume:
-        """Decode everything on the calling thread (the background worker, or a CLI/benchmark)."""
+        """Decode on the calling thread (the background worker, or a CLI/benchmark)."""
+        with self._state:
+            self._runs += 1
+        return self._run(self._cancel)
+
+    def _run(self, token: CancelToken) -> Volume:
         total = self.volume.frame_count
 
         def ready(indices: list[int]) -> None:
             self.frames_ready.emit(indices)
-            self.progress.emit(int(self.volume.loaded.sum()) + len(self.volume.frame_errors), total)
+            self.progress.emit(self.volume.loaded_count, total)
 
         cancelled = False
+        problems: list[FileProblem] = []
         try:
-            self.problems = read_into(self.volume, self.display_set, self.start_frame, self._cancel, ready)
+            with self._writing:
+                token.raise_if_cancelled()
+                problems = read_into(self.volume, self.display_set, self.start_frame, token, ready)
         except Cancelled:
             cancelled = True
         except Exception as exc:  # noqa: BLE001 - any failure is reported, the app stays up
             log.exception("series load failed")
-            self.problems.append(FileProblem(self.display_set.first.location, f"loading stopped: {exc}"))
-        self.finished.emit(self.problems, cancelled)
+            problems.append(FileProblem(self.display_set.first.location, f"loading stopped: {exc}"))
+        self.problems.extend(problems)
+        with self._state:
+            self._runs -= 1
+        self.finished.emit(problems, cancelled)
         return self.volume
 
 

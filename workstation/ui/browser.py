@@ -6,6 +6,7 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon
 from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QWidget
 
+from workstation.core.names import format_person_name
 from workstation.core.study import Catalog, DisplaySet
 from workstation.ui.images import to_pixmap
 
@@ -36,7 +37,7 @@ class StudyBrowser(QTreeWidget):
         bold = QFont(self.font())
         bold.setBold(True)
         for patient in catalog.patients():
-            p_item = QTreeWidgetItem(self, [f"{patient.name.replace('^', ', ') or '(no name)'}   ID {patient.patient_id or '-'}"])
+            p_item = QTreeWidgetItem(self, [f"{format_person_name(patient.name) or '(no name)'}   ID {patient.patient_id or '-'}"])
             p_item.setFont(0, bold)
             for study in (s for s in catalog.studies() if s.patient == patient):
                 s_item = QTreeWidgetItem(p_item, [f"{_date(study.date)}  {study.description or '(no study description)'}"])

@@ -42,7 +42,7 @@ from workstation.ui.query_window import QueryRetrieveWindow
 from workstation.ui.review_controller import ReviewController
 from workstation.ui.shortcuts_dialog import ShortcutsDialog
 from workstation.ui.sync_status import SyncStatus
-from workstation.ui.viewer import SliceViewer
+from workstation.ui.viewer import ZOOM_STEP, SliceViewer
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +162,15 @@ class MainWindow(QMainWindow):
         self._action(view_menu, "&Fit to window", self.viewer.fit, None)
         self._action(view_menu, "&Reset view and window", self.viewer.reset, "Ctrl+0")
         view_menu.addSeparator()
-        self._action(view_menu, "Zoom &in", lambda: self.viewer.zoom_by(1.25), None)
-        self._action(view_menu, "Zoom &out", lambda: self.viewer.zoom_by(0.8), None)
+        zoom_in = self._action(view_menu, "Zoom &in", lambda: self.viewer.zoom_by(ZOOM_STEP), None)
+        zoom_in.setShortcuts([QKeySequence("+"), QKeySequence("=")])  # window-wide, like the review keys
+        self._action(view_menu, "Zoom &out", lambda: self.viewer.zoom_by(1 / ZOOM_STEP), "-")
+        view_menu.addSeparator()
+        self.overlay_planes_action = view_menu.addAction("&Overlay planes")
+        self.overlay_planes_action.setToolTip("Show the graphics and ROI overlays stored in the images (60xx)")
+        self.overlay_planes_action.setCheckable(True)
+        self.overlay_planes_action.setChecked(True)
+        self.overlay_planes_action.toggled.connect(self.viewer.show_overlay_planes)
         review_menu = self.menuBar().addMenu("Re&view")
         review_actions = self.ai_panel.review.actions_for_window()
         for action in review_actions:
@@ -185,8 +192,11 @@ class MainWindow(QMainWindow):
         return action
 
     # ----- opening
+    _resume_on_catalog = False  # the user opened files: the next catalog change resumes a stopped load
+
     def open_paths(self, paths: list[str]) -> None:
         if paths:
+            self._resume_on_catalog = True  # opening the same files again resumes a stopped load
             self.library.open_paths(paths)
 
     def _open_files_dialog(self) -> None:
@@ -233,13 +243,23 @@ class MainWindow(QMainWindow):
             self.thumbnailsDone.emit()
 
     def _reload_if_grown(self) -> None:
-        """The open series gained images (a retrieval in progress): reload it, keeping slice and view."""
-        if self.active is None or not self.active.load.volume.fully_loaded:
-            return  # a load in progress finishes first; the next catalog change reloads
+        """The open series gained images (a retrieval in progress): reload it, keeping slice and view.
+
+        After the user opened files again, a stopped load of the open series resumes instead.
+        """
+        resume, self._resume_on_catalog = self._resume_on_catalog, False
+        if self.active is None:
+            return
         old = self.active.load
         current = self.display_set(old.display_set.key)
-        if current is None or len(current.frames) == old.volume.frame_count:
+        if current is None:
             return
+        if len(current.frames) == old.volume.frame_count:
+            if resume:
+                self._resume(self.active)
+            return
+        if old.busy:
+            return  # a load in progress finishes first; the next catalog change reloads
         shown = old.display_set.frames[self.viewer.frame_index].instance.sop_instance_uid
         start = next((i for i, f in enumerate(current.frames) if f.instance.sop_instance_uid == shown), None)
         self.loads.pop(old.display_set.key, None)
@@ -270,37 +290,48 @@ class MainWindow(QMainWindow):
         return next((d for d in self.catalog.display_sets if d.key == key), None)
 
     def open_display_set(self, key: str, start_frame: int | None = None, keep_view: bool = False) -> None:
+        """Show a series, decoding what of it is not decoded yet (selecting a stopped one resumes it)."""
         display_set = self.display_set(key)
-        if display_set is None or (self.active is not None and self.active.load.display_set.key == key):
+        self._resume_on_catalog = False
+        if display_set is None:
             return
-        if self.active is not None and not self.active.load.volume.fully_loaded:
-            self.active.load.cancel()
-            self.loads.pop(self.active.load.display_set.key, None)
+        if self.active is not None and self.active.load.display_set.key == key:
+            self._resume(self.active)
+            return
+        if self.active is not None and self.active.load.busy:
+            self.active.load.cancel()  # kept: selecting it again decodes only what is missing
         signals = self.loads.get(key)
         if signals is not None and len(signals.load.display_set.frames) != len(display_set.frames):
-            self.loads.pop(key)  # the series gained images since it was decoded
+            self.loads.pop(key).load.cancel()  # the series gained images since it was decoded
             signals = None
         if signals is None:
             signals = LoadSignals(SeriesLoad(display_set, start_frame), self)
             signals.framesReady.connect(lambda idx, s=signals: self._frames_ready(s, idx))
-            signals.progress.connect(lambda d, t, s=signals: self._load_progress(s, d, t))
             signals.finished.connect(lambda p, c, s=signals: self._load_finished(s, p, c))
             self.loads[key] = signals
             self._evict()
-            self.active = signals
-            self.viewer.set_volume(display_set, signals.load.volume, signals.load.start_frame, keep_view)
-            self._busy(f"Loading {len(display_set.frames)} frames…", 0, len(display_set.frames))
-            signals.load.start()
         else:
             self.loads.move_to_end(key)
-            self.active = signals
-            self.viewer.set_volume(display_set, signals.load.volume, signals.load.start_frame)
-            self.viewer.frames_ready(list(range(signals.load.volume.frame_count)))
+            keep_view = False
+        self.active = signals
+        self.viewer.set_volume(display_set, signals.load.volume, signals.load.start_frame, keep_view)
+        self.viewer.frames_ready(list(range(signals.load.volume.frame_count)))
+        self._resume(signals)
         if not keep_view:  # keep_view: the same series, grown by a retrieval
             self._audit_opened(display_set)
         self.browser.select(key)
         self._show_models(display_set)
         self.viewer.setFocus()
+
+    def _resume(self, signals: LoadSignals) -> None:
+        """Start (or restart after a cancel) decoding the frames still missing; nothing when none are."""
+        load = signals.load
+        if load.complete:
+            self.viewer.set_loading(False)
+            return
+        load.start()
+        self.viewer.set_loading(True)
+        self._show_decoding(signals)
 
     def _evict(self) -> None:
         while len(self.loads) > KEEP_VOLUMES:
@@ -310,25 +341,29 @@ class MainWindow(QMainWindow):
     def _frames_ready(self, signals: LoadSignals, indices) -> None:
         if signals is self.active:
             self.viewer.frames_ready(indices)
+            self._show_decoding(signals)
 
-    def _load_progress(self, signals: LoadSignals, done: int, total: int) -> None:
-        if signals is self.active:
-            self._busy(f"Decoding {done}/{total} frames…", done, total)
+    def _show_decoding(self, signals: LoadSignals) -> None:
+        """The status bar shows the viewer's decode count (taken once from the volume), never one of its own."""
+        total = signals.load.volume.frame_count
+        done = self.viewer.loaded_count
+        self._busy(f"Decoding {done}/{total} frames…", done, total)
 
     def _load_finished(self, signals: LoadSignals, problems, cancelled: bool) -> None:
         if problems:
             self.problems.add_load_problems(problems)
             self._update_problems_title()
-        if signals is not self.active:
-            return
+        if signals is not self.active or signals.load.busy:
+            return  # another series is shown, or a resumed run carries on (and will report)
         volume = signals.load.volume
+        self.viewer.frames_ready([])
+        self.viewer.set_loading(False)
+        done = self.viewer.loaded_count
         if cancelled:
-            self.loads.pop(signals.load.display_set.key, None)
-            self._idle(f"Loading cancelled: {int(volume.loaded.sum())}/{volume.frame_count} frames decoded")
+            self._idle(f"Loading cancelled: {done}/{volume.frame_count} frames decoded; select the series again to resume")
         else:
             failed = f", {len(volume.frame_errors)} could not be decoded (see Problems)" if volume.frame_errors else ""
-            self._idle(f"Loaded {int(volume.loaded.sum())}/{volume.frame_count} frames{failed}")
-        self.viewer.frames_ready([])
+            self._idle(f"Loaded {done}/{volume.frame_count} frames{failed}")
         self.seriesLoaded.emit(signals.load.display_set.key)
         if not cancelled:
             self._reload_if_grown()

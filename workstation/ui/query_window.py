@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workstation.core.names import format_person_name
 from workstation.core.pacs import RetrieveResult, SeriesMatch, StoredInstance, StudyMatch, StudyQuery
 from workstation.core.tasks import CancelToken
 from workstation.services.executor import network
@@ -201,7 +202,7 @@ class QueryRetrieveWindow(QWidget):
         self.tree.clear()
         for study in studies:
             item = QTreeWidgetItem(self.tree, [
-                study.patient_name.replace("^", ", "), study.patient_id, _date(study.study_date), study.description,
+                format_person_name(study.patient_name), study.patient_id, _date(study.study_date), study.description,
                 "/".join(study.modalities), study.accession_number, _count(study.series_count), _count(study.instance_count),
             ])
             item.setData(0, STUDY_ROLE, study)

@@ -11,67 +11,30 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel, QSlider, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsRectItem, QHBoxLayout, QLabel, QSlider, QToolButton, QVBoxLayout, QWidget
 
 from workstation.core.findings import Finding, InferenceResult
+from workstation.core.orientation import image_edge_labels
 from workstation.core.review import FindingState, derive_states
 from workstation.core.study import DisplaySet
-from workstation.core.volume import Volume, slice_normal
+from workstation.core.volume import Volume
 from workstation.core.windowing import CT_PRESETS, WindowLevel
-from workstation.render.overlay import colour_heatmap, heat_lut
+from workstation.render.overlay import colour_heatmap, heat_lut, overlay_planes_rgba
+from workstation.render.viewport import zoom_factor
 from workstation.render.windowing import WindowRenderer
 from workstation.services import windows
+from workstation.ui.corner_text import ImageAnnotations, patient_text, position_text, spacing_text, study_text, window_text
 from workstation.ui.finding_overlay import FindingOverlay
+from workstation.ui.slice_viewbox import SliceViewBox
+from workstation.ui.window_box import WindowBox
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
 ZOOM_STEP = 1.25
 PAGE_STEP = 10
-
-
-class SliceViewBox(pg.ViewBox):
-    """A ViewBox whose wheel scrolls slices, whose right-drag sets the window and whose left-drag draws in draw mode."""
-
-    sigScroll = Signal(int)
-    sigWindowDrag = Signal(float, float)
-    sigBoxDrawing = Signal(object)  # QRectF in view (mm) coordinates while the button is down
-    sigBoxDrawn = Signal(object)  # QRectF when it is released
-
-    def __init__(self) -> None:
-        super().__init__(invertY=True, lockAspect=True, enableMenu=False)
-        self.setMouseMode(pg.ViewBox.PanMode)
-        self.draw_mode = False
-
-    def wheelEvent(self, ev, axis=None):  # noqa: N802 - Qt naming
-        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
-            super().wheelEvent(ev, axis)
-            return
-        ev.accept()
-        self.sigScroll.emit(-1 if ev.delta() > 0 else 1)
-
-    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 - Qt naming
-        if ev.button() == Qt.MouseButton.RightButton:
-            ev.accept()
-            delta = ev.screenPos() - ev.lastScreenPos()
-            self.sigWindowDrag.emit(delta.x(), delta.y())
-            return
-        if self.draw_mode and ev.button() == Qt.MouseButton.LeftButton:
-            ev.accept()
-            rect = QRectF(self.mapSceneToView(ev.buttonDownScenePos()), self.mapSceneToView(ev.scenePos())).normalized()
-            (self.sigBoxDrawn if ev.isFinish() else self.sigBoxDrawing).emit(rect)
-            return
-        super().mouseDragEvent(ev, axis)
-
-
-class CornerText(QLabel):
-    def __init__(self, parent: QWidget, alignment: Qt.AlignmentFlag) -> None:
-        super().__init__(parent)
-        self.setAlignment(alignment)
-        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        self.setStyleSheet("color: #f0f0c8; background: transparent; font-family: 'DejaVu Sans'; font-size: 10pt;")
-        self.setTextFormat(Qt.TextFormat.PlainText)
+NOT_RESUMED = "Not decoded: loading was stopped.\nSelect the series again to resume."
 
 
 class SliceViewer(QWidget):
@@ -88,10 +51,13 @@ class SliceViewer(QWidget):
         self.display_set: DisplaySet | None = None
         self.volume: Volume | None = None
         self.frame_index = 0
-        self.window: WindowLevel | None = None
+        self.window: WindowLevel | None = None  # the one current window: the box, the text and the image follow it
         self.initial_window: WindowLevel | None = None
+        self.loading = False  # decoding is under way: missing frames say "Loading…"
+        self.loaded_count = 0  # frames decoded as of the last update: the count the status bar shows too
         self._renderer: WindowRenderer | None = None
-        self._cursor_text = ""
+        self._shown_frame: int | None = None  # the frame whose pixels are on screen (None: a blank placeholder)
+        self._cursor: QPointF | None = None  # scene position of the mouse over the image
         self._kept_window: WindowLevel | None = None
         self.result: InferenceResult | None = None  # the live run: heatmap (absent for a stored run)
         self.model_text = ""  # whose findings are shown, e.g. "nodule-detector:1.0.0"
@@ -101,6 +67,7 @@ class SliceViewer(QWidget):
         self.editable = False
         self.heatmap_visible = True
         self.heatmap_opacity = 0.5
+        self.overlay_planes_visible = True
         self._heat_lut = heat_lut(self.heatmap_opacity)
         self._build()
 
@@ -111,18 +78,23 @@ class SliceViewer(QWidget):
         self.view.setCentralItem(self.viewbox)
         self.image_item = pg.ImageItem()
         self.viewbox.addItem(self.image_item)
+        self.planes_item = pg.ImageItem()  # DICOM overlay planes: a flat colour over the image
+        self.planes_item.setZValue(5)
+        self.viewbox.addItem(self.planes_item)
         self.heat_item = pg.ImageItem()
         self.heat_item.setZValue(10)
         self.viewbox.addItem(self.heat_item)
         self.viewbox.sigScroll.connect(lambda step: self.step(step))
         self.viewbox.sigWindowDrag.connect(self._drag_window)
         self.viewbox.sigRangeChanged.connect(lambda *_: self._update_text())
+        self.viewbox.sigResized.connect(lambda *_: self._update_text())
         self.viewbox.sigBoxDrawing.connect(lambda rect: self.overlay.show_rubber_band(rect))
         self.viewbox.sigBoxDrawn.connect(self._box_drawn)
         self.overlay = FindingOverlay(self.viewbox, self)
         self.overlay.boxEdited.connect(self.boxEdited, Qt.ConnectionType.QueuedConnection)
         self.overlay.boxClicked.connect(self.findingClicked.emit)
         self.view.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.view.viewport().installEventFilter(self)  # the mouse leaving the image clears the value shown
         self.view.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.view.setFocusProxy(self)  # a click on the image gives the viewer the keyboard (arrows, presets)
 
@@ -131,14 +103,13 @@ class SliceViewer(QWidget):
         self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.slider.valueChanged.connect(self.show_frame)
 
-        self.preset_box = QComboBox()
-        self.preset_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.preset_box.activated.connect(self._preset_chosen)
+        self.preset_box = WindowBox()
+        self.preset_box.windowChosen.connect(self.set_window)
         fit = QToolButton(text="Fit")
         fit.setToolTip("Fit image to the view (F)")
         fit.clicked.connect(self.fit)
         reset = QToolButton(text="Reset")
-        reset.setToolTip("Fit and restore the opening window (R)")
+        reset.setToolTip("Fit and restore the opening window (Ctrl+0)")
         reset.clicked.connect(self.reset)
 
         bar = QHBoxLayout()
@@ -158,13 +129,10 @@ class SliceViewer(QWidget):
         layout.addLayout(bar)
         layout.addLayout(middle, 1)
 
-        left, right = Qt.AlignmentFlag.AlignLeft, Qt.AlignmentFlag.AlignRight
-        top, bottom = Qt.AlignmentFlag.AlignTop, Qt.AlignmentFlag.AlignBottom
-        self.corners = {
-            "tl": CornerText(self.view, left | top), "tr": CornerText(self.view, right | top),
-            "bl": CornerText(self.view, left | bottom), "br": CornerText(self.view, right | bottom),
-        }
-        self.message = CornerText(self.view, Qt.AlignmentFlag.AlignCenter)
+        self.annotations = ImageAnnotations(self.view)
+        self.corners = self.annotations.corners
+        self.message = self.annotations.message
+        self.markers = self.annotations.markers
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
@@ -172,14 +140,13 @@ class SliceViewer(QWidget):
         self._place_corners()
 
     def _place_corners(self) -> None:
-        w, h, margin = self.view.width(), self.view.height(), 6
-        for key, label in self.corners.items():
-            label.adjustSize()
-            x = margin if key[1] == "l" else w - label.width() - margin
-            y = margin if key[0] == "t" else h - label.height() - margin
-            label.move(max(0, x), max(0, y))
-        self.message.adjustSize()
-        self.message.move((w - self.message.width()) // 2, (h - self.message.height()) // 2)
+        self.annotations.place()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt naming
+        if event.type() == QEvent.Type.Leave and self._cursor is not None:
+            self._cursor = None
+            self._update_text()
+        return super().eventFilter(watched, event)
 
     # ----- content
     def set_volume(self, display_set: DisplaySet, volume: Volume, start_frame: int, keep_view: bool = False) -> None:
@@ -194,7 +161,8 @@ class SliceViewer(QWidget):
         self.window = self.initial_window = None
         self._kept_window = kept_window
         self.frame_index = start_frame
-        self.preset_box.clear()
+        self.loaded_count = volume.loaded_count
+        self.preset_box.set_options([])
         self.slider.blockSignals(True)
         self.slider.setRange(0, volume.frame_count - 1)
         self.slider.setValue(start_frame)
@@ -216,12 +184,20 @@ class SliceViewer(QWidget):
         """Called as decoding progresses; the first decoded frame fixes the opening window."""
         if self.volume is None:
             return
+        self.loaded_count = self.volume.loaded_count
         if self.window is None and self.volume.loaded.any():
             self._choose_initial_window()
-        if self.frame_index in indices or self.window is not None and not self.volume.loaded[self.frame_index]:
+        if self.frame_index in indices or self._shown_frame != self.frame_index and self.volume.loaded[self.frame_index]:
             self._refresh()
         else:
             self._update_text()
+
+    def set_loading(self, loading: bool) -> None:
+        """Whether decoding is under way; a stopped load says so on its missing frames instead of "Loading…"."""
+        self.loading = loading
+        if self.volume is not None:
+            self.loaded_count = self.volume.loaded_count
+            self._refresh()
 
     def _choose_initial_window(self) -> None:
         loaded = self.frame_index if self.volume.loaded[self.frame_index] else int(np.argmax(self.volume.loaded))
@@ -230,21 +206,11 @@ class SliceViewer(QWidget):
         else:
             self.initial_window = windows.initial_window(self.display_set, self.volume.array[loaded])
         self.window = self._kept_window or self.initial_window
-        self._fill_presets()
-
-    def _fill_presets(self) -> None:
-        self.preset_box.clear()
         options = windows.presets(self.display_set) if not self.volume.is_colour else []
         if self.initial_window not in options:
             options.insert(0, self.initial_window)
-        for window in options:
-            self.preset_box.addItem(f"{window.name or 'Custom'}  (W {window.width:g} / L {window.center:g})", window)
-        self.preset_box.setEnabled(not self.volume.is_colour)
-
-    def _preset_chosen(self, index: int) -> None:
-        window = self.preset_box.itemData(index)
-        if window is not None:
-            self.set_window(window)
+        self.preset_box.set_options(options, enabled=not self.volume.is_colour)
+        self.preset_box.show_window(self.window)
 
     # ----- navigation
     def show_frame(self, index: int) -> None:
@@ -262,9 +228,11 @@ class SliceViewer(QWidget):
         self.show_frame(self.frame_index + delta)
 
     def set_window(self, window: WindowLevel) -> None:
+        """The only way the window changes (keys, drag, box, reset), so the box, the text and the image agree."""
         if self.volume is None or self.volume.is_colour:
             return
         self.window = window
+        self.preset_box.show_window(window)
         self.windowChanged.emit(window)
         self._refresh()
 
@@ -285,11 +253,12 @@ class SliceViewer(QWidget):
         self.viewbox.scaleBy((1 / factor, 1 / factor))
 
     def zoom(self) -> float:
-        """Screen pixels per image pixel (1.0 = one image pixel on one screen pixel)."""
+        """Screen pixels per image pixel (1.0 = one image pixel on one screen pixel): the zoom the text shows."""
         if self.volume is None:
             return 1.0
-        size = self.viewbox.viewPixelSize()[0]
-        return float(self.volume.pixel_spacing[1] / size) if size else 1.0
+        self.viewbox.updateMatrix()  # pyqtgraph defers the scene transform to the next paint; items map with it now
+        (x0, x1), _ = self.viewbox.viewRange()
+        return zoom_factor(self.viewbox.width(), x1 - x0, self.volume.pixel_spacing[1])
 
     def fit(self) -> None:
         self.viewbox.autoRange(padding=0.0, items=[self.image_item])
@@ -313,7 +282,7 @@ class SliceViewer(QWidget):
             self.reset()
         elif Qt.Key.Key_0 <= key <= Qt.Key.Key_5:
             self.apply_preset_key(key - Qt.Key.Key_0)
-        elif key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
+        elif key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):  # in a window, its View menu actions take these first
             self.zoom_by(ZOOM_STEP)
         elif key == Qt.Key.Key_Minus:
             self.zoom_by(1 / ZOOM_STEP)
@@ -336,14 +305,20 @@ class SliceViewer(QWidget):
             return
         if volume.loaded[k] and self.window is not None:
             image = self._renderer.render_rgba(volume.array[k], self.window)
+            self._shown_frame = k
             self.message.setText("")
         else:
             image = np.zeros(volume.array.shape[1:3] + (4,), np.uint8)
+            self._shown_frame = None
             self.message.setText(f"Frame {k + 1} could not be decoded:\n{volume.frame_errors[k]}"
-                                 if k in volume.frame_errors else "Loading…")
+                                 if k in volume.frame_errors else "Loading…" if self.loading else NOT_RESUMED)
         self.image_item.setImage(image, autoLevels=False, levels=None)  # 8-bit RGBA is shown as is
         self._draw_overlays()
         self._update_text()
+
+    def show_overlay_planes(self, visible: bool) -> None:
+        self.overlay_planes_visible = visible
+        self._draw_overlays()
 
     # ----- AI overlays
     def set_result(self, result: InferenceResult | None) -> None:
@@ -422,88 +397,61 @@ class SliceViewer(QWidget):
         if self.volume is None:
             self.overlay.clear()
             self.heat_item.setVisible(False)
+            self.planes_item.setVisible(False)
             return
         result, k = self.result, self.frame_index
+        rows, cols = self.volume.array.shape[1:3]
+        row_mm, col_mm = self.volume.pixel_spacing
+        planes = self.volume.overlays.get(k) if self._shown_frame == k and self.overlay_planes_visible else None
+        self.planes_item.setVisible(bool(planes))
+        if planes:
+            self.planes_item.setImage(overlay_planes_rgba(planes, (rows, cols)), autoLevels=False, levels=None)
+            self.planes_item.setRect(QRectF(0, 0, cols * col_mm, rows * row_mm))
         self.heat_item.setVisible(result is not None and self.heatmap_visible)
         if result is not None and self.heatmap_visible:
-            rows, cols = self.volume.array.shape[1:3]
-            row_mm, col_mm = self.volume.pixel_spacing
             self.heat_item.setImage(colour_heatmap(result.heatmap[k], self._heat_lut), autoLevels=False, levels=None)
             self.heat_item.setRect(QRectF(0, 0, cols * col_mm, rows * row_mm))
         self.overlay.draw(k, self.states, self.spans, self.selected_id, self.editable)
 
     def _mouse_moved(self, scene_pos: QPointF) -> None:
-        if self.volume is None:
-            return
-        point = self.viewbox.mapSceneToView(scene_pos)
+        self._cursor = QPointF(scene_pos)
+        self._update_text()
+
+    def _cursor_text(self) -> str:
+        """The value under the mouse on the frame on screen now; nothing over a frame not yet decoded."""
+        if self._cursor is None or self.volume is None or self._shown_frame != self.frame_index:
+            return ""
+        point = self.viewbox.mapSceneToView(self._cursor)
         row_mm, col_mm = self.volume.pixel_spacing
         col, row = int(np.floor(point.x() / col_mm)), int(np.floor(point.y() / row_mm))
         rows, cols = self.volume.array.shape[1:3]
-        if 0 <= row < rows and 0 <= col < cols and self.volume.loaded[self.frame_index]:
-            value = self.volume.array[self.frame_index, row, col]
-            unit = " HU" if self.display_set.series.modality == "CT" and not self.volume.is_colour else ""
-            shown = ",".join(str(v) for v in value) if np.ndim(value) else f"{value:g}"
-            self._cursor_text = f"({col}, {row}): {shown}{unit}"
-        else:
-            self._cursor_text = ""
-        self._update_text()
+        if not (0 <= row < rows and 0 <= col < cols):
+            return ""
+        value = self.volume.array[self.frame_index, row, col]
+        unit = " HU" if self.display_set.series.modality == "CT" and not self.volume.is_colour else ""
+        shown = ",".join(str(v) for v in value) if np.ndim(value) else f"{value:g}"
+        return f"({col}, {row}): {shown}{unit}"
 
     def _update_text(self) -> None:
         if self.display_set is None or self.volume is None:
             return
-        series, study = self.display_set.series, self.display_set.series.study
-        patient = study.patient
-        self.corners["tl"].setText("\n".join(filter(None, [
-            patient.name.replace("^", ", ") or "(no name)",
-            f"ID {patient.patient_id}" if patient.patient_id else "",
-            " ".join(filter(None, [_date(patient.birth_date), patient.sex])),
-        ])))
-        self.corners["tr"].setText("\n".join(filter(None, [
-            study.description, _date(study.date),
-            f"Se {series.number if series.number is not None else '-'}: {series.description}".rstrip(": "),
-            series.modality + (f"  part {self.display_set.label}" if self.display_set.label else ""),
-        ])))
-        k, total = self.frame_index, self.volume.frame_count
-        loaded = int(self.volume.loaded.sum())
-        lines = [f"Im {k + 1}/{total}" + ("" if loaded == total else f"   (loaded {loaded}/{total})")]
-        position = self._position_text(k)
-        if position:
-            lines.append(position)
-        if self._cursor_text:
-            lines.append(self._cursor_text)
+        self.corners["tl"].setText(patient_text(self.display_set.series.study.patient))
+        self.corners["tr"].setText(study_text(self.display_set))
+        k, total, loaded = self.frame_index, self.volume.frame_count, self.loaded_count
+        lines = [f"Im {k + 1}/{total}" + ("" if loaded == total else f"   (loaded {loaded}/{total})"),
+                 position_text(self.display_set, k), self._cursor_text()]
         if self.model_text:
             here = sum(1 for s in self.states if s.visible and k in self._frames_of(s))
             shown = sum(1 for s in self.states if s.visible)
             lines.append(f"AI {self.model_text}: {shown} finding(s), {here} on this slice")
-        self.corners["bl"].setText("\n".join(lines))
-        window = self.window
-        wl = "" if window is None or self.volume.is_colour else f"W {window.width:.0f}  L {window.center:.0f}" + (
-            f"  {window.name}" if window.name else "")
-        self.corners["br"].setText("\n".join(filter(None, [wl, f"Zoom {self.zoom():.2f}x", self._spacing_text()])))
+        self.corners["bl"].setText("\n".join(filter(None, lines)))
+        self.corners["br"].setText("\n".join(filter(None, [
+            window_text(self.window, self.volume.is_colour), f"Zoom {self.zoom():.2f}x", spacing_text(self.display_set.first)])))
+        frame = self.display_set.frames[k]
+        self.annotations.set_markers(image_edge_labels(frame.geometry.orientation, frame.instance.patient_orientation))
         self._place_corners()
 
     def _frames_of(self, state: FindingState) -> range:
         own = state.geometry.frame_index
         first, last = self.spans.get(state.finding_id, (own, own))
         return range(min(first, own), max(last, own) + 1)
-
-    def _spacing_text(self) -> str:
-        first = self.display_set.first
-        if first.pixel_spacing is None:
-            return "pixel spacing unknown"
-        row_mm, col_mm = first.pixel_spacing
-        where = " (at detector)" if first.spacing_source == "ImagerPixelSpacing" else ""
-        return f"{col_mm:.3g} x {row_mm:.3g} mm/px{where}"
-
-    def _position_text(self, k: int) -> str:
-        geometry = self.display_set.frames[k].geometry
-        if geometry.position is None:
-            return ""
-        distance = float(np.dot(slice_normal(geometry.orientation), geometry.position)) if geometry.orientation else None
-        thickness = self.display_set.frames[k].instance.slice_thickness
-        text = f"Pos {distance:.2f} mm" if distance is not None else ""
-        return text + (f"   Thk {thickness:g} mm" if thickness else "")
-
-
-def _date(value: str) -> str:
-    return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 and value.isdigit() else value
