@@ -206,9 +206,11 @@ def test_orientation_markers_on_an_axial_ct(window):
     left, right, top, bottom = (viewer.markers[e].geometry() for e in ("left", "right", "top", "bottom"))
     assert left.x() < 20 and abs(left.center().y() - h / 2) <= 2
     assert right.right() > w - 20 and abs(right.center().y() - h / 2) <= 2
-    assert top.y() < 20 and abs(top.center().x() - w / 2) <= 2
-    assert bottom.bottom() > h - 20 and abs(bottom.center().x() - w / 2) <= 2
+    assert top.y() < h / 4 and abs(top.center().x() - w / 2) <= 2
+    assert bottom.bottom() > h * 3 / 4 and abs(bottom.center().x() - w / 2) <= 2
     assert all(m.isVisible() for m in viewer.markers.values())
+    # never under the corner text (a narrow view moves the letter inwards rather than overlap)
+    assert not any(m.geometry().intersects(c.geometry()) for m in viewer.markers.values() for c in viewer.corners.values())
 
 
 def test_orientation_markers_of_a_radiograph_come_from_patient_orientation(qtbot):
@@ -412,3 +414,12 @@ def test_person_names_without_empty_components(qtbot, tmp_path):
     win = _open(qtbot, [path])
     assert win.viewer.corners["tl"].text().splitlines()[0] == "OB"
     assert win.browser.topLevelItem(0).text(0).startswith("OB   ID X1")
+
+
+def test_a_long_corner_line_does_not_hide_a_marker(window):
+    viewer = window.viewer
+    viewer.corners["bl"].setText("Im 21/40\n" + "a long line of corner text " * 4)
+    viewer._place_corners()
+    bottom = viewer.markers["bottom"].geometry()
+    assert not bottom.intersects(viewer.corners["bl"].geometry())
+    assert bottom.bottom() < viewer.corners["bl"].geometry().top()

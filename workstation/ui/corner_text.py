@@ -7,7 +7,7 @@ readable on bone, contrast or a bright radiograph as well as on air.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPointF, QSize, Qt
+from PySide6.QtCore import QPoint, QPointF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QWidget
 
@@ -101,11 +101,17 @@ class ImageAnnotations:
             x = margin if key[1] == "l" else w - label.width() - margin
             y = margin if key[0] == "t" else h - label.height() - margin
             label.move(max(0, x), max(0, y))
+        corners = [c.geometry() for c in self.corners.values() if c.text()]
         for edge, label in self.markers.items():
             label.adjustSize()
             x = {"left": margin, "right": w - label.width() - margin}.get(edge, (w - label.width()) // 2)
             y = {"top": margin, "bottom": h - label.height() - margin}.get(edge, (h - label.height()) // 2)
             label.move(max(0, x), max(0, y))
+            for corner in corners:  # a long corner line would hide the letter: move it inwards, clear of the text
+                if label.geometry().intersects(corner):
+                    shift = {"top": (0, corner.bottom() + 1 - label.y()), "bottom": (0, corner.top() - 1 - label.geometry().bottom()),
+                             "left": (corner.right() + 1 - label.x(), 0), "right": (corner.left() - 1 - label.geometry().right(), 0)}
+                    label.move(label.pos() + QPoint(*shift[edge]))
         self.message.adjustSize()
         self.message.move((w - self.message.width()) // 2, (h - self.message.height()) // 2)
 
