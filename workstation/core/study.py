@@ -28,6 +28,19 @@ class FileProblem:
 
 
 @dataclass(frozen=True)
+class ResultRef:
+    """A results object found beside the images (SR, GSPS, Parametric Map): read when a series it refers to opens."""
+
+    location: FileLocation
+    kind: str  # "sr", "gsps" or "pmap"
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    referenced_series_uids: tuple[str, ...]  # the image series it draws on, as the object says
+
+
+@dataclass(frozen=True)
 class PatientRef:
     patient_id: str
     name: str
@@ -167,6 +180,10 @@ class Catalog:
     problems: list[FileProblem] = field(default_factory=list)
     headers: list[InstanceHeader] = field(default_factory=list)
     files_scanned: int = 0
+    results: list[ResultRef] = field(default_factory=list)  # SR / GSPS / Parametric Map objects found
+
+    def results_for(self, series_instance_uid: str) -> list[ResultRef]:
+        return [r for r in self.results if series_instance_uid in r.referenced_series_uids]
 
     def studies(self) -> list[StudyRef]:
         """One per Study Instance UID: series of a study may disagree on study-level details (time, description)."""

@@ -22,6 +22,7 @@ from pydicom.pixels import get_decoder
 from pydicom.uid import UID
 
 from workstation.core.study import (
+    ResultRef,
     FileLocation,
     FileProblem,
     FrameGeometry,
@@ -91,12 +92,22 @@ class NotAnImage(Exception):
     """A valid DICOM object we deliberately skip (DICOMDIR index)."""
 
 
-def read_header(location: FileLocation) -> InstanceHeader | FileProblem | None:
-    """Header of one image instance; a FileProblem if it is unusable; None for a DICOMDIR index."""
+class IsResult(Exception):
+    """A results object (SR, GSPS, Parametric Map): not shown as images, read over the series it refers to."""
+
+    def __init__(self, ref: ResultRef) -> None:
+        super().__init__(ref.kind)
+        self.ref = ref
+
+
+def read_header(location: FileLocation) -> InstanceHeader | ResultRef | FileProblem | None:
+    """Header of one image instance, or a results object; a FileProblem if unusable; None for a DICOMDIR index."""
     try:
         return _read(location)
     except NotAnImage:
         return None
+    except IsResult as result:
+        return result.ref
     except _Unusable as exc:
         return FileProblem(location, str(exc))
     except (InvalidDicomError, EOFError, struct.error) as exc:
@@ -109,6 +120,29 @@ def read_header(location: FileLocation) -> InstanceHeader | FileProblem | None:
 
 class _Unusable(Exception):
     pass
+
+
+RESULT_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.88.34": "sr",  # Comprehensive 3D SR
+    "1.2.840.10008.5.1.4.1.1.88.33": "sr",  # Comprehensive SR
+    "1.2.840.10008.5.1.4.1.1.88.22": "sr",  # Enhanced SR
+    "1.2.840.10008.5.1.4.1.1.11.1": "gsps",  # Grayscale Softcopy Presentation State
+    "1.2.840.10008.5.1.4.1.1.30": "pmap",  # Parametric Map
+}
+MAX_REFERENCED_SERIES = 64  # a hostile object may list thousands; we need the few it draws on
+
+
+def _referenced_series(ds: Dataset) -> tuple[str, ...]:
+    """Series the object refers to: SR evidence, GSPS / PM referenced series (bounded, duplicates dropped)."""
+    found: list[str] = []
+    try:
+        for container in ("CurrentRequestedProcedureEvidenceSequence", "PertinentOtherEvidenceSequence"):
+            for study in ds.get(container, [])[:MAX_REFERENCED_SERIES]:
+                found += [str(s.get("SeriesInstanceUID", "")) for s in study.get("ReferencedSeriesSequence", [])[:MAX_REFERENCED_SERIES]]
+        found += [str(s.get("SeriesInstanceUID", "")) for s in ds.get("ReferencedSeriesSequence", [])[:MAX_REFERENCED_SERIES]]
+    except Exception:  # noqa: BLE001 - a malformed reference list: the object refers to nothing we can use
+        return ()
+    return tuple(dict.fromkeys(uid for uid in found if uid))[:MAX_REFERENCED_SERIES]
 
 
 def _short(exc: BaseException) -> str:
@@ -131,6 +165,11 @@ def _read(location: FileLocation) -> InstanceHeader:
     shared = _shared_attributes(ds)
     if shared.sop_class_uid == MEDIA_STORAGE_DIRECTORY or ds.file_meta.get("MediaStorageSOPClassUID") == MEDIA_STORAGE_DIRECTORY:
         raise NotAnImage
+    kind = RESULT_CLASSES.get(shared.sop_class_uid)
+    referenced = _referenced_series(ds) if kind is not None else ()
+    if referenced and "SOPInstanceUID" in ds and "StudyInstanceUID" in ds:  # a report on no images is not ours to show
+        raise IsResult(ResultRef(location, kind, shared.sop_class_uid, str(ds.SOPInstanceUID), str(ds.StudyInstanceUID),
+                                 str(ds.get("SeriesInstanceUID", "")), referenced))
     if not _has_dicom_attributes(ds):
         # pydicom parses random bytes after a "DICM" prefix as one bogus element.
         raise _Unusable("not a DICOM file or corrupt header (no SOP or image attributes)")

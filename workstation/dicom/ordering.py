@@ -13,14 +13,15 @@ from collections import defaultdict
 
 import numpy as np
 
-from workstation.core.study import Catalog, DisplaySet, FileProblem, FrameRef, InstanceHeader, SeriesRef
+from workstation.core.study import Catalog, DisplaySet, FileProblem, FrameRef, InstanceHeader, ResultRef, SeriesRef
 from workstation.core.volume import slice_normal
 
 ORIENTATION_TOLERANCE = 1e-3
 SPACING_TOLERANCE = 0.1  # relative deviation from the median spacing that counts as a gap
 
 
-def build_catalog(headers: list[InstanceHeader], problems: list[FileProblem], files_scanned: int) -> Catalog:
+def build_catalog(headers: list[InstanceHeader], problems: list[FileProblem], files_scanned: int,
+                  results: list[ResultRef] = ()) -> Catalog:
     """Group headers by patient/study/series, split series into display sets and order them."""
     unique: dict[str, InstanceHeader] = {}
     for header in headers:
@@ -33,7 +34,9 @@ def build_catalog(headers: list[InstanceHeader], problems: list[FileProblem], fi
         display_sets.extend(split_series(members[0].series, members))
     display_sets.sort(key=_display_order)
     unique_problems = list(dict.fromkeys(problems))  # re-opening a folder must not list its bad files twice
-    return Catalog(display_sets=display_sets, problems=unique_problems, headers=list(unique.values()), files_scanned=files_scanned)
+    unique_results = list({r.sop_instance_uid: r for r in results}.values())
+    return Catalog(display_sets=display_sets, problems=unique_problems, headers=list(unique.values()),
+                   files_scanned=files_scanned, results=unique_results)
 
 
 def _display_order(ds: DisplaySet) -> tuple:

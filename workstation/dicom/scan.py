@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from workstation.core.study import Catalog, FileLocation, FileProblem, InstanceHeader
+from workstation.core.study import Catalog, FileLocation, FileProblem, InstanceHeader, ResultRef
 from workstation.core.tasks import CancelToken, Progress, no_progress
 from workstation.dicom.header import read_header
 from workstation.dicom.ordering import build_catalog
@@ -22,6 +22,7 @@ def scan_paths(
     for item in iter_locations(paths):
         (problems if isinstance(item, FileProblem) else locations).append(item)
     headers: list[InstanceHeader] = []
+    results: list[ResultRef] = []
     total = len(locations)
     for done, location in enumerate(locations, start=1):
         if cancel is not None:
@@ -29,8 +30,10 @@ def scan_paths(
         result = read_header(location)
         if isinstance(result, InstanceHeader):
             headers.append(result)
+        elif isinstance(result, ResultRef):
+            results.append(result)
         elif isinstance(result, FileProblem):
             problems.append(result)
         if done % 16 == 0 or done == total:
             progress(done, total)
-    return build_catalog(headers, problems, files_scanned=total)
+    return build_catalog(headers, problems, files_scanned=total, results=results)

@@ -71,6 +71,7 @@ class StudyLibrary:
                 self.catalog.headers + found.headers,
                 self.catalog.problems + found.problems,
                 self.catalog.files_scanned + found.files_scanned,
+                self.catalog.results + found.results,
             )
             self.catalog = merged
             self.catalog_changed.emit(merged, found.problems)

@@ -49,6 +49,9 @@ def scan_report(catalog: Catalog, roots: list[str]) -> dict[str, Any]:
         "images": len(catalog.headers),
         "patients": list(patients.values()),
         "unreadable": [{"path": str(p.location), "reason": p.reason} for p in catalog.problems],
+        "results": [{"path": str(r.location), "kind": r.kind, "sop_instance_uid": r.sop_instance_uid,
+                     "study_instance_uid": r.study_instance_uid, "referenced_series": list(r.referenced_series_uids)}
+                    for r in catalog.results],
     }
 
 
@@ -66,6 +69,9 @@ def format_report(report: dict[str, Any]) -> str:
                              f"{s['modality']:<4} {s['description'] or '(no description)'}  "
                              f"{s['instance_count']} instance(s), {s['frame_count']} frame(s)")
                 lines.extend(f"      warning: {w}" for w in s["warnings"])
+    if report.get("results"):
+        lines.append("Results objects (shown over the series they refer to):")
+        lines.extend(f"  {r['kind']:<5} {r['path']}" for r in report["results"])
     if report["unreadable"]:
         lines.append("Unreadable files (skipped):")
         lines.extend(f"  {u['path']}: {u['reason']}" for u in report["unreadable"])
