@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.captureWarnings(True)  # pydicom's complaints about odd files go to the log, not the user
     commands = {"scan": _scan, "demo-data": _demo_data, "pacs": _pacs, "infer": _infer, "audit": _audit,
-                "enrol": _enrol, "sync": _sync, "doctor": _doctor, "review": _review,
+                "enrol": _enrol, "sync": _sync, "doctor": _doctor, "review": _review, "results": _results,
                 "install-support": _install_support}  # the last one: for installer/install.py only
     if argv and argv[0] in commands:
         return commands[argv[0]](argv[1:])
@@ -35,6 +35,12 @@ def _review(argv: list[str]) -> int:
     from workstation.cli.review import review_main
 
     return review_main(argv)
+
+
+def _results(argv: list[str]) -> int:
+    from workstation.cli.results import results_main
+
+    return results_main(argv)
 
 
 def _audit(argv: list[str]) -> int:
