@@ -98,10 +98,12 @@ def to_display(found: list[ForeignFindings], display_set: DisplaySet) -> ShownRe
                 heat[frame] = np.clip(np.nan_to_num(values) * 255.0 + 0.5, 0, 255).astype(np.uint8)
                 placed += 1
         if placed:
-            sources.append(f"heatmap: {_describe(pmap)}")
+            sources.append(f"heatmap from the {_describe(pmap)}")
     if not findings and not placed:
         return None
-    name = boxes_from[0].source if boxes_from else (maps[-1].source if maps else "results")
+    name = "stored " + ("review SR" if boxes_from and boxes_from[0].kind == KIND_REVIEW_SR else
+                        "SR" if boxes_from and boxes_from[0].kind != KIND_GSPS else
+                        "presentation state" if boxes_from else "parametric map")
     series = display_set.series
     result = InferenceResult(ModelRef(name, "", ""), "stored result", series.study.study_instance_uid,
                              series.series_instance_uid, findings, heat, 0.0, "")
@@ -128,8 +130,19 @@ def _gsps_boxes(gsps: ForeignFindings):
 
 
 def _describe(found: ForeignFindings) -> str:
-    kind = {KIND_REVIEW_SR: "review SR", KIND_GSPS: "presentation state", KIND_PMAP: "parametric map"}.get(found.kind, "SR")
-    text = f"{found.source} ({kind})"
-    if found.verified_by:
-        text += f", verified by {found.verified_by}" + (f" {found.verified_at}" if found.verified_at else "")
-    return text
+    """Short: 'review SR, verified by carol 2026-12-04 10:06' / 'SR: nodule-detector 1.1.0' / 'parametric map'."""
+    if found.kind == KIND_PMAP:
+        return "parametric map"
+    if found.kind == KIND_REVIEW_SR:
+        when = _when(found.verified_at)
+        return f"review SR, verified by {found.verified_by or 'unknown'}" + (f" {when}" if when else "")
+    kind = "presentation state" if found.kind == KIND_GSPS else "SR"
+    return f"{kind}: {found.source}"
+
+
+def _when(dicom_datetime: str) -> str:
+    """'20261204100600' -> '2026-12-04 10:06' (as written; no time zone is assumed)."""
+    digits = "".join(ch for ch in dicom_datetime if ch.isdigit())
+    if len(digits) < 12:
+        return dicom_datetime[:16]
+    return f"{digits[:4]}-{digits[4:6]}-{digits[6:8]} {digits[8:10]}:{digits[10:12]}"

@@ -39,6 +39,7 @@ from workstation.ui.bridge import InferenceSignals, LibrarySignals, LoadSignals,
 from workstation.ui.browser import StudyBrowser
 from workstation.ui.problems import ProblemsPanel
 from workstation.ui.query_window import QueryRetrieveWindow
+from workstation.ui.results_controller import StoredResultsController
 from workstation.ui.review_controller import ReviewController
 from workstation.ui.shortcuts_dialog import ShortcutsDialog
 from workstation.ui.sync_status import SyncStatus
@@ -110,6 +111,9 @@ class MainWindow(QMainWindow):
                                        session.review if session else None, disabled, self._notify, self,
                                        history=self.ai_panel.history, auto_advance=self.config.review.auto_advance)
         self.review.statesChanged.connect(self._show_review_mark)
+        self.stored_results = StoredResultsController(
+            self.viewer, self.ai_panel, self.review, self.problems,
+            lambda key: self.active is not None and self.active.load.display_set.key == key, self)
         if session is not None:
             self.inference.run_recorded.connect(session.review.record_run)  # worker thread; the store is thread-safe
         self._show_review_status(disabled)
@@ -382,6 +386,8 @@ class MainWindow(QMainWindow):
         run = self.review.reopen_saved(display_set, self._labels)  # no live result: the stored one, no heatmap
         if run is not None:
             self.ai_panel.show_stored(run.model, run.device, run.started_utc, len(run.findings))
+        else:
+            self.stored_results.show_for(self.catalog, display_set)  # SR / GSPS / PM found with the study
 
     def _labels(self, model: ModelRef) -> tuple[str, ...]:
         manifest = next((m for m in self.inference.manifests if (m.name, m.version) == (model.name, model.version)), None)

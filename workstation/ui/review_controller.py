@@ -56,6 +56,7 @@ class ReviewController(QObject):
         self.review: ReviewSession | None = None
         self.findings: list[Finding] = []
         self._marks_read: set[str] = set()
+        self._foreign: list[FindingState] | None = None  # read-only findings from stored result objects
         self._connect()
         self._show_user()
         self._update_controls()
@@ -116,6 +117,17 @@ class ReviewController(QObject):
         self.begin(display_set, run.model, run.findings, labels_for(run.model))
         return run
 
+    def show_foreign(self, findings: list[Finding], states: list[FindingState], model_text: str, reason: str) -> None:
+        """Findings read from stored result objects (an SR from the PACS): listed and drawn, never reviewable here."""
+        self._detach()
+        self.panel.draw_action.setChecked(False)
+        self.findings = list(findings)
+        self._foreign = list(states)
+        self.viewer.set_findings(model_text, self.findings, self._foreign)
+        self._refresh()
+        self.panel.set_disabled_reason(reason)
+        self.panel.set_signoff("")
+
     def clear(self) -> None:
         """No findings (another series, or none yet)."""
         self._detach()
@@ -126,6 +138,8 @@ class ReviewController(QObject):
     def states(self) -> list[FindingState]:
         if self.review is not None:
             return self.review.states()
+        if self._foreign is not None:
+            return [s for s in self._foreign if s.visible]
         return sorted(derive_states(self.findings, []).values(), key=lambda s: s.number)
 
     def stored_marks(self, display_sets: list[DisplaySet]) -> dict[str, str]:
@@ -371,6 +385,9 @@ class ReviewController(QObject):
         if self.review is not None:
             self.review.changed.disconnect(self._session_changed)
         self.review = None
+        if self._foreign is not None:
+            self._foreign = None
+            self._show_user()  # the read-only note goes
 
     def _error(self, text: str) -> None:
         self.panel.show_message(text, error=True)
