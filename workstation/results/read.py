@@ -47,5 +47,12 @@ def read_results(datasets: list[pydicom.Dataset]) -> tuple[list[ForeignFindings]
         except Exception as exc:  # noqa: BLE001 - damaged data raises anything; it must become a Problem
             log.info("result object %s unusable", sop_uid, exc_info=True)
             what = _WHAT.get(sop_class, "structured report")
-            problems.append(Problem(f"{what} not shown: {type(exc).__name__}: {str(exc)[:200]}", sop_uid))
+            problems.append(Problem(f"{what} not shown: {_one_line(exc)}", sop_uid))
     return results, problems
+
+
+def _one_line(exc: BaseException) -> str:
+    """The exception's first line, short (highdicom appends whole dataset dumps to some messages)."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0].rstrip(":") if lines else ""
+    return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__

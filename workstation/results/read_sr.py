@@ -135,11 +135,13 @@ def _score(groups) -> float | None:
 
 
 def _algorithm(group) -> str:
-    names = group.find(sr_codes.DCM.AlgorithmName) if hasattr(group, "find") else []
-    versions = group.find(sr_codes.DCM.AlgorithmVersion) if hasattr(group, "find") else []
-    if not names:
-        return ""
-    return f"{names[0].value} {versions[0].value}".strip() if versions else str(names[0].value)
+    """TID 4019 "Algorithm Name" / "Algorithm Version" on the group's container, as "name version"."""
+    found: dict[str, str] = {}
+    for item in group[0].get("ContentSequence", []) if len(group) else []:
+        names = item.get("ConceptNameCodeSequence", [])
+        if names and names[0].CodingSchemeDesignator == "DCM" and names[0].CodeValue in ("111001", "111003"):
+            found.setdefault(names[0].CodeValue, str(item.get("TextValue", "")))
+    return " ".join(v for v in (found.get("111001", ""), found.get("111003", "")) if v) if "111001" in found else ""
 
 
 def _person(report: hd.sr.MeasurementReport) -> str:
