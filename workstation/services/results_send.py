@@ -63,7 +63,20 @@ class ResultsOutbox:
     def __init__(self, config: SiteConfig, store: Store, audit: AuditSink | None = None,
                  send: Callable[..., list[StoreOutcome]] = store_objects,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
-        self.config, self.queue, self.audit, self._send, self._clock = config, ResultQueue(store), audit, send, clock
+        self.config, self.store, self.audit, self._send, self._clock = config, store, audit, send, clock
+        self.queue = ResultQueue(store)
+
+    def build_and_queue(self, series_instance_uid: str, sources, node: str | None = None) -> list[QueuedResult]:
+        """Build the objects of the series' newest stored run (review SR once signed off) and queue them.
+
+        `sources`: the Catalog or paths holding the series' images. NothingToBuild / ContextError say why not.
+        """
+        from workstation.results import build_results
+        from workstation.services.results_build import contexts_for_series
+
+        run, review = contexts_for_series(self.store, series_instance_uid, sources)
+        study = str(run.sources[0].StudyInstanceUID)
+        return self.enqueue(build_results(run, review), study, series_instance_uid, run.run_id, node)
 
     # ----- queueing
     def enqueue(self, objects: list, study_instance_uid: str, series_instance_uid: str, run_id: str,

@@ -40,6 +40,7 @@ from workstation.ui.browser import StudyBrowser
 from workstation.ui.problems import ProblemsPanel
 from workstation.ui.query_window import QueryRetrieveWindow
 from workstation.ui.results_controller import StoredResultsController
+from workstation.ui.results_send_controller import ResultsSendController
 from workstation.ui.review_controller import ReviewController
 from workstation.ui.shortcuts_dialog import ShortcutsDialog
 from workstation.ui.sync_status import SyncStatus
@@ -111,6 +112,9 @@ class MainWindow(QMainWindow):
                                        session.review if session else None, disabled, self._notify, self,
                                        history=self.ai_panel.history, auto_advance=self.config.review.auto_advance)
         self.review.statesChanged.connect(self._show_review_mark)
+        self.results_send = ResultsSendController(self.config, session, self.ai_panel, self._open_series,
+                                                  self._busy, self._idle, self)
+        self.review.signedOff.connect(self.results_send.signed_off)
         self.stored_results = StoredResultsController(
             self.viewer, self.ai_panel, self.review, self.problems,
             lambda key: self.active is not None and self.active.load.display_set.key == key, self)
@@ -180,6 +184,10 @@ class MainWindow(QMainWindow):
         for action in review_actions:
             review_menu.addSeparator() if action is None else review_menu.addAction(action)
         self.addActions([a for a in review_actions if a is not None])  # keys work wherever the focus is
+        results_menu = self.menuBar().addMenu("Re&sults")
+        for action in self.results_send.actions():
+            results_menu.addAction(action)
+        self.addActions(self.results_send.actions())
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts, "F1")
         self._action(help_menu, "&About", self._about, None)
@@ -373,7 +381,12 @@ class MainWindow(QMainWindow):
             self._reload_if_grown()
 
     # ----- AI
+    def _open_series(self):
+        """(catalog, display set) of the series on screen, for the results controllers."""
+        return (self.catalog, self.active.load.display_set) if self.active is not None else None
+
     def _show_models(self, display_set: DisplaySet) -> None:
+        self.results_send.show_state(display_set.series.study.study_instance_uid)
         models = self.inference.models_for(display_set)
         self.ai_panel.set_models(models)
         cached = next((self.inference.cached(display_set, m) for m, reason in models if reason is None
@@ -439,6 +452,7 @@ class MainWindow(QMainWindow):
         self.inferenceFinished.emit(None)
 
     def cancel(self) -> None:
+        self.results_send.cancel()
         if self._inference_cancel is not None:
             self._inference_cancel.cancel()
         self.library.cancel()

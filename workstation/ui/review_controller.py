@@ -40,6 +40,7 @@ def ask(parent, title: str, text: str) -> bool:
 
 class ReviewController(QObject):
     statesChanged = Signal()  # the list and boxes were redrawn (after an action, or a new run)
+    signedOff = Signal()  # a review was signed off just now (results may go to the PACS)
 
     def __init__(self, panel: ReviewPanel, table: FindingsPanel, viewer: SliceViewer,
                  service: ReviewService | None, disabled_reason: str = "",
@@ -247,6 +248,7 @@ class ReviewController(QObject):
         if signoff is not self._FAILED:
             self.panel.comment_edit.clear()
             self._info(f"Review signed off by {signoff.by} at {_when(signoff.at_utc)}")
+            self.signedOff.emit()
 
     def reopen(self) -> None:
         if self.review is None or self.review.signoff is None:
