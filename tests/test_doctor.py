@@ -79,7 +79,7 @@ def test_a_workstation_without_peers_passes_with_warnings_and_writes_nothing_to_
     assert line(out, "pacs").startswith("[WARN]") and "no PACS nodes configured" in line(out, "pacs")
     assert line(out, "server").startswith("[WARN]") and "sync off" in line(out, "server") and "-> IT sets [server] url" in out
     model = line(out, "model nodule-detector")
-    assert model.startswith("[ OK ]") and "1.0.0: weights.pt sha256" in model and "matches" in model
+    assert model.startswith("[ OK ]") and "1.1.0: weights.pt sha256" in model and "matches" in model
     assert line(out, "device") == f"[ OK ] {'device':<21}  cpu (no CUDA device)"
     assert line(out, "disk").startswith("[ OK ]") and f"cache {env / 'cache'}:" in line(out, "disk")
     assert out.splitlines()[-1] == "doctor: 0 failed, 2 warnings, 6 ok - ready"
@@ -156,7 +156,7 @@ def test_tampered_weights_fail(capsys, env, monkeypatch):
     models = env / "models"
     shutil.copytree(default_root() / "nodule-detector", models / "nodule-detector",
                     ignore=shutil.ignore_patterns("*.py", "__pycache__"))
-    weights = models / "nodule-detector" / "1.0.0" / "weights.pt"
+    weights = models / "nodule-detector" / "1.1.0" / "weights.pt"
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0x01  # one bit flipped
     weights.write_bytes(bytes(data))
@@ -164,8 +164,8 @@ def test_tampered_weights_fail(capsys, env, monkeypatch):
     code, out, _ = run(capsys, "--config", str(site(env / "site.toml")))
     assert code == 1
     model = line(out, "model nodule-detector")
-    assert model.startswith("[FAIL]") and "nodule-detector:1.0.0: weights do not match their sha256" in model
-    assert f"-> reinstall the model into {models / 'nodule-detector' / '1.0.0'}" in model
+    assert model.startswith("[FAIL]") and "nodule-detector:1.1.0: weights do not match their sha256" in model
+    assert f"-> reinstall the model into {models / 'nodule-detector' / '1.1.0'}" in model
 
     (models / "broken" / "2.0.0").mkdir(parents=True)
     (models / "broken" / "2.0.0" / "manifest.json").write_text("{}", encoding="utf-8")

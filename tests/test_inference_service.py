@@ -78,7 +78,7 @@ def test_wrong_modality_and_modified_weights_are_refused(loaded, tmp_path):
         InferenceService().run(mr_set, volume, "nodule-detector")
     models = tmp_path / "models"
     shutil.copytree(default_root() / "nodule-detector", models / "nodule-detector")
-    weights = models / "nodule-detector" / "1.0.0" / "weights.pt"
+    weights = models / "nodule-detector" / "1.1.0" / "weights.pt"
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0x01  # one bit flipped
     weights.write_bytes(bytes(data))

@@ -15,7 +15,7 @@ from workstation.inference.preprocess import (Preprocessing, model_shape, model_
                                               original_to_model, prepare_volume, restore_heatmap)
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL_DIR = ROOT / "models" / "nodule-detector" / "1.0.0"
+MODEL_DIR = ROOT / "models" / "nodule-detector" / "1.1.0"
 
 
 # -- preprocessing -------------------------------------------------------------
@@ -273,7 +273,7 @@ def shipped():
 def test_manifest_is_complete(shipped):
     manifest, _ = shipped
     assert manifest["format"] == "workstation.model-manifest/1"
-    assert (manifest["name"], manifest["version"], manifest["task"]) == ("nodule-detector", "1.0.0", "detection")
+    assert (manifest["name"], manifest["version"], manifest["task"]) == ("nodule-detector", "1.1.0", "detection")
     assert manifest["architecture"] == "heatmap-unet/1"
     assert manifest["accepts"] == {"modalities": ["CT"], "body_parts": ["CHEST"]}
     assert manifest["labels"] == ["nodule"]
@@ -300,9 +300,12 @@ def test_detector_finds_nodules_on_unseen_phantoms(shipped):
     from workstation.demo import make_chest_phantom
     from workstation.inference.network import predict
 
+    from workstation.inference.registry import parse_manifest
+
     manifest, net = shipped
     pre = Preprocessing.from_dict(manifest["preprocessing"])
     post = manifest["postprocessing"]
+    raw_threshold = parse_manifest(manifest, MODEL_DIR).raw_threshold  # the threshold as a heatmap probability
     scans = []
     # The demo anatomy and two randomised patients (6 nodules each, so that the >= 6 mm count is
     # large enough for a sensitivity figure): 12 nodules >= 6 mm in all.
@@ -311,7 +314,7 @@ def test_detector_finds_nodules_on_unseen_phantoms(shipped):
         spacing = (ph.pixel_spacing_mm, ph.pixel_spacing_mm)
         x = prepare_volume(ph.hu, spacing, pre, slice_spacing_mm=ph.slice_thickness_mm)
         prob = restore_heatmap(predict(net, x, "cpu", batch=16), ph.hu.shape[1:])
-        found = find_candidates(prob, manifest["threshold"], region_threshold=post["region_threshold"],
+        found = find_candidates(prob, raw_threshold, region_threshold=post["region_threshold"],
                                 spacing_mm=(ph.slice_thickness_mm, *spacing),
                                 min_volume_mm3=post["min_volume_mm3"])
         for c in found:  # boxes on the peak frame contain the peak

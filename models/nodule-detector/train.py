@@ -1,7 +1,11 @@
 """Train and validate the synthetic-phantom lung nodule detector.
 
-    .venv/bin/python models/nodule-detector/train.py            # full run, writes 1.0.0/
+    .venv/bin/python models/nodule-detector/train.py            # full run, writes 1.1.0/
     .venv/bin/python models/nodule-detector/train.py --quick    # smoke run into a temporary folder
+    .venv/bin/python models/nodule-detector/calibrate.py        # then: calibrated scores (1.1.0's manifest)
+
+1.1.0 has 1.0.0's weights byte for byte; it adds the input requirements and
+the score calibration (calibrate.py), which change what the model reports.
 
 Everything is generated here: training phantoms from one seed range, held-out
 validation phantoms from a disjoint one (randomised anatomy and the fixed demo
@@ -37,12 +41,27 @@ from workstation.inference import evaluation, postprocess  # noqa: E402
 from workstation.inference.preprocess import (  # noqa: E402
     Preprocessing, model_shape, original_to_model, prepare_volume, restore_heatmap)
 
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 ARCHITECTURE = "heatmap-unet/1"
 ARCH_PARAMS = {"in_channels": 5, "widths": [12, 24, 48, 96], "prior": 0.01}
 PRE = Preprocessing(window_center=-600.0, window_width=1500.0, pixel_spacing_mm=1.4,
                     channels=5, slice_spacing_mm=2.5)
 PHANTOM = dict(slices=120, size=512, slice_thickness_mm=2.5)  # 0.7 mm pixels, 358.4 mm FOV
+# Series the model may read (checked on the headers before a run; see workstation/inference/requirements.py).
+INPUT_REQUIREMENTS = {
+    "min_slices": 10,
+    "slice_spacing_mm": [1.0, 3.0],
+    "min_field_of_view_mm": 250.0,
+    "pixel_spacing_mm": [0.3, 1.5],
+    "rationale": (
+        "min_slices: twice the 5-slice 2.5-D input, so that most slices see real neighbours rather than repeated "
+        "edge slices. slice_spacing_mm: trained and validated at 2.5 mm, neighbours interpolated at 2.5 mm steps; "
+        "sensitivity for nodules >= 6 mm stayed 1.00 from 1.0 to 5.0 mm on 3 held-out phantoms per spacing "
+        "(seeds 7100-7102), but beyond 3 mm nodules under 5 mm can fall between slices. min_field_of_view_mm: "
+        "trained on 358 mm whole-chest images; a narrower reconstruction leaves lung outside the image, where "
+        "'0 findings' would mean nothing. pixel_spacing_mm: the network sees 1.4 mm pixels; coarser images would "
+        "be enlarged, which it never saw."),
+}
 
 
 @dataclass(frozen=True)
@@ -355,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         "architecture": ARCHITECTURE,
         "architecture_params": ARCH_PARAMS,
         "accepts": {"modalities": ["CT"], "body_parts": ["CHEST"]},
+        "input_requirements": INPUT_REQUIREMENTS,
         "preprocessing": PRE.to_dict(),
         "labels": ["nodule"],
         "threshold": threshold,

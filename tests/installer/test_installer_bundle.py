@@ -37,7 +37,7 @@ def test_the_bundle_holds_the_package_its_runtime_wheels_and_the_models(bundle):
     assert m["total_bytes"] == sum(f["bytes"] for f in m["files"])
     for path in ("install", "install.py", "README.txt", "site.example.toml", "workstation.desktop",
                  "resources/demo-site.toml", "resources/radiology-workstation.svg",
-                 "models/nodule-detector/1.0.0/manifest.json", "models/nodule-detector/1.0.0/weights.pt"):
+                 "models/nodule-detector/1.1.0/manifest.json", "models/nodule-detector/1.1.0/weights.pt"):
         assert path in listed, path
         if path.startswith("models/") or path == "install.py":
             assert _sha256(bundle / path) == listed[path]["sha256"]
@@ -69,7 +69,7 @@ def test_the_bundle_holds_the_package_its_runtime_wheels_and_the_models(bundle):
 def test_a_damaged_bundle_is_refused_before_anything_is_written(bundle, tmp_path):
     copy = tmp_path / bundle.name
     subprocess.run(["cp", "-al", str(bundle), str(copy)], check=True)  # hard links: instant, no space
-    weights = copy / "models" / "nodule-detector" / "1.0.0" / "weights.pt"
+    weights = copy / "models" / "nodule-detector" / "1.1.0" / "weights.pt"
     data = bytearray(weights.read_bytes())
     weights.unlink()  # a new file: the original bundle's (hard-linked) one stays intact
     data[1000] ^= 0xFF
@@ -79,7 +79,7 @@ def test_a_damaged_bundle_is_refused_before_anything_is_written(bundle, tmp_path
     site.write_text('[workstation]\nid = "ws-x"\n', encoding="utf-8")
     done = sandbox.run(install_py(copy) + ["--site", site], timeout=300)
     assert done.returncode == 2, output(done)
-    assert "models/nodule-detector/1.0.0/weights.pt: damaged" in done.stderr
+    assert "models/nodule-detector/1.1.0/weights.pt: damaged" in done.stderr
     assert [p for p in sandbox.home.rglob("*") if p.is_file()] == []
 
 

@@ -1,7 +1,9 @@
 """`workstation infer PATH... [--model NAME[:VERSION]] [--json]`: the viewer's AI engine, headless.
 
-Exit 0 when at least one series was analysed, 1 when none could be, 2 for a
-usage error or a model that must not run (unknown, modified weights, wrong modality).
+Exit 0 when at least one series was analysed, 1 when none could be (each
+skipped series with the reason, e.g. too few slices for the model), 2 for a
+usage error or a model asked for by name that must not run (unknown, modified
+weights, wrong modality, a series outside its input requirements).
 """
 
 from __future__ import annotations
@@ -56,24 +58,31 @@ def _infer(args, service, catalog) -> int:
 
     runs, skipped = [], []
     for display_set in catalog.display_sets:
-        if args.model is None and all(reason for _, reason in service.models_for(display_set)):
-            skipped.append({"series_instance_uid": display_set.series.series_instance_uid,
-                            "reason": f"no installed model accepts {display_set.series.modality} series"})
-            continue
-        volume = SeriesLoad(display_set, start_frame=0).run()
+        uid = display_set.series.series_instance_uid
         try:
+            service.choose(display_set, args.model)  # before decoding: a refused series is never loaded
+            volume = SeriesLoad(display_set, start_frame=0).run()
             result = service.run(display_set, volume, args.model)
         except ModelError as exc:
+            skipped.append({"series_instance_uid": uid, "reason": str(exc)})
             if args.model:  # the model the user asked for must not run: say so and stop
                 print(f"error: {exc}", file=sys.stderr)
+                if args.json:
+                    print(json.dumps(_document(runs, skipped, catalog, error=str(exc)), indent=2))
                 return EXIT_REFUSED
-            skipped.append({"series_instance_uid": display_set.series.series_instance_uid, "reason": str(exc)})
             continue
         runs.append(_run_json(result))
-    document = {"format": FORMAT, "runs": runs, "skipped": skipped,
-                "unreadable": [{"path": str(p.location), "reason": p.reason} for p in catalog.problems]}
+    document = _document(runs, skipped, catalog)
     print(json.dumps(document, indent=2) if args.json else _text(document))
     return EXIT_OK if runs else EXIT_NOTHING
+
+
+def _document(runs: list, skipped: list, catalog, error: str | None = None) -> dict[str, Any]:
+    document = {"format": FORMAT, "runs": runs, "skipped": skipped,
+                "unreadable": [{"path": str(p.location), "reason": p.reason} for p in catalog.problems]}
+    if error is not None:
+        document["error"] = error
+    return document
 
 
 def _run_json(result) -> dict[str, Any]:

@@ -7,12 +7,14 @@ script, so what the model was validated on is what runs here.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from workstation.core.tasks import CancelToken, Progress, no_progress
 from workstation.core.volume import Volume
+from workstation.inference.calibration import restored_logit
 from workstation.inference.postprocess import Candidate, find_candidates
 from workstation.inference.preprocess import Preprocessing, prepare_volume, restore_heatmap
 from workstation.inference.registry import ModelManifest
@@ -41,19 +43,48 @@ def network_for(manifest: ModelManifest, device: str) -> Any:
         return _networks[key]
 
 
-def run_model(manifest: ModelManifest, volume: Volume, device: str, cancel: CancelToken | None = None,
-              progress: Progress = no_progress) -> tuple[np.ndarray, list[Candidate]]:
-    """Probabilities (frames, rows, columns) at the volume's resolution, and the candidates above threshold."""
+@dataclass(frozen=True)
+class Detections:
+    """The uncalibrated output of one run: heatmap, candidates (raw peak probability as score), their peak logits."""
+
+    probabilities: np.ndarray  # (frames, rows, columns) at the volume's resolution
+    candidates: list[Candidate]
+    peak_logits: list[float]  # per candidate: the logit of the heatmap at its peak voxel
+
+
+def detect(manifest: ModelManifest, volume: Volume, device: str, raw_threshold: float,
+           cancel: CancelToken | None = None, progress: Progress = no_progress) -> Detections:
+    """Preprocess, predict, map back and find the candidates whose raw peak probability reaches ``raw_threshold``."""
     from workstation.inference.network import predict
 
     pre = Preprocessing.from_dict(manifest.preprocessing)
     slice_spacing = float(np.linalg.norm(volume.affine[:3, 2]))
     prepared = prepare_volume(volume.array, volume.pixel_spacing, pre, slice_spacing)
     network = network_for(manifest, device)
-    model_probabilities = predict(network, prepared, device, cancel=cancel, progress=progress)
-    probabilities = restore_heatmap(model_probabilities, volume.array.shape[1:3])
+    logits = np.empty((prepared.shape[0], *prepared.shape[2:]), np.float32)
+    model_probabilities = predict(network, prepared, device, cancel=cancel, progress=progress, logits_out=logits)
+    shape = volume.array.shape[1:3]
+    probabilities = restore_heatmap(model_probabilities, shape)
     settings = manifest.raw.get("postprocessing") or {}
     options = {key: settings[key] for key in POSTPROCESSING_KEYS if key in settings}
     if "min_volume_mm3" in options:
         options["spacing_mm"] = (slice_spacing, *volume.pixel_spacing)
-    return probabilities, find_candidates(probabilities, manifest.threshold, **options)
+    candidates = find_candidates(probabilities, raw_threshold, **options)
+    peaks = [restored_logit(logits, c.frame, c.row, c.col, shape) for c in candidates]
+    return Detections(probabilities, candidates, peaks)
+
+
+def run_model(manifest: ModelManifest, volume: Volume, device: str, cancel: CancelToken | None = None,
+              progress: Progress = no_progress) -> tuple[np.ndarray, list[Candidate]]:
+    """Probabilities (frames, rows, columns) at the volume's resolution, and the candidates above threshold.
+
+    With a calibration in the manifest a candidate's score is its calibrated
+    probability; the heatmap stays the network's own per-pixel probability.
+    """
+    found = detect(manifest, volume, device, manifest.raw_threshold, cancel, progress)
+    calibration = manifest.calibration
+    if calibration is None:
+        return found.probabilities, found.candidates
+    scored = [replace(c, score=calibration.apply(logit)) for c, logit in zip(found.candidates, found.peak_logits)]
+    scored.sort(key=lambda c: -c.score)  # stable: equal scores keep post-processing's order
+    return found.probabilities, scored

@@ -48,13 +48,15 @@ def load_network(manifest: dict, weights_path: str | Path, device: str | torch.d
 
 
 def predict(network: torch.nn.Module, prepared: np.ndarray, device: str | torch.device = "cpu",
-            batch: int = 16, cancel=None, progress: Callable[[int, int], None] | None = None
-            ) -> np.ndarray:
+            batch: int = 16, cancel=None, progress: Callable[[int, int], None] | None = None,
+            logits_out: np.ndarray | None = None) -> np.ndarray:
     """Probabilities (frames, h, w), float32, for prepared input (frames, channels, h, w).
 
     ``cancel.cancelled`` is checked before every batch (raises
     :class:`workstation.core.tasks.Cancelled`); ``progress(done, total)``
-    is called after every batch with frame counts.
+    is called after every batch with frame counts. ``logits_out``, a float32
+    (frames, h, w) array, receives the logits too: calibration needs them where
+    the float32 probability has rounded to 1.
     """
     x = np.asarray(prepared, np.float32)
     if x.ndim != 4:
@@ -68,8 +70,11 @@ def predict(network: torch.nn.Module, prepared: np.ndarray, device: str | torch.
             if cancel is not None and cancel.cancelled:
                 raise Cancelled()
             chunk = torch.from_numpy(np.ascontiguousarray(x[start:start + batch])).to(device)
-            prob = torch.sigmoid(network(chunk))[:, 0]
+            logits = network(chunk)
+            prob = torch.sigmoid(logits)[:, 0]
             out[start:start + chunk.shape[0]] = prob.float().cpu().numpy()
+            if logits_out is not None:
+                logits_out[start:start + chunk.shape[0]] = logits[:, 0].float().cpu().numpy()
             if progress is not None:
                 progress(min(start + batch, frames), frames)
     return out

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workstation.inference.calibration import Calibration, parse_calibration
+from workstation.inference.requirements import InputRequirements, SeriesGeometry, parse_requirements
+
 FORMAT = "workstation.model-manifest/1"
 ENV_VAR = "WORKSTATION_MODELS"
 VERSION = re.compile(r"^\d+\.\d+\.\d+$")
@@ -43,6 +46,8 @@ class ModelManifest:
     weights_sha256: str
     intended_use: str
     directory: Path
+    input_requirements: InputRequirements | None = None  # None: the manifest predates them, nothing checked
+    calibration: Calibration | None = None  # None: scores are the raw peak probabilities
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -60,6 +65,19 @@ class ModelManifest:
         if self.body_parts and body_part and body_part.upper() not in self.body_parts:
             return f"{self.ref} accepts {', '.join(self.body_parts)}, not {body_part}"
         return None
+
+    def refusal(self, modality: str, body_part: str, geometry: SeriesGeometry | None) -> str | None:
+        """None if the model may read such a series, else every reason it may not."""
+        reason = self.accepts(modality, body_part)
+        if reason or geometry is None or self.input_requirements is None:
+            return reason
+        problems = self.input_requirements.check(geometry)
+        return f"{self.ref} {'; '.join(problems)}" if problems else None
+
+    @property
+    def raw_threshold(self) -> float:
+        """The threshold as a peak probability of the heatmap (what post-processing compares)."""
+        return self.calibration.raw_threshold(self.threshold) if self.calibration else self.threshold
 
 
 def default_root() -> Path:
@@ -109,6 +127,12 @@ def parse_manifest(data: dict[str, Any], directory: Path) -> ModelManifest:
     threshold = data.get("threshold")
     if not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
         raise ModelError("threshold: a number between 0 and 1 is required")
+    try:
+        requirements = parse_requirements(data.get("input_requirements"))
+        calibration = parse_calibration(data.get("calibration"))
+    except ValueError as exc:
+        raise ModelError(str(exc)) from None
+    _check_uncalibrated_threshold(data, calibration, float(threshold))
     return ModelManifest(
         name=name, version=version, task=_text(data, "task"), architecture=architecture,
         architecture_params=dict(data.get("architecture_params") or {}),
@@ -117,8 +141,19 @@ def parse_manifest(data: dict[str, Any], directory: Path) -> ModelManifest:
         preprocessing=dict(data.get("preprocessing") or {}),
         labels=tuple(str(label) for label in data.get("labels") or ("finding",)),
         threshold=float(threshold), weights_file=weights_file, weights_sha256=sha,
-        intended_use=_text(data, "intended_use"), directory=directory, raw=data,
+        intended_use=_text(data, "intended_use"), directory=directory,
+        input_requirements=requirements, calibration=calibration, raw=data,
     )
+
+
+def _check_uncalibrated_threshold(data: dict[str, Any], calibration: Calibration | None, threshold: float) -> None:
+    """A stated raw threshold must be what the calibrated one maps back to: a hand edit of one alone is caught."""
+    stated = (data.get("calibration") or {}).get("uncalibrated_threshold")
+    if calibration is None or stated is None:
+        return
+    if not isinstance(stated, (int, float)) or abs(calibration.raw_threshold(threshold) - stated) > 1e-6:
+        raise ModelError(f"threshold {threshold} maps back to {calibration.raw_threshold(threshold):.6f} "
+                         f"uncalibrated, not to calibration.uncalibrated_threshold {stated}")
 
 
 def verify_weights(manifest: ModelManifest) -> Path:

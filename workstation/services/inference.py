@@ -18,6 +18,7 @@ from workstation.core.study import DisplaySet
 from workstation.core.tasks import CancelToken, Progress, no_progress
 from workstation.core.volume import Volume
 from workstation.inference.registry import ModelError, ModelManifest, find_model, load_manifests, verify_weights
+from workstation.inference.requirements import SeriesGeometry
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,13 @@ class InferenceService:
         self._device: str | None = None
 
     def models_for(self, display_set: DisplaySet) -> list[tuple[ModelManifest, str | None]]:
-        """Every installed model with None if it accepts the series, else the reason it does not."""
-        series = display_set.series
-        return [(m, m.accepts(series.modality, series.body_part)) for m in self.manifests]
+        """Every installed model with None if it accepts the series, else the reason it does not.
+
+        Besides modality and body part, the series' sampling (slices, spacing,
+        field of view) must meet the model's input requirements: a model run
+        on a series it cannot read would report "0 findings" as if it had looked.
+        """
+        return [(m, _refusal(m, display_set)) for m in self.manifests]
 
     def device(self) -> str:
         """CUDA when present, else CPU; chosen once (importing torch on first use)."""
@@ -52,7 +57,7 @@ class InferenceService:
     def run(self, display_set: DisplaySet, volume: Volume, spec: str | None = None,
             cancel: CancelToken | None = None, progress: Progress = no_progress) -> InferenceResult:
         """Run (or reuse) a model on a fully decoded series; ModelError says why it cannot run."""
-        manifest = self._choose(display_set, spec)
+        manifest = self.choose(display_set, spec)
         key = self._key(display_set, manifest)
         if key in self._cache:
             return self._cache[key]
@@ -82,24 +87,32 @@ class InferenceService:
         self.run_recorded.emit(result, _audit(result))
         return result
 
-    def _choose(self, display_set: DisplaySet, spec: str | None) -> ModelManifest:
+    def choose(self, display_set: DisplaySet, spec: str | None) -> ModelManifest:
+        """The model `spec` names (or the newest accepting one); ModelError with every reason when none may run."""
         if not self.manifests:
             raise ModelError("no AI models are installed")
         series = display_set.series
         if spec:
             manifest = find_model(self.manifests, spec)
-            reason = manifest.accepts(series.modality, series.body_part)
+            reason = _refusal(manifest, display_set)
             if reason:
                 raise ModelError(f"refusing to run: {reason}")
             return manifest
-        for manifest, reason in self.models_for(display_set):
+        models = self.models_for(display_set)
+        for manifest, reason in models:
             if reason is None:
                 return manifest
-        raise ModelError(f"no installed model accepts {series.modality or 'this'} {series.body_part or ''} series".replace("  ", " "))
+        what = f"no installed model accepts {series.modality or 'this'} {series.body_part or ''} series".replace("  ", " ")
+        raise ModelError(f"{what}: " + "; ".join(reason for _, reason in models))
 
     @staticmethod
     def _key(display_set: DisplaySet, manifest: ModelManifest) -> tuple:
         return (display_set.key, len(display_set.frames), manifest.ref, manifest.weights_sha256)
+
+
+def _refusal(manifest: ModelManifest, display_set: DisplaySet) -> str | None:
+    series = display_set.series
+    return manifest.refusal(series.modality, series.body_part, SeriesGeometry.of(display_set))
 
 
 def _finding(candidate, manifest: ModelManifest, volume: Volume, display_set: DisplaySet) -> Finding:
