@@ -23,19 +23,17 @@ from PySide6.QtWidgets import (
 )
 
 from workstation import __version__
-from workstation.core.findings import ModelRef
 from workstation.core.site import SiteConfig
 from workstation.core.study import Catalog, DisplaySet
-from workstation.core.tasks import Cancelled, CancelToken
-from workstation.services.executor import inference as inference_pool
 from workstation.services.executor import previews
 from workstation.services.inference import InferenceService
 from workstation.services.loading import SeriesLoad, StudyLibrary, thumbnail
 from workstation.services.pacs import PacsService
 from workstation.services.session import WorkSession
-from workstation.services.sync import NOT_CONFIGURED, NOT_ENROLLED, SyncError, SyncWorker
+from workstation.services.sync import SyncWorker
+from workstation.ui.ai_controller import AiController
 from workstation.ui.ai_panel import AiPanel
-from workstation.ui.bridge import InferenceSignals, LibrarySignals, LoadSignals, ResultSignal, SyncSignals
+from workstation.ui.bridge import LibrarySignals, LoadSignals, ResultSignal
 from workstation.ui.browser import StudyBrowser
 from workstation.ui.problems import ProblemsPanel
 from workstation.ui.query_window import QueryRetrieveWindow
@@ -43,6 +41,7 @@ from workstation.ui.results_controller import StoredResultsController
 from workstation.ui.results_send_controller import ResultsSendController
 from workstation.ui.review_controller import ReviewController
 from workstation.ui.shortcuts_dialog import ShortcutsDialog
+from workstation.ui.sync_controller import SyncController
 from workstation.ui.sync_status import SyncStatus
 from workstation.ui.viewer import ZOOM_STEP, SliceViewer
 
@@ -68,15 +67,7 @@ class MainWindow(QMainWindow):
         """
         super().__init__()
         self.work = session
-        self.sync = sync
-        self.sync_problem = sync_problem
-        self.sync_signals: SyncSignals | None = None
         self.inference = inference or InferenceService()
-        self._inference_cancel: CancelToken | None = None
-        self._inference_signals = InferenceSignals(self)
-        self._inference_signals.progress.connect(lambda d, t: self._busy(f"AI: slice {d}/{t}…", d, t))
-        self._inference_signals.done.connect(self._inference_done)
-        self._inference_signals.failed.connect(self._inference_failed)
         self.config = config or SiteConfig()
         self.config_problem = config_problem
         self.pacs: PacsService | None = None
@@ -101,9 +92,6 @@ class MainWindow(QMainWindow):
         self.problems_dock = self._dock(self.problems, "Problems", Qt.DockWidgetArea.BottomDockWidgetArea)
         self.ai_panel = AiPanel()
         self.ai_dock = self._dock(self.ai_panel, "AI findings", Qt.DockWidgetArea.RightDockWidgetArea)
-        self.ai_panel.runRequested.connect(self.run_model)
-        self.ai_panel.heatmapToggled.connect(self.viewer.show_heatmap)
-        self.ai_panel.opacityChanged.connect(self.viewer.set_heatmap_opacity)
         self.resizeDocks([self.problems_dock], [110], Qt.Orientation.Vertical)
         self.resizeDocks([self.browser.parentWidget(), self.ai_dock], [300, 420], Qt.Orientation.Horizontal)
         self._build_status_bar()
@@ -118,11 +106,16 @@ class MainWindow(QMainWindow):
         self.stored_results = StoredResultsController(
             self.viewer, self.ai_panel, self.review, self.problems,
             lambda key: self.active is not None and self.active.load.display_set.key == key, self)
+        self.ai = AiController(self.inference, self.ai_panel, self.viewer, self.review, self.stored_results,
+                               lambda: self.active.load if self.active is not None else None,
+                               self._busy, self._idle, self._notify, self)
+        self.ai.finished.connect(self.inferenceFinished.emit)
         if session is not None:
             self.inference.run_recorded.connect(session.review.record_run)  # worker thread; the store is thread-safe
+        self.syncing = SyncController(sync, sync_problem, self.sync_status, self._notify, self)
         self._show_review_status(disabled)
         self._build_menus()
-        self._start_sync()
+        self.syncing.start()
 
         self.library_signals = LibrarySignals(self.library, self)
         self.library_signals.scanStarted.connect(lambda: self._busy("Scanning…", 0, 0))
@@ -161,9 +154,9 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "Open &Files… (DICOM, DICOMDIR, zip)", self._open_files_dialog, QKeySequence.StandardKey.Open)
         self._action(file_menu, "Open F&older…", self._open_folder_dialog, "Ctrl+Shift+O")
         self._action(file_menu, "&Query/Retrieve from PACS…", self.open_query_window, "Ctrl+R")
-        self.sync_now_action = self._action(file_menu, "&Sync now", self.sync_now, "Ctrl+Shift+S")
+        self.sync_now_action = self._action(file_menu, "&Sync now", self.syncing.sync_now, "Ctrl+Shift+S")
         self.sync_now_action.setToolTip("Send the audit trail and review entries to the central server now")
-        self.sync_now_action.setEnabled(self.sync is not None or bool(self.sync_problem))
+        self.sync_now_action.setEnabled(self.syncing.available)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         view_menu = self.menuBar().addMenu("&View")
@@ -387,74 +380,14 @@ class MainWindow(QMainWindow):
 
     def _show_models(self, display_set: DisplaySet) -> None:
         self.results_send.show_state(display_set.series.study.study_instance_uid)
-        models = self.inference.models_for(display_set)
-        self.ai_panel.set_models(models)
-        cached = next((self.inference.cached(display_set, m) for m, reason in models if reason is None
-                       and self.inference.cached(display_set, m) is not None), None)
-        self.viewer.set_result(cached)
-        self.ai_panel.show_result(cached)
-        if cached is not None:
-            self.review.begin(display_set, cached.model, cached.findings, self._labels(cached.model))
-            return
-        run = self.review.reopen_saved(display_set, self._labels)  # no live result: the stored one, no heatmap
-        if run is not None:
-            self.ai_panel.show_stored(run.model, run.device, run.started_utc, len(run.findings))
-        else:
-            self.stored_results.show_for(self.catalog, display_set)  # SR / GSPS / PM found with the study
-
-    def _labels(self, model: ModelRef) -> tuple[str, ...]:
-        manifest = next((m for m in self.inference.manifests if (m.name, m.version) == (model.name, model.version)), None)
-        return tuple(manifest.labels) if manifest is not None else ()
+        self.ai.show_series(display_set, self.catalog)
 
     def run_model(self, ref: str) -> None:
-        """Run a model on the open series in the background (progress in the status bar, Esc cancels)."""
-        if self.active is None:
-            return
-        load = self.active.load
-        if not load.volume.fully_loaded:
-            self._idle("AI runs once the series has finished loading")
-            return
-        if self._inference_cancel is not None:
-            self._notify("A model is already running: wait for it, or press Esc to cancel it first.")
-            return
-        token = self._inference_cancel = CancelToken()
-        self.ai_panel.set_running(True)
-        key, relay = load.display_set.key, self._inference_signals
-
-        def work() -> None:
-            try:
-                result = self.inference.run(load.display_set, load.volume, ref, token,
-                                            lambda d, t: relay.deliver(relay.progress, d, t))
-            except Cancelled:
-                relay.deliver(relay.failed, "AI run cancelled")
-            except Exception as exc:  # noqa: BLE001 - ModelError and any failure: a message, never a traceback
-                relay.deliver(relay.failed, f"AI not run: {exc}")
-            else:
-                relay.deliver(relay.done, key, result)
-
-        self._busy(f"AI: running {ref}…", 0, 0)
-        inference_pool().submit(work)
-
-    def _inference_done(self, key: str, result) -> None:
-        self._inference_cancel = None
-        self.ai_panel.set_running(False)
-        self._idle(f"AI {result.model}: {len(result.findings)} finding(s) in {result.seconds:.1f} s on {result.device}")
-        if self.active is not None and self.active.load.display_set.key == key:
-            self.viewer.set_result(result)
-            self.ai_panel.show_result(result)
-            self.review.begin(self.active.load.display_set, result.model, result.findings, self._labels(result.model))
-        self.inferenceFinished.emit(result)
-
-    def _inference_failed(self, message: str) -> None:
-        self._inference_cancel = None
-        self.ai_panel.set_running(False)
-        self._idle(message)
-        self.inferenceFinished.emit(None)
+        self.ai.run_model(ref)
 
     def cancel(self) -> None:
         self.results_send.cancel()
-        if self._inference_cancel is not None:
-            self._inference_cancel.cancel()
+        self.ai.cancel()
         self.library.cancel()
         if self.active is not None and not self.active.load.volume.fully_loaded:
             self.active.load.cancel()
@@ -485,37 +418,17 @@ class MainWindow(QMainWindow):
             self.review_status.setText(f"{user.login} ({user.role.value if user.role else 'view only'})")
             self.review_status.setToolTip("Signed-in user and role (from the site configuration)")
 
-    # ----- sync with the central server
-    def _start_sync(self) -> None:
-        if self.sync is None:
-            if self.sync_problem:
-                self.sync_status.show_text("Sync: off", f"Sync is off: {self.sync_problem}", problem=True)
-            return
-        self.sync_signals = SyncSignals(self.sync, self)
-        self.sync_signals.stateChanged.connect(self.sync_status.show_state)
-        if self._sync_enrolled():
-            self.sync.start()
+    # ----- sync with the central server (SyncController); kept as attributes for scripts and tests
+    @property
+    def sync(self) -> SyncWorker | None:
+        return self.syncing.sync
 
-    def _sync_enrolled(self) -> bool:
-        """Whether a token exists; otherwise the status bar says why the worker does not run."""
-        try:
-            enrolled = self.sync.enrolled()
-        except SyncError as exc:  # no usable keyring
-            self.sync_status.show_text("Sync: off", f"Sync is off: {exc}", problem=True)
-            return False
-        if not enrolled:
-            self.sync_status.show_text("Sync: not enrolled", f"Sync: {NOT_ENROLLED}", problem=True)
-        return enrolled
+    @property
+    def sync_signals(self):
+        return self.syncing.signals
 
     def sync_now(self) -> None:
-        """File > Sync now: push at once (starting the worker if this workstation was enrolled meanwhile)."""
-        if self.sync is None:
-            self._notify(f"Sync is off: {self.sync_problem or NOT_CONFIGURED}")
-            return
-        if not self.sync.alive and not self._sync_enrolled():
-            self._notify(f"Sync: {NOT_ENROLLED}")
-            return
-        self.sync.sync_now()  # the sync line shows "sending…" and then the outcome
+        self.syncing.sync_now()
 
     def _notify(self, text: str) -> None:
         self.statusBar().showMessage(text, 8000)
@@ -572,21 +485,9 @@ class MainWindow(QMainWindow):
             self.query_window.close()
         if self.pacs is not None:
             self.pacs.close()
-        self._stop_sync()
+        self.syncing.stop()
         self._end_session()
         super().closeEvent(event)
-
-    def _stop_sync(self) -> None:
-        if self.sync is None:
-            return
-        stopped = self.sync.stop()
-        if self.sync_signals is not None:
-            self.sync_signals.detach()
-        if stopped:
-            self.sync.client.close()
-        else:  # its thread is a daemon; the batch in flight is sent again (a duplicate) next time
-            log.warning("the sync worker did not stop in time; its push is abandoned")
-        self.sync = None
 
     def _end_session(self) -> None:
         self.review.clear()
