@@ -62,6 +62,12 @@ def finding_type(label: str) -> CodedConcept:
     return CodedConcept(value, LABEL_SCHEME, label.strip()[:64] or "Finding")
 
 
+def local_schemes(labels, reviewed: bool) -> set[str]:
+    """The local coding schemes an SR with these finding labels uses (declared in the SR)."""
+    schemes = {finding_type(label).scheme_designator for label in labels} & {LABEL_SCHEME}
+    return schemes | ({REVIEW_SCHEME} if reviewed else set())
+
+
 def label_of(concept) -> str:
     """The workstation label for a finding type read back (lower case for our own codes)."""
     for label, code in FINDING_TYPES.items():

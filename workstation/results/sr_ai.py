@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import highdicom as hd
 
+from workstation.results import codes
 from workstation.results.context import RunContext, ai_items, model_text
 from workstation.results.sr_common import algorithm, device_observer, document, roi_groups
 
@@ -21,5 +22,5 @@ def build_ai_sr(run: RunContext) -> tuple[hd.sr.Comprehensive3DSR, dict]:
     groups = [group for item in items for group in roi_groups(run, item, algorithm_id)]
     observation = hd.sr.ObservationContext(observer_device_context=device_observer(run))
     sr = document(run, "ai-sr", observation, groups, run.started_utc, f"AI {model_text(run)} result",
-                  is_complete=True, is_final=False, is_verified=False)
+                  codes.local_schemes((item.label for item in items), reviewed=False), is_complete=True, is_final=False, is_verified=False)
     return sr, {"findings": [item.content() for item in items]}

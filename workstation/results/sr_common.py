@@ -66,14 +66,14 @@ def roi_groups(run: RunContext, item: Item, algorithm_id: hd.sr.AlgorithmIdentif
 
 def document(run: RunContext, kind: str, observation: hd.sr.ObservationContext,
              groups: list[Group], moment_utc: str,
-             description: str, **flags) -> hd.sr.Comprehensive3DSR:
-    """A Comprehensive 3D SR holding one TID 1500 report; evidence: every source image of the series."""
+             description: str, local_schemes: set[str], **flags) -> hd.sr.Comprehensive3DSR:
+    """A Comprehensive 3D SR holding one TID 1500 report; evidence: every source image of the series.
+    `local_schemes`: our local coding schemes the groups use, declared in Coding Scheme Identification."""
     first = run.sources[0]
     report = hd.sr.MeasurementReport(
         observation_context=observation,
         procedure_reported=codes.procedure_reported(str(getattr(first, "Modality", ""))),
         imaging_measurements=groups or None)
-    designators = {concept.scheme_designator for concept in _concepts(groups)}
     date, time = dicom_date_time(moment_utc)
     sr = hd.sr.Comprehensive3DSR(
         evidence=run.sources, content=report,
@@ -84,26 +84,7 @@ def document(run: RunContext, kind: str, observation: hd.sr.ObservationContext,
         content_date=date, content_time=time, series_date=date, series_time=time,
         coding_schemes=[CodingSchemeIdentificationItem(d, name=codes.SCHEME_NAMES[d],
                                                        responsible_organization=codes.RESPONSIBLE)
-                        for d in sorted(designators & set(codes.SCHEME_NAMES))] or None,
+                        for d in sorted(local_schemes)] or None,
         **flags)
     copy_source_details(sr, first, image_series=False)
     return sr
-
-
-def _concepts(groups) -> list:
-    """Every coded value and name in the groups (to declare the local coding schemes used)."""
-    found = []
-    for group in groups:
-        for item in _walk(group):
-            for name in ("ConceptNameCodeSequence", "ConceptCodeSequence"):
-                for code in item.get(name, []):
-                    found.append(hd.sr.CodedConcept.from_dataset(code))
-    return found
-
-
-def _walk(items):
-    for item in items:
-        yield item
-        if "ContentSequence" in item:
-            yield from _walk(item.ContentSequence)
-

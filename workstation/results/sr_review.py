@@ -53,7 +53,8 @@ def build_review_sr(run: RunContext, review: ReviewContext) -> tuple[hd.sr.Compr
     observation = hd.sr.ObservationContext(observer_person_context=_person(review, organisation),
                                            observer_device_context=device_observer(run))
     sr = document(run, "review-sr", observation, groups, review.signed_at_utc,
-                  f"Review of AI {model_text(run)} result", is_complete=True, is_final=True, is_verified=True,
+                  f"Review of AI {model_text(run)} result", codes.local_schemes((i.label for i in items), reviewed=True),
+                  is_complete=True, is_final=True, is_verified=True,
                   verifying_observer_name=person_name(review.signed_by), verifying_organization=organisation)
     sr.VerifyingObserverSequence[0].VerificationDateTime = DT(local_time(review.signed_at_utc))
     content = {"signoff": review.signoff_entry_id, "by": review.signed_by, "role": review.role,
