@@ -69,13 +69,29 @@ GET_IMAGE_CLASSES = [
 ]
 UNCOMPRESSED = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian]
 GET_COMPRESSED = [JPEGBaseline8Bit, JPEGLosslessSV1, JPEGLSLossless, JPEG2000Lossless, JPEG2000, RLELossless]
+# NM, PET and SEG are almost never stored JPEG-compressed: uncompressed and RLE leave room for the results below.
+RARELY_COMPRESSED = {"1.2.840.10008.5.1.4.1.1.20", "1.2.840.10008.5.1.4.1.1.128", "1.2.840.10008.5.1.4.1.1.66.4"}
+# Results stored with a study (AI SR, review SR, GSPS, Parametric Map): never compressed.
+GET_RESULT_CLASSES = [
+    "1.2.840.10008.5.1.4.1.1.88.34",  # Comprehensive 3D SR
+    "1.2.840.10008.5.1.4.1.1.88.33",  # Comprehensive SR
+    "1.2.840.10008.5.1.4.1.1.88.22",  # Enhanced SR
+    "1.2.840.10008.5.1.4.1.1.11.1",  # Grayscale Softcopy Presentation State
+    "1.2.840.10008.5.1.4.1.1.30",  # Parametric Map
+]
+MAX_CONTEXTS = 128
 
 
 def get_contexts() -> tuple[list[PresentationContext], list]:
-    """The C-GET model plus storage contexts (SCP role) for the common image classes: 127 in all."""
+    """The C-GET model plus storage contexts (SCP role) for the common image and result classes (<= 128)."""
     storage = []
     for sop_class in GET_IMAGE_CLASSES:
         storage.append(build_context(sop_class, UNCOMPRESSED))
-        storage.extend(build_context(sop_class, syntax) for syntax in GET_COMPRESSED)
-    roles = [build_role(sop_class, scp_role=True) for sop_class in GET_IMAGE_CLASSES]
-    return [build_context(GET_MODEL), *storage], roles
+        compressed = [RLELossless] if sop_class in RARELY_COMPRESSED else GET_COMPRESSED
+        storage.extend(build_context(sop_class, syntax) for syntax in compressed)
+    storage.extend(build_context(sop_class, UNCOMPRESSED) for sop_class in GET_RESULT_CLASSES)
+    classes = GET_IMAGE_CLASSES + GET_RESULT_CLASSES
+    roles = [build_role(sop_class, scp_role=True) for sop_class in classes]
+    contexts = [build_context(GET_MODEL), *storage]
+    assert len(contexts) <= MAX_CONTEXTS, len(contexts)
+    return contexts, roles
