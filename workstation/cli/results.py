@@ -24,8 +24,12 @@ def results_main(argv: list[str]) -> int:
                                      description="AI results and reader decisions as DICOM SR, GSPS and Parametric Map.")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_build(commands)
+    from workstation.cli.results_queue import add_send, add_status, send, status
+
+    add_send(commands)
+    add_status(commands)
     args = parser.parse_args(argv)
-    handlers = {"build": _build}
+    handlers = {"build": _build, "send": send, "status": status}
     return handlers[args.command](args)
 
 
