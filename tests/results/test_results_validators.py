@@ -7,9 +7,14 @@ Warnings are printed; the ones accepted are named below with the reason.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
+import pydicom
 import pytest
 from results_helpers import pixelmed, run_tool, tool
+
+from workstation.results import build_results, read_results
+from workstation.services.results_build import write_objects
 
 KINDS = ("ai-sr", "review-sr", "gsps", "pmap")
 # PixelMed's TID 1410 table predates the qualitative evaluations rows (CP-1690ff.), so it calls our
@@ -64,3 +69,18 @@ def test_pixelmed_validates_the_sr_templates(written, kind):
     assert not errors, "\n".join(errors)
     warnings = [line for line in lines if line.lower().startswith("warning") and not PIXELMED_ACCEPTED.match(line)]
     assert not warnings, "\n".join(warnings)
+
+
+def test_a_run_without_findings_and_a_review_that_kept_nothing_are_valid_objects(contexts, tmp_path):
+    run, review = contexts
+    nothing = build_results(replace(run, findings=[], heatmap=None), replace(review, final_states=[]))
+    all_rejected = build_results(run, replace(review, final_states=[dict(s, state="rejected") for s in review.final_states]))
+    paths = write_objects(nothing + [b for b in all_rejected if b.kind == "gsps"], tmp_path)
+    assert [p.name.split("-1.")[0] for p in paths] == ["ai-sr", "review-sr", "gsps", "gsps"]
+    for path in paths:
+        output = run_tool([tool("dciodvfy"), str(path)])
+        assert not [line for line in output.splitlines() if line.startswith("Error")], output
+    results, problems = read_results([pydicom.dcmread(p) for p in paths])
+    assert problems == [] and [(r.kind, r.findings, r.graphics) for r in results] == [
+        ("sr", (), ()), ("review-sr", (), ()), ("gsps", (), ()), ("gsps", (), ())]
+    assert "Presence of property" in run_tool([tool("dsrdump"), str(paths[0])])

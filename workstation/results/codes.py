@@ -36,6 +36,9 @@ STATE_OF_CODE = {code.value: state for state, code in STATE_CODES.items()}
 BOX_EDITED = _review("RS-BOX", "Region edited by reader")  # value: SNOMED CT Yes
 RELABELLED = _review("RS-LBL", "Finding type changed by reader")
 YES = CodedConcept(codes.SCT.Yes.value, "SCT", codes.SCT.Yes.meaning)
+# a run without findings: one group "Presence of property" = "Absent"
+PRESENCE = CodedConcept("121052", "DCM", "Presence of property")
+ABSENT = CodedConcept("121054", "DCM", "Absent")
 
 # the person observer (TID 1003): both reading roles are physicians (CID 7452); signing off is verifying (CID 7453).
 # The workstation role itself (radiologist / reviewer) is a permission level, not a DICOM role.

@@ -46,7 +46,7 @@ def read_sr(ds: pydicom.Dataset, planes: list[ImagePlane]) -> ForeignFindings:
     groups = report.get_planar_roi_measurement_groups()
     findings, notes, algorithms = _findings(groups, planes)
     person = _person(report)
-    reviewed = any(f.state for f in findings)
+    reviewed = any(f.state for f in findings) or bool(person and ds.get("VerificationFlag") == "VERIFIED")
     verifier = ds.get("VerifyingObserverSequence", [None])[0]
     source = algorithms[0] if algorithms else _device(report) or str(ds.get("SeriesDescription", "") or "SR")
     if reviewed or (person and not algorithms):

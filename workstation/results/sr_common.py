@@ -64,6 +64,15 @@ def roi_groups(run: RunContext, item: Item, algorithm_id: hd.sr.AlgorithmIdentif
     return groups
 
 
+def _nothing_found(run: RunContext) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """No finding is a result too; TID 1500 needs a group for it: one TID 1501 group saying "absent"."""
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=derived_uid("nothing-found", series_uid_of(run), run.model.name, run.run_id), identifier="no findings"),
+        algorithm_id=algorithm(run),
+        qualitative_evaluations=[hd.sr.QualitativeEvaluation(codes.PRESENCE, codes.ABSENT)])
+
+
 def document(run: RunContext, kind: str, observation: hd.sr.ObservationContext,
              groups: list[Group], moment_utc: str,
              description: str, local_schemes: set[str], **flags) -> hd.sr.Comprehensive3DSR:
@@ -73,7 +82,7 @@ def document(run: RunContext, kind: str, observation: hd.sr.ObservationContext,
     report = hd.sr.MeasurementReport(
         observation_context=observation,
         procedure_reported=codes.procedure_reported(str(getattr(first, "Modality", ""))),
-        imaging_measurements=groups or None)
+        imaging_measurements=groups or [_nothing_found(run)])
     date, time = dicom_date_time(moment_utc)
     sr = hd.sr.Comprehensive3DSR(
         evidence=run.sources, content=report,
