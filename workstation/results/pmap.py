@@ -1,9 +1,11 @@
 """The Parametric Map: the model's heatmap on the source series' grid, for viewers that fuse it over the images.
 
-Stored as the 8-bit values the store keeps (probability x 255) with a real-world
-value map (slope 1/255) giving the probability, so nothing is resampled or
-re-quantised and a reader gets back exactly the stored heatmap. One frame per
-source image, in the series' order, each with its plane position.
+Stored as the values the store keeps (probability x 255, in 16 bits: the IOD
+allows no 8-bit maps) with a real-world value map (slope 1/255) giving the
+probability, so nothing is resampled or re-quantised and a reader gets back
+exactly the stored heatmap. One frame per source image, each naming it. JPEG-LS
+lossless: a heatmap is mostly zeros, so a 500-slice map shrinks from 260 MB to
+kilobytes, and encoding it is faster than copying it uncompressed (CharLS).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import hashlib
 
 import highdicom as hd
 import numpy as np
+from pydicom.uid import JPEGLSLossless
 
 from workstation.results import codes
 from workstation.results.context import (
@@ -23,6 +26,7 @@ from workstation.results.tracking import series_uid
 
 LUT_LABEL = "PROBABILITY"
 SCALE = 255
+TRANSFER_SYNTAX = JPEGLSLossless  # a peer that refuses it gets `dataset.decompress()` (pylibjpeg decodes it)
 
 
 def probability_mapping(label: str) -> hd.pm.RealWorldValueMapping:
@@ -32,7 +36,8 @@ def probability_mapping(label: str) -> hd.pm.RealWorldValueMapping:
 
 
 def build_pmap(run: RunContext) -> tuple[hd.pm.ParametricMap, dict]:
-    heat = np.ascontiguousarray(run.heatmap, dtype=np.uint8).astype(np.uint16)  # the IOD allows 16 bits, not 8
+    stored = np.ascontiguousarray(run.heatmap, dtype=np.uint8)
+    heat = stored.astype(np.uint16)  # the IOD allows 16 bits, not 8
     label = run.findings[0].label if run.findings else "finding"
     date, time = dicom_date_time(run.started_utc)
     pmap = hd.pm.ParametricMap(
@@ -45,8 +50,9 @@ def build_pmap(run: RunContext) -> tuple[hd.pm.ParametricMap, dict]:
         voi_lut_transformations=[hd.VOILUTTransformation(window_center=SCALE / 2, window_width=SCALE)],
         content_label="HEATMAP", content_description=f"AI {model_text(run)} heatmap"[:64],
         series_description=f"AI {model_text(run)} heatmap"[:64],
-        content_date=date, content_time=time, series_date=date, series_time=time)
+        content_date=date, content_time=time, series_date=date, series_time=time,
+        transfer_syntax_uid=TRANSFER_SYNTAX)
     copy_source_details(pmap, run.sources[0], image_series=True)
-    content = {"shape": list(heat.shape), "heatmap_sha256": hashlib.sha256(heat.tobytes()).hexdigest(),
+    content = {"shape": list(heat.shape), "heatmap_sha256": hashlib.sha256(stored).hexdigest(),
                "label": label, "sources": [str(ds.SOPInstanceUID) for ds in run.sources]}
     return pmap, content
