@@ -12,6 +12,7 @@ import pytest
 from results_helpers import MODEL, canned_heatmap
 
 from workstation.results import build_results, read_results, tracking_uid
+from workstation.results.context import local_time
 
 SHOWN = {"accepted", "edited", "added"}
 
@@ -50,7 +51,7 @@ def test_review_sr_gives_back_every_verdict_rejected_and_deleted_included(read_b
     run, review = contexts
     reviewed = read_back["review-sr"]
     assert reviewed.source == "bob, review of nodule-detector 1.0.0" and reviewed.verified_by == "bob"
-    assert reviewed.verified_at.startswith(review.signed_at_utc[:10].replace("-", ""))
+    assert reviewed.verified_at.startswith(local_time(review.signed_at_utc).strftime("%Y%m%d%H%M%S"))  # local time
     findings = by_uid(reviewed.findings)
     series = str(run.sources[0].SeriesInstanceUID)
     assert len(findings) == len(review.final_states) == 5
