@@ -84,3 +84,17 @@ def test_a_run_without_findings_and_a_review_that_kept_nothing_are_valid_objects
     assert problems == [] and [(r.kind, r.findings, r.graphics) for r in results] == [
         ("sr", (), ()), ("review-sr", (), ()), ("gsps", (), ()), ("gsps", (), ())]
     assert "Presence of property" in run_tool([tool("dsrdump"), str(paths[0])])
+
+
+def test_the_parametric_map_can_be_written_in_jpeg_ls_with_the_same_content(contexts, built, tmp_path):
+    (plain,) = [b for b in built if b.kind == "pmap"]
+    (small,) = [b for b in build_results(*contexts, compress_pmap=True) if b.kind == "pmap"]
+    assert small.content_key == plain.content_key
+    assert small.dataset.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.80"
+    (path,) = write_objects([small], tmp_path)
+    output = run_tool([tool("dciodvfy"), str(path)])
+    assert not [line for line in output.splitlines() if line.startswith("Error")], output
+    assert path.stat().st_size < len(plain.dataset.PixelData) / 10
+    (back,), problems = read_results([pydicom.dcmread(path)])
+    (plain_back,), _ = read_results([plain.dataset])
+    assert problems == [] and (back.heatmap.values == plain_back.heatmap.values).all()

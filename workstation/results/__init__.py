@@ -17,8 +17,10 @@ __all__ = ["BuiltObject", "ContextError", "ForeignFindings", "Problem", "ReviewC
            "build_results", "read_results", "tracking_uid"]
 
 
-def build_results(run: RunContext, review: ReviewContext | None = None) -> list[BuiltObject]:
-    """The objects for a run, in the order "ai-sr", "review-sr" (signed off only), "gsps", "pmap" (heatmap kept)."""
+def build_results(run: RunContext, review: ReviewContext | None = None, *,
+                  compress_pmap: bool = False) -> list[BuiltObject]:
+    """The objects for a run, in the order "ai-sr", "review-sr" (signed off only), "gsps", "pmap" (heatmap kept).
+    `compress_pmap`: the Parametric Map in JPEG-LS lossless (same content and key) for peers that take it."""
     from workstation.results.gsps import build_gsps
     from workstation.results.pmap import build_pmap
     from workstation.results.sr_ai import build_ai_sr
@@ -33,5 +35,5 @@ def build_results(run: RunContext, review: ReviewContext | None = None) -> list[
         built.append(("review-sr", *build_review_sr(run, review)))
     built.append(("gsps", *build_gsps(run, review)))
     if run.heatmap is not None:
-        built.append(("pmap", *build_pmap(run)))
+        built.append(("pmap", *build_pmap(run, compressed=compress_pmap)))
     return [BuiltObject(kind, dataset, content_key(kind, {**base, **content})) for kind, dataset, content in built]

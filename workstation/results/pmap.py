@@ -3,9 +3,11 @@
 Stored as the values the store keeps (probability x 255, in 16 bits: the IOD
 allows no 8-bit maps) with a real-world value map (slope 1/255) giving the
 probability, so nothing is resampled or re-quantised and a reader gets back
-exactly the stored heatmap. One frame per source image, each naming it. JPEG-LS
-lossless: a heatmap is mostly zeros, so a 500-slice map shrinks from 260 MB to
-kilobytes, and encoding it is faster than copying it uncompressed (CharLS).
+exactly the stored heatmap. One frame per source image, each naming it.
+Uncompressed by default, because every PACS takes that; `compressed=True` writes
+JPEG-LS lossless instead (a heatmap is mostly zeros: a 500-slice map shrinks from
+260 MB to kilobytes, and CharLS encodes it faster than the plain copy) for peers
+known to accept it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import hashlib
 
 import highdicom as hd
 import numpy as np
-from pydicom.uid import JPEGLSLossless
+from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless
 
 from workstation.results import codes
 from workstation.results.context import (
@@ -26,7 +28,6 @@ from workstation.results.tracking import series_uid
 
 LUT_LABEL = "PROBABILITY"
 SCALE = 255
-TRANSFER_SYNTAX = JPEGLSLossless  # a peer that refuses it gets `dataset.decompress()` (pylibjpeg decodes it)
 
 
 def probability_mapping(label: str) -> hd.pm.RealWorldValueMapping:
@@ -35,7 +36,7 @@ def probability_mapping(label: str) -> hd.pm.RealWorldValueMapping:
         value_range=(0, SCALE), slope=1.0 / SCALE, intercept=0.0)
 
 
-def build_pmap(run: RunContext) -> tuple[hd.pm.ParametricMap, dict]:
+def build_pmap(run: RunContext, compressed: bool = False) -> tuple[hd.pm.ParametricMap, dict]:
     stored = np.ascontiguousarray(run.heatmap, dtype=np.uint8)
     heat = stored.astype(np.uint16)  # the IOD allows 16 bits, not 8
     label = run.findings[0].label if run.findings else "finding"
@@ -51,7 +52,7 @@ def build_pmap(run: RunContext) -> tuple[hd.pm.ParametricMap, dict]:
         content_label="HEATMAP", content_description=f"AI {model_text(run)} heatmap"[:64],
         series_description=f"AI {model_text(run)} heatmap"[:64],
         content_date=date, content_time=time, series_date=date, series_time=time,
-        transfer_syntax_uid=TRANSFER_SYNTAX)
+        transfer_syntax_uid=JPEGLSLossless if compressed else ExplicitVRLittleEndian)
     copy_source_details(pmap, run.sources[0], image_series=True)
     content = {"shape": list(heat.shape), "heatmap_sha256": hashlib.sha256(stored).hexdigest(),
                "label": label, "sources": [str(ds.SOPInstanceUID) for ds in run.sources]}
