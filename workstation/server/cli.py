@@ -17,9 +17,27 @@ import os
 import re
 import sys
 
-from . import auth, db
-
 log = logging.getLogger("workstation.server")
+
+EXIT_USAGE = 2
+SERVER_EXTRA_MODULES = {"sqlalchemy", "fastapi", "uvicorn", "psycopg", "starlette", "pydantic"}
+INSTALL_HINT = "pip install 'workstation[server]'"
+
+try:  # the console script is installed with the client too: without the extra, say so instead of a traceback
+    from . import auth, db
+except ModuleNotFoundError as _exc:
+    if (_exc.name or "").partition(".")[0] not in SERVER_EXTRA_MODULES:
+        raise
+    auth = db = None  # type: ignore[assignment]
+    _MISSING: str | None = _exc.name
+else:
+    _MISSING = None
+
+
+def _missing_extra(module: str) -> int:
+    print(f"workstation-server: the server's dependencies are not installed (no module named {module!r}).\n"
+          f"Install the 'server' extra: {INSTALL_HINT}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _workstation_id(value: str) -> str:
@@ -56,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if _MISSING is not None:
+        return _missing_extra(_MISSING)
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -90,7 +110,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    try:
+        import uvicorn
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in SERVER_EXTRA_MODULES:
+            raise
+        return _missing_extra(exc.name)
 
     from .app import create_app
 
