@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
+from pynetdicom.pdu import A_ASSOCIATE_RJ
 
 from workstation.core.site import LocalAE, PacsNode, TlsSettings
 from workstation.net.errors import AssociationAborted, AssociationRejected, PacsUnreachable
@@ -83,8 +84,14 @@ def associate(
 
 def _open(node: PacsNode, local: LocalAE, contexts, ext_neg, evt_handlers) -> Association:
     ae = make_ae(local, node.timeout)
-    connected = {"open": False}
-    handlers = list(evt_handlers or []) + [(evt.EVT_CONN_OPEN, lambda event: connected.update(open=True))]
+    connected = {"open": False, "rejection": None}
+
+    def received(event) -> None:  # a rejection read before a close that pynetdicom may take for an abort
+        if isinstance(event.pdu, A_ASSOCIATE_RJ):
+            connected["rejection"] = event.pdu.to_primitive()
+
+    handlers = list(evt_handlers or []) + [(evt.EVT_CONN_OPEN, lambda event: connected.update(open=True)),
+                                           (evt.EVT_PDU_RECV, received)]
     started = time.monotonic()
     assoc = ae.associate(
         node.host, node.port, contexts=contexts, ae_title=node.ae_title, max_pdu=MAX_PDU,
@@ -92,10 +99,11 @@ def _open(node: PacsNode, local: LocalAE, contexts, ext_neg, evt_handlers) -> As
     )
     if assoc.is_established:
         return assoc
-    if connected["open"] and not assoc.is_rejected and time.monotonic() - started >= node.timeout * 0.95:
+    was_rejected = assoc.is_rejected or connected["rejection"] is not None
+    if connected["open"] and not was_rejected and time.monotonic() - started >= node.timeout * 0.95:
         raise not_answering(node)
-    if assoc.is_rejected:
-        raise rejected(node, getattr(assoc.acceptor, "primitive", None))
+    if was_rejected:
+        raise rejected(node, getattr(assoc.acceptor, "primitive", None) or connected["rejection"])
     if not connected["open"]:
         reason = _connect_error(node)
         if reason is None and node.tls is not None:

@@ -179,8 +179,7 @@ def retrieve_association(
 def _open(node: PacsNode, local: LocalAE, proposal: ul.Proposal, sink: InstanceSink | None) -> RetrieveAssociation:
     pdus = ul.PduSocket(connect(node))
     try:
-        pdus.send(proposal.a_associate_rq(local.ae_title, node.ae_title))
-        pdu_type, encoded = pdus.read_pdu()
+        pdu_type, encoded = pdus.request(proposal.a_associate_rq(local.ae_title, node.ae_title))
         answer = ul.decode_association_pdu(pdu_type, encoded) if pdu_type in (ul.A_ASSOCIATE_AC_PDU, ul.A_ASSOCIATE_RJ_PDU) else None
     except socket.timeout:
         pdus.close()

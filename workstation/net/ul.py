@@ -66,6 +66,28 @@ class PduSocket:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
+    def request(self, data: bytes) -> tuple[int, bytes]:
+        """Send an A-ASSOCIATE-RQ and read the answer PDU (type, encoding).
+
+        A peer that rejects may send A-ASSOCIATE-RJ and close before it has read all of a large
+        request; our send then fails (EPIPE, ECONNRESET) with the rejection already waiting in our
+        receive buffer. It is read before the closed connection is taken for an abort.
+        """
+        try:
+            self.send(data)
+        except TimeoutError:
+            raise  # the peer is not reading: nothing to wait for
+        except OSError as exc:
+            failed: OSError | None = exc
+        else:
+            failed = None
+        try:
+            return self.read_pdu()
+        except OSError:
+            if failed is not None:
+                raise failed from None
+            raise
+
     def close(self) -> None:
         try:
             self.sock.close()
