@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 import numpy as np
 import pydicom
@@ -36,6 +37,15 @@ class RunContext:
     findings: list[Finding]
     heatmap: np.ndarray | None  # (frames, rows, columns) uint8 = probability x 255, same order as sources
     workstation_id: str
+
+    @cached_property
+    def source_index(self) -> dict[str, int]:
+        """SOP Instance UID -> position in `sources` (the first, should a UID repeat), looked up once per run
+        (every finding, box and frame names its image; scanning 500 headers each time adds up)."""
+        index: dict[str, int] = {}
+        for position, ds in enumerate(self.sources):
+            index.setdefault(str(ds.SOPInstanceUID), position)
+        return index
 
 
 @dataclass(frozen=True)
@@ -108,9 +118,9 @@ def series_uid_of(run: RunContext) -> str:
 def source_of(run: RunContext, frame_index: int, sop_instance_uid: str = "") -> pydicom.Dataset:
     """The source image a finding lies on: by SOP Instance UID when known, else by display frame."""
     if sop_instance_uid:
-        for ds in run.sources:
-            if ds.SOPInstanceUID == sop_instance_uid:
-                return ds
+        position = run.source_index.get(str(sop_instance_uid))
+        if position is not None:
+            return run.sources[position]
         raise ContextError(f"image {sop_instance_uid} is not among the source images")
     if not 0 <= frame_index < len(run.sources):
         raise ContextError(f"frame {frame_index} is outside the series (0-{len(run.sources) - 1})")

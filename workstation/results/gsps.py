@@ -14,8 +14,8 @@ from collections import defaultdict
 import highdicom as hd
 
 from workstation.results.context import (
-    MANUFACTURER, MODEL_NAME, SERIES_NUMBERS, SOFTWARE_VERSION, Item, ReviewContext, RunContext, ai_items,
-    copy_source_details, dicom_date_time, model_text, review_items, series_uid_of, source_of,
+    MANUFACTURER, MODEL_NAME, SERIES_NUMBERS, SOFTWARE_VERSION, ContextError, Item, ReviewContext, RunContext,
+    ai_items, copy_source_details, dicom_date_time, model_text, review_items, series_uid_of, source_of,
 )
 from workstation.results.regions import box_outline
 from workstation.results.sr_review import person_name
@@ -53,6 +53,28 @@ def _window(run: RunContext) -> list[hd.pr.SoftcopyVOILUTTransformation] | None:
                                                        window_width=float(widths[index]),
                                                        window_explanation=explanation[:64])]
     return None
+
+
+def _modality_lut(run: RunContext) -> hd.ModalityLUTTransformation | None:
+    """The images' rescale (Modality LUT module), as highdicom would take it from the referenced images, with the
+    same consistency rules; given explicitly because highdicom's own look-up asks the standard's tables whether each
+    of the 500 images is multi-frame (single-frame images only reach here: `context.check`)."""
+    def column(keyword: str) -> list:
+        return [ds.get(keyword) for ds in run.sources]
+
+    slopes, intercepts, types = column("RescaleSlope"), column("RescaleIntercept"), column("RescaleType")
+    for name, values in (("RescaleSlope", slopes), ("RescaleIntercept", intercepts), ("RescaleType", types)):
+        present = [v is not None for v in values]
+        if any(present) and not all(present):
+            raise ContextError(f"the source images disagree on the presence of {name}")
+        if all(present) and any(v != values[0] for v in values):
+            raise ContextError(f"the source images have different values of {name}")
+    if (slopes[0] is None) != (intercepts[0] is None):
+        raise ContextError("the source images have RescaleSlope or RescaleIntercept without the other")
+    if intercepts[0] is None:
+        return None
+    return hd.ModalityLUTTransformation(rescale_intercept=intercepts[0], rescale_slope=slopes[0],
+                                        rescale_type=types[0] if types[0] is not None else hd.RescaleTypeValues.US)
 
 
 def _multi(value) -> list:
@@ -97,7 +119,7 @@ def build_gsps(run: RunContext, review: ReviewContext | None = None) -> tuple[hd
         content_description=f"{what} {model_text(run)} findings"[:64],
         graphic_annotations=annotations or None, graphic_layers=list(layers.values()) or None,
         content_creator_name=person_name(review.signed_by) if reviewed else None,
-        voi_lut_transformations=_window(run),
+        voi_lut_transformations=_window(run), modality_lut_transformation=_modality_lut(run),
         series_description=f"AI {model_text(run)} {'review' if reviewed else 'result'} boxes"[:64],
         series_date=date, series_time=time)
     copy_source_details(gsps, run.sources[0], image_series=True)
