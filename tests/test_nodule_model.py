@@ -109,7 +109,8 @@ def test_preprocessing_from_dict():
 
 def test_light_modules_do_not_import_torch():
     code = ("import sys, workstation.inference, workstation.inference.preprocess,"
-            " workstation.inference.postprocess, workstation.inference.evaluation;"
+            " workstation.inference.postprocess, workstation.inference.evaluation,"
+            " workstation.inference.registry, workstation.inference.calibration, workstation.inference.requirements;"
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stdout + done.stderr

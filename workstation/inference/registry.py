@@ -41,7 +41,7 @@ class ModelManifest:
     body_parts: tuple[str, ...]
     preprocessing: dict[str, Any]
     labels: tuple[str, ...]
-    threshold: float
+    threshold: float  # on the score scale: the calibrated one when the manifest has a calibration
     weights_file: str
     weights_sha256: str
     intended_use: str
