@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from io import BytesIO
 
 import pydicom
 import pytest
@@ -145,3 +146,94 @@ def test_a_cancelled_send_keeps_the_objects_queued(store, ws_ae, orthanc):
     assert report.cancelled and report.sent == []
     assert {i.state for i in box.items(STUDY)} == {QUEUED} and orthanc.instance_count() == 0
     assert len(box.send_pending().sent) == 2
+
+
+# ----- what goes over the wire: the queued bytes as they are, or decompressed for a PACS that wants that
+
+
+def parametric_maps(study, compressed: bool) -> list[Built]:
+    """The Parametric Map of the shared demo run (3 frames of 128x128: several 16 KiB PDUs), plain or JPEG-LS."""
+    from results_data import run_context
+
+    from workstation.results import build_results
+
+    run = run_context(study)
+    (pmap,) = [b for b in build_results(run, compress_pmap=compressed) if b.kind == "pmap"]
+    return [Built("pmap", pmap.dataset, pmap.content_key)]
+
+
+def stored_pixels(path_or_bytes) -> tuple[str, object]:
+    source = BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else path_or_bytes
+    ds = pydicom.dcmread(source)
+    return str(ds.file_meta.TransferSyntaxUID), ds.pixel_array
+
+
+def test_a_big_object_arrives_whole_in_pdus_the_peer_takes(store, ws_ae, storescp_factory, net_demo_study):
+    peer = storescp_factory()  # DCMTK's default max PDU: 16 KiB
+    box = outbox(store, ws_ae, node_settings(peer))
+    built = parametric_maps(net_demo_study, compressed=False) + objects()
+    box.enqueue(built, STUDY, "1.2.series", "run-1")
+    report = box.send_pending()
+    assert report.done and len(report.sent) == 3
+    received = {ds.SOPInstanceUID: ds for ds in map(pydicom.dcmread, peer.received_files())}
+    for b in built:  # storescp writes what it parsed: compare element by element
+        back = received[b.dataset.SOPInstanceUID]
+        queued = pydicom.dcmread(BytesIO(box.queue.data(str(b.dataset.SOPInstanceUID))))
+        assert back.file_meta.TransferSyntaxUID == queued.file_meta.TransferSyntaxUID, b.kind
+        assert comparable(back) == comparable(queued), b.kind
+
+
+def comparable(ds: pydicom.Dataset) -> dict:
+    """Every element but group lengths and trailing padding (which storescp drops or recalculates)."""
+    return {elem.tag: elem.value for elem in ds if elem.tag.element != 0 and elem.tag != 0xFFFCFFFC}
+
+
+def test_a_jpeg_ls_parametric_map_goes_compressed_to_orthanc(store, ws_ae, orthanc, net_demo_study):
+    box = outbox(store, ws_ae, node_settings(orthanc))
+    (pm,) = parametric_maps(net_demo_study, compressed=True)
+    box.enqueue([pm], STUDY, "1.2.series", "run-1")
+    assert box.send_pending().done
+    (instance,) = orthanc.get("/instances")
+    assert orthanc.get(f"/instances/{instance}/metadata/TransferSyntax") == b"1.2.840.10008.1.2.4.80"
+
+
+def test_a_pacs_taking_only_uncompressed_gets_the_map_decompressed_with_the_same_uid_and_values(
+        store, ws_ae, orthanc_factory, net_demo_study):
+    orthanc = orthanc_factory(config={"AcceptedTransferSyntaxes": ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"]})
+    box = outbox(store, ws_ae, node_settings(orthanc))
+    (pm,) = parametric_maps(net_demo_study, compressed=True)
+    (queued,) = box.enqueue([pm], STUDY, "1.2.series", "run-1")
+    report = box.send_pending()
+    assert report.done and report.sent == [queued.sop_instance_uid] == [str(pm.dataset.SOPInstanceUID)]
+    (instance,) = orthanc.get("/instances")
+    assert orthanc.get(f"/instances/{instance}/metadata/TransferSyntax") == b"1.2.840.10008.1.2.1"
+    syntax, values = stored_pixels(orthanc.request("GET", f"/instances/{instance}/file"))
+    assert syntax == "1.2.840.10008.1.2.1" and (values == pm.dataset.pixel_array).all()
+    assert orthanc.get(f"/instances/{instance}/simplified-tags")["SOPInstanceUID"] == str(pm.dataset.SOPInstanceUID)
+
+
+UNCOMPRESSED_PM = PROFILE.replace("CTImageStorage", "1.2.840.10008.5.1.4.1.1.30")
+
+
+def test_storescp_taking_the_map_only_uncompressed_stores_the_same_values(store, ws_ae, storescp_factory, tmp_path,
+                                                                          net_demo_study):
+    profile = tmp_path / "pm-uncompressed.cfg"
+    profile.write_text(UNCOMPRESSED_PM)
+    peer = storescp_factory(profile=(profile, "Default"))
+    box = outbox(store, ws_ae, node_settings(peer))
+    (pm,) = parametric_maps(net_demo_study, compressed=True)
+    box.enqueue([pm], STUDY, "1.2.series", "run-1")
+    assert box.send_pending().done
+    (path,) = peer.received_files()
+    syntax, values = stored_pixels(path)
+    assert syntax in ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2") and (values == pm.dataset.pixel_array).all()
+
+
+def test_results_go_over_tls(store, ws_ae, storescp_tls_factory, tls_certs):
+    peer = storescp_tls_factory()
+    tls = {"ca_file": str(tls_certs.ca_cert), "cert_file": str(tls_certs.client_cert),
+           "key_file": str(tls_certs.client_key)}
+    box = outbox(store, ws_ae, node_settings(peer, tls=tls))
+    box.enqueue(objects(), STUDY, "1.2.series", "run-1")
+    report = box.send_pending()
+    assert report.done and len(report.sent) == 2 and len(peer.received_files()) == 2
