@@ -73,12 +73,14 @@ def test_an_all_zero_heatmap_gives_one_zero_frame_on_the_first_image(contexts, t
     assert _dciodvfy_errors(pmap, tmp_path) == []
 
 
-def test_the_sparse_map_in_jpeg_ls_holds_the_same_values(contexts, tmp_path):
+def test_the_sparse_map_in_jpeg_ls_and_uncompressed_holds_the_same_values(contexts, tmp_path):
     run, _ = contexts
     heat = np.zeros_like(run.heatmap)
     heat[7:10, 30:50, 40:60] = 237
     sparse = replace(run, heatmap=heat)
-    plain, small = _pmap(sparse), _pmap(sparse, compress_pmap=True)
+    plain, small = _pmap(sparse, compress_pmap=False), _pmap(sparse)
     assert small.content_key == plain.content_key and int(small.dataset.NumberOfFrames) == 3
-    (path,) = write_objects([small], tmp_path)
-    np.testing.assert_array_equal(_aligned(pydicom.dcmread(path), run), heat)
+    assert small.dataset.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.80"
+    for built in (small, plain):
+        (path,) = write_objects([built], tmp_path / built.dataset.file_meta.TransferSyntaxUID)
+        np.testing.assert_array_equal(_aligned(pydicom.dcmread(path), run), heat)

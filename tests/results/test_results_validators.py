@@ -86,10 +86,12 @@ def test_a_run_without_findings_and_a_review_that_kept_nothing_are_valid_objects
     assert "Presence of property" in run_tool([tool("dsrdump"), str(paths[0])])
 
 
-def test_the_parametric_map_can_be_written_in_jpeg_ls_with_the_same_content(contexts, built, tmp_path):
-    (plain,) = [b for b in built if b.kind == "pmap"]
-    (small,) = [b for b in build_results(*contexts, compress_pmap=True) if b.kind == "pmap"]
+def test_the_parametric_map_is_jpeg_ls_by_default_and_uncompressed_on_request_with_the_same_content(
+        contexts, built, tmp_path):
+    (small,) = [b for b in built if b.kind == "pmap"]
+    (plain,) = [b for b in build_results(*contexts, compress_pmap=False) if b.kind == "pmap"]
     assert small.content_key == plain.content_key
+    assert plain.dataset.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
     assert small.dataset.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.80"
     (path,) = write_objects([small], tmp_path)
     output = run_tool([tool("dciodvfy"), str(path)])

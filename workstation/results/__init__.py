@@ -18,9 +18,10 @@ __all__ = ["BuiltObject", "ContextError", "ForeignFindings", "Problem", "ReviewC
 
 
 def build_results(run: RunContext, review: ReviewContext | None = None, *,
-                  compress_pmap: bool = False) -> list[BuiltObject]:
+                  compress_pmap: bool = True) -> list[BuiltObject]:
     """The objects for a run, in the order "ai-sr", "review-sr" (signed off only), "gsps", "pmap" (heatmap kept).
-    `compress_pmap`: the Parametric Map in JPEG-LS lossless (same content and key) for peers that take it."""
+    `compress_pmap`: the Parametric Map in JPEG-LS lossless (default; same content and key either way); a PACS that
+    takes Parametric Maps only uncompressed gets it decompressed when sent (workstation/net/store_scu.py)."""
     from workstation.results.gsps import build_gsps
     from workstation.results.pmap import build_pmap
     from workstation.results.sr_ai import build_ai_sr
