@@ -90,7 +90,8 @@ def test_the_ai_panel_names_the_reason(qtbot, studies, service):
 
 def _infer(*args):
     return subprocess.run([sys.executable, "-m", "workstation", "infer", *map(str, args)], capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"})
+                          text=True, timeout=300,
+                          env={**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"})
 
 
 def test_infer_prints_the_reason_and_fails(studies):
@@ -145,14 +146,17 @@ def test_requirements_are_checked_as_stated():
                               "pixel_spacing_mm": [0.3, 1.5], "rationale": "why"})
     assert req == InputRequirements(5, 200.0, (1.0, 3.0), (0.3, 1.5))
     assert req.check(SeriesGeometry(5, 512, 512, (0.7, 0.7), 3.0)) == []
-    assert req.check(SeriesGeometry(40, 300, 300, (0.7, 0.7), 0.5)) == ["needs slices 1-3 mm apart, this series has 0.50 mm"]
+    assert req.check(SeriesGeometry(40, 300, 300, (0.7, 0.7), 0.5)) == [
+        "needs slices 1-3 mm apart, this series has 0.50 mm"]
     assert req.check(SeriesGeometry(40, 256, 200, (0.7, 0.7), 2.0)) == [
         "needs an in-plane field of view of at least 200 mm, this series covers 140 x 179 mm"]
-    assert req.check(SeriesGeometry(40, 128, 128, (2.0, 2.0), 2.0)) == ["needs pixels of 0.3-1.5 mm, this series has 2.00 mm"]
+    assert req.check(SeriesGeometry(40, 128, 128, (2.0, 2.0), 2.0)) == [
+        "needs pixels of 0.3-1.5 mm, this series has 2.00 mm"]
     unknown = req.check(SeriesGeometry(40, 512, 512, None, None))
     assert any("regular slice spacing" in p for p in unknown) and any("pixel spacing" in p for p in unknown)
     manifest = _manifest(input_requirements={"min_slices": 5})
-    assert manifest.refusal("CT", "", SeriesGeometry(4, 64, 64, (1, 1), 2.0)) == "m:1.0.0 needs at least 5 slices, this series has 4"
+    assert manifest.refusal("CT", "", SeriesGeometry(4, 64, 64, (1, 1), 2.0)) == \
+        "m:1.0.0 needs at least 5 slices, this series has 4"
     assert "accepts CT images, not MR" in manifest.refusal("MR", "", SeriesGeometry(40, 64, 64, (1, 1), 2.0))
 
 

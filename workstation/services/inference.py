@@ -102,8 +102,8 @@ class InferenceService:
         for manifest, reason in models:
             if reason is None:
                 return manifest
-        what = f"no installed model accepts {series.modality or 'this'} {series.body_part or ''} series".replace("  ", " ")
-        raise ModelError(f"{what}: " + "; ".join(reason for _, reason in models))
+        what = f"no installed model accepts {series.modality or 'this'} {series.body_part or ''} series"
+        raise ModelError(what.replace("  ", " ") + ": " + "; ".join(reason for _, reason in models))
 
     @staticmethod
     def _key(display_set: DisplaySet, manifest: ModelManifest) -> tuple:
