@@ -25,7 +25,7 @@ from workstation.store.database import Identity, Store
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """A phantom the model never saw (seed outside training and validation ranges)."""
-    return write_demo_study(tmp_path_factory.mktemp("infer"), seed=9123, slices=60, size=256)
+    return write_demo_study(tmp_path_factory.mktemp("infer"), seed=9123, slices=60, size=384)  # 0.93 mm pixels
 
 
 @pytest.fixture(scope="module")

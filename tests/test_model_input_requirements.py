@@ -30,9 +30,10 @@ def studies(tmp_path_factory):
     single = write_demo_study(root / "single", seed=11, slices=1, size=128).directory  # the reported case
     write_ct_series(make_chest_phantom(seed=12, slices=16, size=256, slice_thickness_mm=6.0), root / "thick", seed=12)
     write_ct_series(make_chest_phantom(seed=13, slices=16, size=128, pixel_spacing_mm=0.5), root / "narrow", seed=13)
-    ui = write_demo_study(root / "ui", seed=3, slices=40, size=256).directory  # tests/ui/conftest.py's study
+    ui = write_demo_study(root / "ui", seed=3, slices=40, size=256).directory  # tests/ui/conftest.py's study: 1.4 mm
+    fine = write_demo_study(root / "fine", seed=5, slices=24, size=384).directory  # 0.93 mm pixels
     demo = write_demo_study(root / "demo", seed=7).directory  # `workstation --demo`: 120 x 512 x 512
-    return {"single": single, "thick": root / "thick", "narrow": root / "narrow", "ui": ui, "demo": demo}
+    return {"single": single, "thick": root / "thick", "narrow": root / "narrow", "ui": ui, "fine": fine, "demo": demo}
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,7 @@ def _reason(service, display_set):
     ("single", "needs at least 10 slices, this series has 1"),
     ("thick", "needs slices 1-3 mm apart, this series has 6.00 mm"),
     ("narrow", "needs an in-plane field of view of at least 250 mm, this series covers 64 x 64 mm"),
+    ("ui", "needs pixels of 0.6-1 mm, this series has 1.40 mm"),  # where the model finds mostly false nodules
 ])
 def test_series_outside_the_requirements_are_refused_with_the_reason(studies, service, name, words):
     display_set = _series(studies[name])
@@ -67,7 +69,7 @@ def test_a_single_small_slice_misses_every_requirement_at_once(studies, service)
     assert "10 slices" in reason and "pixels of" in reason  # 128 px over 358 mm: 2.8 mm pixels
 
 
-@pytest.mark.parametrize("name", ["ui", "demo"])
+@pytest.mark.parametrize("name", ["fine", "demo"])
 def test_demo_series_are_accepted(studies, service, name):
     display_set = _series(studies[name])
     _, reason = _reason(service, display_set)
@@ -84,7 +86,7 @@ def test_the_ai_panel_names_the_reason(qtbot, studies, service):
     panel.set_models(service.models_for(_series(studies["thick"])))
     assert not panel.run_button.isEnabled()
     assert "needs slices 1-3 mm apart, this series has 6.00 mm" in panel.note.text()
-    panel.set_models(service.models_for(_series(studies["ui"])))
+    panel.set_models(service.models_for(_series(studies["fine"])))
     assert panel.run_button.isEnabled() and panel.model_box.count() >= 1
 
 
@@ -120,7 +122,9 @@ def test_shipped_manifest_states_requirements_that_fit_its_preprocessing():
     assert req is not None and req.min_slices >= pre["channels"]  # a full 2.5-D stack for some slices
     lo, hi = req.slice_spacing_mm
     assert lo <= pre["slice_spacing_mm"] <= hi  # the spacing it was trained at is inside
-    assert req.pixel_spacing_mm[0] <= pre["pixel_spacing_mm"] <= req.pixel_spacing_mm[1]
+    trained_pixel_mm = 0.7  # the phantoms it was trained on: 512 pixels over 358.4 mm
+    assert req.pixel_spacing_mm[0] <= trained_pixel_mm <= req.pixel_spacing_mm[1]
+    assert req.pixel_spacing_mm[1] <= pre["pixel_spacing_mm"]  # images are only ever downsampled to its 1.4 mm grid
 
 
 # -- the manifest section ---------------------------------------------------------------------
