@@ -155,8 +155,8 @@ class Bench:
         self.keys: set[tuple] = set()
         self.built = None
         self.storescp = None
-        self.files: list[Path] = []
-        self.blobs: list[bytes] = []
+        self.files: dict[str, list[Path]] = {}
+        self.blobs: dict[str, list[bytes]] = {}
 
     def _check(self, case: str, ok: bool, what: str) -> None:
         if not ok:
@@ -182,25 +182,36 @@ class Bench:
 
     # -- send
     def start_send(self) -> None:
+        """The objects as queued (Parametric Map in JPEG-LS, the default) and with the map uncompressed, written once
+        as files for storescu; storescp started."""
         from netpeers import dcmtk
 
         from workstation.core.site import parse_site_config
 
         built = self.built or self.build().result
-        self.blobs = [part10(b.dataset) for b in built]
-        folder = self.runs / "objects"
-        folder.mkdir(parents=True, exist_ok=True)
-        self.files = []
-        for b, blob in zip(built, self.blobs):
-            path = folder / f"{b.kind}.dcm"
-            path.write_bytes(blob)
-            self.files.append(path)
+        plain_map = [b for b in build_results(self.study.run(), self.study.review, compress_pmap=False) if b.kind == "pmap"]
+        for variant, objects in (("default", built), ("map uncompressed", [*built[:-1], *plain_map])):
+            folder = self.runs / "objects" / variant.replace(" ", "-")
+            folder.mkdir(parents=True, exist_ok=True)
+            self.blobs[variant] = [part10(b.dataset) for b in objects]
+            self.files[variant] = []
+            for b, blob in zip(objects, self.blobs[variant]):
+                path = folder / f"{b.kind}.dcm"
+                path.write_bytes(blob)
+                self.files[variant].append(path)
         self.storescp = dcmtk.StorescpPeer(self.runs / "storescp", aet=STORESCP_AET).start()
         config = parse_site_config({
             "workstation": {"ae_title": "WSBENCH"},
             "pacs": {"SCP": {"ae_title": STORESCP_AET, "host": "127.0.0.1", "port": self.storescp.port,
                              "timeout_s": 30, "retries": 0}}})
         self.node, self.local = config.node("SCP"), config.local
+
+    def send_cases(self) -> dict:
+        cases = {}
+        for variant, suffix in (("default", ""), ("map uncompressed", " (map uncompressed)")):
+            cases[f"SEND ours{suffix}"] = lambda v=variant: self.send_ours(v)
+            cases[f"SEND storescu{suffix}"] = lambda v=variant: self.send_storescu(v)
+        return cases
 
     def _received(self) -> list[Path]:
         out = self.storescp.out_dir
@@ -211,36 +222,66 @@ class Bench:
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
 
-    def send_ours(self) -> C.Timed:
+    def send_ours(self, variant: str) -> C.Timed:
         from workstation.net.store_scu import outgoing, store_objects
 
+        case, blobs = f"SEND ours ({variant})", self.blobs[variant]
         self._empty_scp()
         t0 = time.perf_counter()
-        objects = [outgoing(blob) for blob in self.blobs]
+        objects = [outgoing(blob) for blob in blobs]
         outcomes = store_objects(self.node, self.local, objects)
         seconds = time.perf_counter() - t0
-        self._check("SEND ours", all(o.stored for o in outcomes) and len(outcomes) == len(self.blobs),
+        self._check(case, all(o.stored for o in outcomes) and len(outcomes) == len(blobs),
                     f"outcomes {[(o.stored, o.status, o.reason) for o in outcomes]}")
         received = self._received()
-        self._check("SEND ours", len(received) == len(self.blobs), f"storescp received {len(received)} files")
+        self._check(case, len(received) == len(blobs), f"storescp received {len(received)} files")
         return C.Timed(outcomes, seconds)
 
-    def send_storescu(self) -> C.Timed:
+    def send_storescu(self, variant: str) -> C.Timed:
         from netpeers import dcmtk
 
+        case, files = f"SEND storescu ({variant})", self.files[variant]
         self._empty_scp()
         t0 = time.perf_counter()
-        done = dcmtk.run_tool("storescu", [*dcmtk.NET_TIMEOUTS, "-R", "-aet", "STORESCU", "-aec", STORESCP_AET,
-                                           "127.0.0.1", self.storescp.port, *self.files])
+        done = dcmtk.run_tool("storescu", [*dcmtk.NET_TIMEOUTS, "-R", "-xt", "-aet", "STORESCU", "-aec", STORESCP_AET,
+                                           "127.0.0.1", self.storescp.port, *files])
         seconds = time.perf_counter() - t0
-        self._check("SEND storescu", done.returncode == 0, f"exit {done.returncode}: {(done.stdout + done.stderr)[-400:]}")
+        self._check(case, done.returncode == 0, f"exit {done.returncode}: {(done.stdout + done.stderr)[-400:]}")
         received = self._received()
-        self._check("SEND storescu", len(received) == len(self.files), f"storescp received {len(received)} files")
+        self._check(case, len(received) == len(files), f"storescp received {len(received)} files")
         return C.Timed(done, seconds)
 
     def stop(self) -> None:
         if self.storescp is not None:
             self.storescp.stop()
+
+
+def build_split(bench: Bench, runs: int) -> dict[str, float]:
+    """Each object's builder on its own (what BUILD adds up), best of `runs`, as build_results runs them."""
+    from workstation.results.context import check
+    from workstation.results.gsps import build_gsps
+    from workstation.results.pmap import build_pmap
+    from workstation.results.sr_ai import build_ai_sr
+    from workstation.results.sr_review import build_review_sr
+
+    try:
+        from workstation.results.speedups import faster_highdicom, paused_gc
+    except ImportError:  # a checkout from before them (to measure "before")
+        from contextlib import nullcontext as faster_highdicom, nullcontext as paused_gc
+
+    review = bench.study.review
+    best: dict[str, float] = {}
+    for _ in range(runs):
+        run = bench.study.run()
+        steps = {"check": lambda: check(run), "ai-sr": lambda: build_ai_sr(run),
+                 "review-sr": lambda: build_review_sr(run, review), "gsps": lambda: build_gsps(run, review),
+                 "pmap": lambda: build_pmap(run, compressed=True)}
+        with paused_gc(), faster_highdicom():
+            for name, step in steps.items():
+                t0 = time.perf_counter()
+                step()
+                best[name] = min(best.get(name, float("inf")), time.perf_counter() - t0)
+    return best
 
 
 def profile_build(bench: Bench, out_path: str | None) -> str:
@@ -275,6 +316,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--data", help="folder for the demo series, reused next time (default: a temp dir)")
     parser.add_argument("--no-send", action="store_true", help="build only (no network namespace needed)")
+    parser.add_argument("--split-runs", type=int, default=3, help="untimed runs of each builder for the BUILD split")
     parser.add_argument("--profile", action="store_true", help="also cProfile one build")
     parser.add_argument("--profile-out", help="write the profile to this file too")
     args = parser.parse_args()
@@ -296,7 +338,7 @@ def main() -> None:
         cases = {"BUILD": bench.build, "ENCODE": bench.encode}
         if _SEND:
             bench.start_send()
-            cases.update({"SEND ours": bench.send_ours, "SEND storescu": bench.send_storescu})
+            cases.update(bench.send_cases())
         timings, _ = C.interleaved(cases, args.repeats, args.warmup)
 
         sizes = {b.kind: len(blob) for b, blob in zip(bench.built, [part10(b.dataset) for b in bench.built])}
@@ -310,12 +352,19 @@ def main() -> None:
               f"{'meets' if build.best <= BUILD_TARGET_S else 'MISSES'} the <= {BUILD_TARGET_S:g} s target "
               f"(judged on the best; median {'meets' if build.median <= BUILD_TARGET_S else 'misses'} it)")
         if _SEND:
-            ours, base = timings["SEND ours"], timings["SEND storescu"]
-            ratio, ratio_med = base.best / ours.best, base.median / ours.median
-            print(f"SEND: storescu / ours = {ratio:.2f} of the bests, {ratio_med:.2f} of the medians "
-                  f"({'meets' if ratio >= SEND_TARGET else 'MISSES'} the >= {SEND_TARGET:g} target, judged on the bests)")
-        print("objects: " + ", ".join(f"{k} {v / 1e3:.0f} kB" for k, v in sizes.items()) + f"; {total / 1e6:.1f} MB in all"
-              + f"; Parametric Map frames: {int(bench.built[-1].dataset.NumberOfFrames)}")
+            for suffix, what in (("", "as queued"), (" (map uncompressed)", "map uncompressed")):
+                ours, base = timings[f"SEND ours{suffix}"], timings[f"SEND storescu{suffix}"]
+                ratio, ratio_med = base.best / ours.best, base.median / ours.median
+                size = sum(map(len, bench.blobs["default" if not suffix else "map uncompressed"])) / 1e6
+                print(f"SEND {what} ({size:.1f} MB): storescu / ours = {ratio:.2f} of the bests, {ratio_med:.2f} of "
+                      f"the medians ({'meets' if ratio >= SEND_TARGET else 'MISSES'} the >= {SEND_TARGET:g} target, "
+                      "judged on the bests)")
+        print("objects: " + ", ".join(f"{k} {v / 1e3:.0f} kB" for k, v in sizes.items()) + f"; {total / 1e6:.2f} MB in all"
+              + f"; Parametric Map: {int(bench.built[-1].dataset.NumberOfFrames)} frames, "
+              f"{bench.built[-1].dataset.file_meta.TransferSyntaxUID.name}")
+        split = build_split(bench, args.split_runs)
+        print(f"BUILD split (best of {args.split_runs} separate runs of each builder, fresh headers): "
+              + ", ".join(f"{k} {C.seconds(v)}" for k, v in split.items()))
         print()
         print("checks: " + ("every build gave the four objects with the same content keys"
                             + (", every send stored every object (statuses and files received)" if _SEND else "")

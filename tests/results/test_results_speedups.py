@@ -64,3 +64,27 @@ def test_a_cached_answer_is_highdicom_s_answer():
                 assert standard_utils.is_attribute_in_iod(attribute, sop_class) == original(attribute, sop_class)
         assert standard_utils.is_attribute_in_iod("PixelData", ct, ["IconImageSequence"]) == original(
             "PixelData", ct, exclude_path_elements=["IconImageSequence"])
+
+
+def test_garbage_collection_waits_during_a_build_and_is_as_it_was_after(contexts, monkeypatch):
+    import gc
+
+    seen = []
+    real = speedups.faster_highdicom
+
+    def watching():
+        seen.append(gc.isenabled())
+        return real()
+
+    monkeypatch.setattr(speedups, "faster_highdicom", watching)
+    assert gc.isenabled()
+    build_results(*contexts)
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        with speedups.paused_gc():
+            with speedups.paused_gc():
+                pass
+        assert not gc.isenabled()  # a caller that had switched it off keeps it off
+    finally:
+        gc.enable()

@@ -25,14 +25,14 @@ def build_results(run: RunContext, review: ReviewContext | None = None, *,
     from workstation.results.gsps import build_gsps
     from workstation.results.pmap import build_pmap
     from workstation.results.sr_ai import build_ai_sr
-    from workstation.results.speedups import faster_highdicom
+    from workstation.results.speedups import faster_highdicom, paused_gc
     from workstation.results.sr_review import build_review_sr
 
     check(run)
     base = {"run": run.run_id, "model": [run.model.name, run.model.version, run.model.sha256],
             "device": run.device, "started": run.started_utc, "series": str(run.sources[0].SeriesInstanceUID),
             "workstation": run.workstation_id}
-    with faster_highdicom():
+    with paused_gc(), faster_highdicom():
         built = [("ai-sr", *build_ai_sr(run))]
         if review is not None:
             built.append(("review-sr", *build_review_sr(run, review)))
