@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTree
 
 from workstation.core.findings import Finding
 from workstation.core.review import FindingState
-from workstation.ui.review_style import ROW_TINTS, by_text, state_text
+from workstation.ui.review_style import ROW_TINTS, by_text, score_text, state_text
 
 STATE_ROLE = Qt.ItemDataRole.UserRole
 COLUMNS = ["#", "Finding", "Score", "Slice", "State", "By", "Comment"]
@@ -65,7 +65,7 @@ class FindingsPanel(QTreeWidget):
         self.clear()
         for state in states:
             item = FindingItem(self, [
-                str(state.number), state.label, "" if state.score is None else f"{state.score:.2f}",
+                str(state.number), state.label, "" if state.score is None else score_text(state.score),
                 str(state.geometry.frame_index + 1), state_text(state), by_text(state),
                 state.comments[-1] if state.comments else "",
             ])

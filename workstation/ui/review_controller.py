@@ -24,6 +24,7 @@ from workstation.services.review import ReviewService, ReviewSession, describe
 from workstation.ui.finding_history import FindingHistory
 from workstation.ui.findings_panel import FindingsPanel
 from workstation.ui.review_panel import ReviewPanel
+from workstation.ui.review_style import score_text
 from workstation.ui.viewer import SliceViewer
 
 log = logging.getLogger(__name__)
@@ -218,7 +219,7 @@ class ReviewController(QObject):
         if state is None:
             self._error(NO_SELECTION)
             return
-        score = "" if state.score is None else f" (score {state.score:.2f})"
+        score = "" if state.score is None else f" (score {score_text(state.score)})"
         if not self.confirm("Delete finding", f"Delete finding #{state.number} {state.label}{score} on slice "
                             f"{state.geometry.frame_index + 1}?\n\nIt disappears from the list and the image; "
                             "Review > Undo (Ctrl+Z) brings it back, and the deletion stays in the audit trail."):

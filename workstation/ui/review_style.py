@@ -26,6 +26,11 @@ ROW_TINTS: dict[State, QColor] = {
 }
 
 
+def score_text(score: float) -> str:
+    """Two decimals, three near certainty: calibrated scores of 0.996 and 0.999 must not both read 1.00."""
+    return f"{score:.3f}" if score >= 0.95 else f"{score:.2f}"
+
+
 def box_pen_style(state: State, on_peak: bool) -> Qt.PenStyle:
     """Solid on the finding's own slice; dotted on the neighbours it spans; rejected is always dashed."""
     if state is State.REJECTED:
@@ -44,6 +49,6 @@ def by_text(state: FindingState) -> str:
 
 def box_caption(state: FindingState) -> str:
     """What sits above a box: the finding's number (as in the list), label, score (none for added ones), state."""
-    score = "" if state.score is None else f" {state.score:.2f}"
+    score = "" if state.score is None else " " + score_text(state.score)
     number = f"#{state.number} " if state.number else ""
     return f"{number}{state.label}{score} · {state_text(state)}"
