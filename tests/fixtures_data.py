@@ -152,7 +152,11 @@ J2K_SLICE, CORRUPT_SLICE = 5, 6  # demo slices stored as (good / corrupted) JPEG
 
 
 def corrupt_j2k(source: Path, target: Path) -> None:
-    """`source` compressed to JPEG 2000 lossless, then its SIZ marker segment overwritten."""
+    """`source` compressed to JPEG 2000 lossless, then its COD marker segment overwritten.
+
+    The SIZ segment (image size) stays intact: the scan checks it against Rows/Columns, and this
+    file must pass the scan and fail only when decoded.
+    """
     from pydicom.encaps import encapsulate, get_frame
     from pydicom.uid import JPEG2000Lossless
 
@@ -160,7 +164,8 @@ def corrupt_j2k(source: Path, target: Path) -> None:
     ds.compress(JPEG2000Lossless)
     codestream = get_frame(ds.PixelData, 0, number_of_frames=1)
     assert codestream[:4] == b"\xff\x4f\xff\x51"  # SOC, SIZ
-    ds.PixelData = encapsulate([codestream[:4] + bytes(40) + codestream[44:]])
+    cod = codestream.index(b"\xff\x52")  # coding style: the decoder cannot go on without it
+    ds.PixelData = encapsulate([codestream[:cod] + bytes(16) + codestream[cod + 16:]])
     ds.save_as(target, enforce_file_format=True)
 
 
