@@ -172,3 +172,25 @@ def test_each_study_appears_once(capsys, demo_study: DemoStudy, tmp_path: Path, 
     assert [st["study_instance_uid"] for st in studies] == [demo_study.study_instance_uid]
     assert all(p["studies"] for p in report["patients"])
     assert sorted(s["instance_count"] for s in studies[0]["series"]) == [2, 4]
+
+
+def test_file_names_that_are_not_utf8_are_printed_escaped(capsys, demo_study: DemoStudy, tmp_path: Path) -> None:
+    """A name from another system's encoding (bytes 0xE9, 0xFF) used to end the text report in UnicodeEncodeError."""
+    import os
+
+    folder = tmp_path / "latin1"
+    folder.mkdir()
+    good = folder / os.fsdecode(b"s\xe9rie-\xff.dcm")
+    good.write_bytes(demo_study.files[0].read_bytes())
+    (folder / os.fsdecode(b"caf\xe9.txt")).write_bytes(b"notes")
+    code, out, err = run_scan(capsys, str(folder))
+    assert code == 0 and "Traceback" not in out + err
+    assert "1 image instance(s), 1 unreadable" in out
+    assert "caf\\xe9.txt: not a DICOM file" in out
+    code, out, _ = run_scan(capsys, str(folder), "--json")
+    assert code == 0 and json.loads(out)["unreadable"][0]["path"].endswith("caf\udce9.txt")
+    script = Path(sys.executable).parent / "workstation"
+    if script.exists():  # the real stdout (strict UTF-8), not pytest's capture
+        done = subprocess.run([str(script), "scan", str(folder)], capture_output=True, timeout=60)
+        assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr
+        assert b"caf\\xe9.txt" in done.stdout

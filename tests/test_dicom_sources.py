@@ -11,8 +11,8 @@ import pytest
 from fixtures_data import DEMO_SLICES, demo_catalog, demo_display_set, demo_study, sample_file  # noqa: F401
 from pydicom.fileset import FileSet
 
-import workstation.dicom.header as header_module
-from workstation.core.study import Catalog, DisplaySet, FileLocation
+import workstation.dicom.header  # noqa: F401 - loaded, so the spy below reaches its readers
+from workstation.core.study import Catalog, DisplaySet, FileLocation, FileProblem
 from workstation.demo import DemoStudy
 from workstation.dicom.scan import scan_paths
 from workstation.dicom.sources import iter_locations, safe_join
@@ -29,15 +29,21 @@ def _files_under(folder: Path) -> set[Path]:
 
 @pytest.fixture()
 def opened(monkeypatch: pytest.MonkeyPatch) -> list[FileLocation]:
-    """Every location whose bytes the header reader opens."""
+    """Every location whose bytes the readers open (header, pixels, ordering...: every module importing open_location)."""
+    import sys
+
+    from workstation.dicom import sources
+
     seen: list[FileLocation] = []
-    original = header_module.open_location
+    original = sources.open_location
 
     def spy(location: FileLocation):
         seen.append(location)
         return original(location)
 
-    monkeypatch.setattr(header_module, "open_location", spy)
+    for name, module in list(sys.modules.items()):
+        if name.startswith("workstation.") and getattr(module, "open_location", None) is original:
+            monkeypatch.setattr(module, "open_location", spy)
     return seen
 
 
@@ -269,5 +275,6 @@ def test_iter_locations_order_is_stable_and_skips_hidden(tmp_path: Path) -> None
     for name in ("b.dcm", "a.dcm", ".hidden.dcm", "sub/c.dcm"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_bytes(b"")
-    names = [Path(loc.path).relative_to(tmp_path).as_posix() for loc in iter_locations([tmp_path])]
-    assert names == ["a.dcm", "b.dcm", "sub/c.dcm"]
+    found = [item.location if isinstance(item, FileProblem) else item for item in iter_locations([tmp_path])]
+    names = [Path(loc.path).relative_to(tmp_path).as_posix() for loc in found]
+    assert names == ["a.dcm", "b.dcm", "sub/c.dcm"]  # empty files: skipped as not DICOM, in the same order

@@ -89,8 +89,14 @@ def _scan(argv: list[str]) -> int:
 
     catalog = scan_paths(args.paths)
     report = scan_report(catalog, [str(p) for p in args.paths])
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    _print(json.dumps(report, indent=2) if args.json else format_report(report))
     return EXIT_OK if catalog.headers else EXIT_NOTHING_READ
+
+
+def _print(text: str) -> None:
+    """Print whatever the terminal's encoding cannot show as escapes rather than fail (file names, patient names)."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    print(text.encode(encoding, "backslashreplace").decode(encoding, "replace"))
 
 
 def _demo_data(argv: list[str]) -> int:

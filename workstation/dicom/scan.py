@@ -8,7 +8,7 @@ from workstation.core.study import Catalog, FileLocation, FileProblem, InstanceH
 from workstation.core.tasks import CancelToken, Progress, no_progress
 from workstation.dicom.header import read_header
 from workstation.dicom.ordering import build_catalog
-from workstation.dicom.sources import iter_locations
+from workstation.dicom.sources import Skipped, iter_locations
 
 
 def scan_paths(
@@ -19,8 +19,15 @@ def scan_paths(
     """Read the header of every file under `paths`; unusable files become FileProblems, never exceptions."""
     locations: list[FileLocation] = []
     problems: list[FileProblem] = []
+    skipped = 0  # files refused by their first bytes: scanned, like those the header reader refuses
     for item in iter_locations(paths):
-        (problems if isinstance(item, FileProblem) else locations).append(item)
+        if isinstance(item, FileProblem):
+            problems.append(item)
+            skipped += isinstance(item, Skipped)
+        else:
+            locations.append(item)
+        if cancel is not None and (len(locations) + len(problems)) % 256 == 0:
+            cancel.raise_if_cancelled()
     headers: list[InstanceHeader] = []
     results: list[ResultRef] = []
     total = len(locations)
@@ -36,4 +43,4 @@ def scan_paths(
             problems.append(result)
         if done % 16 == 0 or done == total:
             progress(done, total)
-    return build_catalog(headers, problems, files_scanned=total, results=results)
+    return build_catalog(headers, problems, files_scanned=total + skipped, results=results)

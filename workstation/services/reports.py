@@ -48,16 +48,35 @@ def scan_report(catalog: Catalog, roots: list[str]) -> dict[str, Any]:
         "files_scanned": catalog.files_scanned,
         "images": len(catalog.headers),
         "patients": list(patients.values()),
-        "unreadable": [{"path": str(p.location), "reason": p.reason} for p in catalog.problems],
+        "unreadable": [_problem(p) for p in catalog.problems if not is_warning(p.reason)],
+        "warnings": [_problem(p) for p in catalog.problems if is_warning(p.reason)],  # files read, but suspicious
         "results": [{"path": str(r.location), "kind": r.kind, "sop_instance_uid": r.sop_instance_uid,
                      "study_instance_uid": r.study_instance_uid, "referenced_series": list(r.referenced_series_uids)}
                     for r in catalog.results],
     }
 
 
+def _problem(problem) -> dict[str, str]:
+    return {"path": str(problem.location), "reason": problem.reason}
+
+
+def is_warning(reason: str) -> bool:
+    """A problem about a file that was still read (e.g. a suspicious preamble), not a skipped file."""
+    return reason.startswith("warning:")
+
+
+def printable(text: str) -> str:
+    """`text` with the bytes of names that are not UTF-8 (surrogate escapes) shown as \\xNN, so it can be printed."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that is no escaped byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def format_report(report: dict[str, Any]) -> str:
     lines = [f"Scanned {report['files_scanned']} file(s): {report['images']} image instance(s), "
-             f"{len(report['unreadable'])} unreadable."]
+             f"{len(report['unreadable'])} unreadable"
+             + (f", {len(report['warnings'])} warning(s)." if report.get("warnings") else ".")]
     for patient in report["patients"]:
         lines.append(f"Patient {patient['patient_name'] or '(no name)'}  ID {patient['patient_id'] or '(none)'}")
         for study in patient["studies"]:
@@ -72,7 +91,10 @@ def format_report(report: dict[str, Any]) -> str:
     if report.get("results"):
         lines.append("Results objects (shown over the series they refer to):")
         lines.extend(f"  {r['kind']:<5} {r['path']}" for r in report["results"])
+    if report.get("warnings"):
+        lines.append("Warnings (files read):")
+        lines.extend(f"  {w['path']}: {w['reason']}" for w in report["warnings"])
     if report["unreadable"]:
         lines.append("Unreadable files (skipped):")
         lines.extend(f"  {u['path']}: {u['reason']}" for u in report["unreadable"])
-    return "\n".join(lines)
+    return printable("\n".join(lines))
