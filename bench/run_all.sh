@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Run every benchmark in turn. Extra arguments go to each script (e.g. --repeats 3).
-# BENCH_DATA=DIR keeps the generated studies in DIR/series, DIR/slice and DIR/retrieve (with Orthanc's
-# storage) and reuses them next time. retrieve.py needs root (private network namespace), Orthanc and DCMTK;
+# BENCH_DATA=DIR keeps the generated studies in DIR/series, DIR/slice, DIR/results and DIR/retrieve (with Orthanc's
+# storage) and reuses them next time. retrieve.py and results.py need root (private network namespace), Orthanc/DCMTK;
 # sync.py also measures PostgreSQL when the Debian package postgresql is installed (root: it runs as 'postgres').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 export QT_QPA_PLATFORM=${QT_QPA_PLATFORM:-offscreen}
-load_args=() redraw_args=() retrieve_args=()
+load_args=() redraw_args=() retrieve_args=() results_args=()
 if [ -n "${BENCH_DATA:-}" ]; then
     load_args=(--data "$BENCH_DATA/series")
     redraw_args=(--data "$BENCH_DATA/slice")
     retrieve_args=(--data "$BENCH_DATA/retrieve")
+    results_args=(--data "$BENCH_DATA/results")
 fi
 echo "=== bench/load_series.py"
 "$PY" bench/load_series.py "${load_args[@]}" "$@"
@@ -21,6 +22,9 @@ echo "=== bench/window_redraw.py"
 echo
 echo "=== bench/retrieve.py"
 "$PY" bench/retrieve.py "${retrieve_args[@]}" "$@"
+echo
+echo "=== bench/results.py"
+"$PY" bench/results.py "${results_args[@]}" "$@"
 echo
 echo "=== bench/inference.py"
 "$PY" bench/inference.py "$@"
