@@ -110,3 +110,46 @@ def test_boxes_smaller_than_3_px_or_2_mm_are_refused_and_nothing_is_written(tmp_
         assert store.feedback(KEY.series_instance_uid) == []
         flipped = review.edit_box("a", (20.0, 21.0, 10.0, 11.0))
         assert flipped.geometry.box_px == (10.0, 11.0, 20.0, 21.0)  # corners dragged past each other: normalised
+
+
+def test_undo_never_reverts_under_another_readers_later_decision(tmp_path, backend):
+    with open_store(tmp_path, backend) as store:  # bob, reviewer: adds a finding and moves box #1
+        review = ReviewSession(store, KEY, MODEL, FINDINGS)
+        added = review.add(7, (50.0, 50.0, 60.0, 60.0), "nodule")
+        review.edit_box("a", (12.0, 12.0, 22.0, 22.0))
+    with open_store(tmp_path, backend, Role.RADIOLOGIST, "carol") as store:  # carol accepts both as she sees them
+        review = ReviewSession(store, KEY, MODEL, FINDINGS)
+        review.accept(added.finding_id, comment="true nodule, 10 mm")
+        review.accept("a")
+    with open_store(tmp_path, backend) as store:
+        review = ReviewSession(store, KEY, MODEL, FINDINGS)
+        with pytest.raises(ReviewRefused, match="carol has since accepted this finding"):
+            review.undo()  # the move of #1: carol accepted the moved box
+        assert review.state("a").geometry.box_px == (12.0, 12.0, 22.0, 22.0)
+        bobs_move = [e for e in store.feedback(KEY.series_instance_uid) if e.action is Action.MOVE][0]
+        forged = FeedbackEntry("x2", Action.UNDO, "a", KEY.study_instance_uid, KEY.series_instance_uid, "", MODEL.name,
+                               MODEL.version, "bob", "reviewer", "ws-07", now_utc(), reverts=bobs_move.entry_id)
+        with pytest.raises(PermissionDenied):
+            store.record_feedback(forged)  # written past the service: the store refuses it as well
+        assert "carol has since accepted" in store.audit_entries()[-1].outcome_text
+        assert review.state(added.finding_id).state is State.ACCEPTED
+
+
+def test_the_store_refuses_changes_to_a_signed_off_run_without_a_reopen(tmp_path, backend):
+    with open_store(tmp_path, backend, Role.RADIOLOGIST, "carol") as store:
+        review = ReviewSession(store, KEY, MODEL, FINDINGS)
+        review.accept("a")
+        review.reject("b")
+        review.sign_off()
+        accept = store.feedback(KEY.series_instance_uid)[0]
+
+        def entry(action, finding, **values):
+            return FeedbackEntry(f"x-{action.value}", action, finding, KEY.study_instance_uid, KEY.series_instance_uid,
+                                 "", MODEL.name, MODEL.version, "carol", "radiologist", "ws-07", now_utc(), **values)
+
+        for forged in (entry(Action.REJECT, "a"), entry(Action.UNDO, "a", reverts=accept.entry_id),
+                       entry(Action.SIGNOFF, "", details={"findings": []})):
+            with pytest.raises(PermissionDenied):
+                store.record_feedback(forged)
+        assert [e.action for e in store.feedback(KEY.series_instance_uid)] == [Action.ACCEPT, Action.REJECT, Action.SIGNOFF]
+        assert ReviewSession(store, KEY, MODEL, FINDINGS).pending() == []

@@ -282,3 +282,66 @@ def state_summary(state: FindingState) -> str:
         if state.relabelled:
             text += ", relabelled"
     return text
+
+
+_VERB = {Action.ACCEPT: "accepted", Action.REJECT: "rejected", Action.COMMENT: "commented on", Action.MOVE: "moved",
+         Action.RESIZE: "resized", Action.RELABEL: "relabelled", Action.DELETE: "deleted", Action.ADD: "added"}
+
+
+def entry_refusal(entries: list[FeedbackEntry], entry: FeedbackEntry) -> str | None:
+    """Why `entry` must not be written after the series' `entries` (write order), or None.
+
+    The store asks this inside its write transaction, so the rules hold whoever
+    writes: nothing in a signed-off run changes until a reopen names that
+    sign-off; undo and redo revert only the writer's own entries of this series,
+    never across a sign-off or reopen, and never under another reader's later
+    decision on the same finding (it would change what that reader saw).
+    """
+    run = [e for e in entries if (e.model_name, e.model_version) == (entry.model_name, entry.model_version)]
+    signed: FeedbackEntry | None = None
+    for e in run:
+        if e.action is Action.SIGNOFF:
+            signed = e
+        elif e.action is Action.REOPEN and signed is not None and e.reverts == signed.entry_id:
+            signed = None
+    if entry.action is Action.REOPEN:
+        return None if signed is not None and entry.reverts == signed.entry_id else "only the sign-off in force can be reopened"
+    if signed is not None:
+        covered = {f.get("finding_id") for f in (signed.details or {}).get("findings", [])}
+        if entry.action in (Action.SIGNOFF, Action.ADD) or entry.finding_id in covered:
+            return (f"signed off by {signed.user} at {signed.at_utc[:16].replace('T', ' ')} UTC: "
+                    "a reviewer must reopen it before anything changes")
+    if entry.action in (Action.UNDO, Action.REDO):
+        return _revert_refusal(entries, entry)
+    return None
+
+
+def _revert_refusal(entries: list[FeedbackEntry], entry: FeedbackEntry) -> str | None:
+    by_id = {e.entry_id: e for e in entries}
+    target = by_id.get(entry.reverts)
+    if target is None or target.user != entry.user or target.series_instance_uid != entry.series_instance_uid:
+        return "only your own entries of this series can be undone or redone"
+    if entry.finding_id != target.finding_id:
+        return "the entry names another finding than the one it reverts"
+    if entry.action is Action.REDO:
+        if target.action is not Action.UNDO or target.reverts not in by_id:
+            return "redo reverts an undo"
+        original = by_id[target.reverts]
+    elif not target.action.reversible:
+        return f"a {target.action.value} cannot be undone"
+    else:
+        original = target
+    undone = undone_ids(entries)
+    if entry.action is Action.UNDO and original.entry_id in undone:
+        return "already undone"
+    if entry.action is Action.REDO and original.entry_id not in undone:
+        return "nothing undone to redo"
+    after = entries[entries.index(original) + 1:]
+    if any(e.action in (Action.SIGNOFF, Action.REOPEN) for e in after):
+        return "it was made before a sign-off"
+    in_force = {e.entry_id for e in effective_entries(entries)}
+    later = [e for e in after if e.finding_id == original.finding_id and e.user != entry.user
+             and e.action.reversible and e.entry_id in in_force]
+    if later:
+        return f"{later[-1].user} has since {_VERB.get(later[-1].action, later[-1].action.value)} this finding"
+    return None

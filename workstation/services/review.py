@@ -16,8 +16,8 @@ from workstation.core.audit import AuditEvent
 from workstation.core.events import Event
 from workstation.core.findings import Finding, InferenceResult, ModelRef
 from workstation.core.review import (
-    Action, BoxGeometry, FeedbackEntry, FindingState, SignOff, State, derive_states, sign_off_of, undo_redo_targets,
-    undone_ids,
+    Action, BoxGeometry, FeedbackEntry, FindingState, SignOff, State, derive_states, entry_refusal, sign_off_of,
+    undo_redo_targets, undone_ids,
 )
 from workstation.core.roles import Permission, User
 from workstation.core.study import DisplaySet
@@ -249,6 +249,9 @@ class ReviewSession:
             workstation_id=self.store.identity.workstation_id, at_utc=now_utc(), before=before, after=after,
             label=label, comment=comment.strip(), reverts=reverts, details=details,
         )
+        refusal = entry_refusal(self.store.feedback(self.key.series_instance_uid), entry)
+        if refusal:  # said plainly here; the store would refuse it too (and record the attempt)
+            raise ReviewRefused(f"not possible: {refusal}")
         self.store.record_feedback(entry)
         self._load()
         state = self._states.get(finding_id)

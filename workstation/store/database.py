@@ -28,7 +28,7 @@ from workstation.core.audit import (
     GENESIS, AuditEntry, AuditEvent, ChainProblem, ChainReport, Outcome, digest, verify_chain, chain_entry,
 )
 from workstation.core.findings import Finding, InferenceResult, ModelRef
-from workstation.core.review import Action, FeedbackEntry
+from workstation.core.review import Action, FeedbackEntry, entry_refusal
 from workstation.core.roles import Permission, PermissionDenied, User
 from workstation.core.sync import Record, SyncItem
 from workstation.store import keys
@@ -41,6 +41,10 @@ BUSY_TIMEOUT_MS = 10_000
 
 class StoreError(RuntimeError):
     """The store cannot be used; the message says why and what to do."""
+
+
+class _Refused(Exception):
+    """Internal: a review entry the rules refuse (rolls the write transaction back)."""
 
 
 class StoreLocked(StoreError):
@@ -174,24 +178,21 @@ class Store:
             findings = (entry.details or {}).get("findings", [])
             details["final_states"] = {str(f.get("number")): f.get("state") for f in findings}
         event = AuditEvent(entry.action.audit_kind, entry.at_utc, details, study_instance_uid=entry.study_instance_uid)
-        if entry.action in (Action.UNDO, Action.REDO) and not self._own_target(entry):
-            self._deny(entry.action.permission, entry.study_instance_uid,
-                       f"{entry.action.value} of entry {entry.reverts} refused: not an own entry of this series")
-            raise PermissionDenied(user, entry.action.permission)
-        with self._transaction() as db:
-            audit = self._append(db, event)
-            db.execute("INSERT INTO feedback (entry_id, audit_seq, series_instance_uid, finding_id, payload) VALUES (?,?,?,?,?)",
-                       (entry.entry_id, audit.seq, entry.series_instance_uid, entry.finding_id, _json(payload)))
+        try:
+            with self._transaction() as db:  # the rules are checked against what is stored now, inside the write
+                rows = db.execute("SELECT payload FROM feedback WHERE series_instance_uid = ? ORDER BY audit_seq",
+                                  (entry.series_instance_uid,)).fetchall()
+                refusal = entry_refusal([FeedbackEntry.from_dict(json.loads(p)) for (p,) in rows], entry)
+                if refusal:
+                    raise _Refused(refusal)
+                audit = self._append(db, event)
+                db.execute("INSERT INTO feedback (entry_id, audit_seq, series_instance_uid, finding_id, payload) "
+                           "VALUES (?,?,?,?,?)",
+                           (entry.entry_id, audit.seq, entry.series_instance_uid, entry.finding_id, _json(payload)))
+        except _Refused as refused:
+            self._deny(entry.action.permission, entry.study_instance_uid, f"{entry.action.value} refused: {refused}")
+            raise PermissionDenied(user, entry.action.permission) from None
         return audit
-
-    def _own_target(self, entry: FeedbackEntry) -> bool:
-        """Undo and redo revert the signed-in user's own entries of the same series, nothing else."""
-        rows = self._query("SELECT payload FROM feedback WHERE entry_id = ?", (entry.reverts,))
-        if not rows:
-            return False
-        target = FeedbackEntry.from_dict(json.loads(rows[0][0]))
-        kind_ok = target.action is Action.UNDO if entry.action is Action.REDO else target.action.reversible
-        return kind_ok and target.user == entry.user and target.series_instance_uid == entry.series_instance_uid
 
     def record_inference(self, result: InferenceResult, event: AuditEvent) -> str:
         """The findings of a run (so a reopened study shows them) with its audit entry; returns the run id."""
