@@ -49,3 +49,24 @@ def test_a_damaged_result_object_is_a_problem_and_the_series_still_opens(study, 
     assert len(catalog.display_sets) == 1 and len(catalog.results) == 1
     shown, problems = read_for_series(catalog, catalog.display_sets[0])
     assert shown is None and len(problems) == 1 and "not shown" in problems[0].reason
+
+
+def test_the_newest_review_sr_wins_whatever_the_file_order(study):
+    from dataclasses import replace
+
+    from results_data import review_context, run_context
+    from workstation.results import build_results, read_results
+    from workstation.services.results_reading import to_display
+
+    run = run_context(study)
+    old_review = review_context(run)
+    new_states = [dict(s, state="rejected" if s["finding_id"] == "f1" else s["state"]) for s in old_review.final_states]
+    new_review = replace(old_review, signed_at_utc="2026-12-04T12:00:00+00:00", signoff_entry_id="signoff-2",
+                         final_states=new_states)
+    old_sr = next(b.dataset for b in build_results(run, old_review) if b.kind == "review-sr")
+    new_sr = next(b.dataset for b in build_results(run, new_review) if b.kind == "review-sr")
+    display_set = scan_paths([str(study.directory)]).display_sets[0]
+    for order in ([old_sr, new_sr], [new_sr, old_sr]):
+        found, _ = read_results(order)
+        shown = to_display(found, display_set)
+        assert {s.geometry.frame_index: s.state for s in shown.states}[6] == State.REJECTED

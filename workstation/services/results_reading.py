@@ -68,6 +68,7 @@ def to_display(found: list[ForeignFindings], display_set: DisplaySet) -> ShownRe
     def frame_of(sop_uid: str, frame_number: int | None) -> int | None:
         return frames.get((sop_uid, frame_number)) if frame_number else firsts.get(sop_uid)
 
+    found = sorted(found, key=_written)  # the newest of each kind wins, whatever the file order
     reviews = [f for f in found if f.kind == KIND_REVIEW_SR and f.findings]
     srs = [f for f in found if f.kind not in (KIND_GSPS, KIND_PMAP) and f.findings]
     boxes_from = reviews[-1:] or srs[-1:] or [f for f in found if f.kind == KIND_GSPS][-1:]
@@ -108,6 +109,11 @@ def to_display(found: list[ForeignFindings], display_set: DisplaySet) -> ShownRe
     result = InferenceResult(ModelRef(name, "", ""), "stored result", series.study.study_instance_uid,
                              series.series_instance_uid, findings, heat, 0.0, "")
     return ShownResults(result, states, "; ".join(sources), placed > 0)
+
+
+def _written(found: ForeignFindings) -> str:
+    """When the object says it was made (verification time for a review SR), digits only, for ordering."""
+    return "".join(ch for ch in (found.verified_at or found.content_datetime) if ch.isdigit())[:14].ljust(14, "0")
 
 
 def _gsps_boxes(gsps: ForeignFindings):

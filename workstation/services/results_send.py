@@ -21,7 +21,7 @@ from io import BytesIO
 from pydicom import Dataset, dcmwrite
 
 from workstation.core.audit import Outcome
-from workstation.core.site import SiteConfig
+from workstation.core.site import ConfigError, SiteConfig
 from workstation.core.tasks import CancelToken
 from workstation.net.errors import PacsError
 from workstation.net.store_scu import Outgoing, StoreOutcome, outgoing, store_objects
@@ -32,6 +32,7 @@ from workstation.store.result_queue import QueuedResult, ResultQueue
 log = logging.getLogger(__name__)
 
 QUEUED, RETRYING, SENT, FAILED = "queued", "retrying", "sent", "failed"
+SUPERSEDED, WITHDRAWN = "superseded", "withdrawn"  # never sent: a newer build replaced it / its review was reopened
 FIRST_RETRY_S = 30.0
 
 
@@ -76,21 +77,31 @@ class ResultsOutbox:
 
         run, review = contexts_for_series(self.store, series_instance_uid, sources)
         study = str(run.sources[0].StudyInstanceUID)
-        return self.enqueue(build_results(run, review), study, series_instance_uid, run.run_id, node)
+        return self.enqueue(build_results(run, review), study, series_instance_uid, run.run_id, node,
+                            signoff_entry_id=review.signoff_entry_id if review is not None else "")
 
     # ----- queueing
     def enqueue(self, objects: list, study_instance_uid: str, series_instance_uid: str, run_id: str,
-                node: str | None = None) -> list[QueuedResult]:
-        """Queue built objects (each with .kind, .dataset, .content_key) for `node` (default: the site's)."""
+                node: str | None = None, signoff_entry_id: str = "") -> list[QueuedResult]:
+        """Queue built objects (each with .kind, .dataset, .content_key) for `node` (default: the site's).
+
+        An unsent object of the same run and kind with other content is superseded (never sent): the PACS gets
+        what the review says now. `signoff_entry_id`: the sign-off the objects were built from, if any.
+        """
         node = node or self.config.results.node
         if not node:
             raise ValueError("no PACS node for results: set [results] node in the site configuration")
         self.config.node(node)  # ConfigError naming the known nodes
         queued, stamp = [], now_utc()
+        waiting = self.queue.items(study_instance_uid, (QUEUED, RETRYING))
         for built in objects:
             dataset: Dataset = built.dataset
+            for old in waiting:
+                if (old.run_id, old.kind, old.node) == (run_id, built.kind, node) and old.content_key != built.content_key:
+                    self.queue.update(old.sop_instance_uid, state=SUPERSEDED, reason="replaced by a newer build")
+            signoff = signoff_entry_id if built.kind in SIGNED_KINDS else ""
             item = QueuedResult(str(dataset.SOPInstanceUID), study_instance_uid, series_instance_uid, run_id,
-                                built.kind, built.content_key, node, QUEUED, 0, None, "", stamp, stamp, "")
+                                built.kind, built.content_key, node, QUEUED, 0, None, "", stamp, stamp, "", signoff)
             queued.append(self.queue.add(item, part10(dataset)))
         return queued
 
@@ -112,7 +123,7 @@ class ResultsOutbox:
                      progress: Callable[[int, int], None] = lambda _d, _t: None, due_only: bool = True) -> SendReport:
         """Send what is queued (and, with `due_only`, whose retry time has come), node by node."""
         now = self._clock()
-        items = [i for i in self.pending(study_instance_uid)
+        items = [i for i in self._still_valid(self.pending(study_instance_uid))
                  if not due_only or not i.next_attempt_utc or datetime.fromisoformat(i.next_attempt_utc) <= now]
         report = SendReport()
         for node_name in dict.fromkeys(i.node for i in items):
@@ -122,12 +133,32 @@ class ResultsOutbox:
                 break
         return report
 
+    def _still_valid(self, items: list[QueuedResult]) -> list[QueuedResult]:
+        """Objects made from a sign-off that was reopened since are withdrawn, not sent (the reader changed it)."""
+        from workstation.services.results_build import review_context
+
+        kept, in_force = [], {}
+        for item in items:
+            if item.signoff_entry_id:
+                if item.run_id not in in_force:
+                    run = next((r for r in self.store.inference_runs(item.series_instance_uid) if r.run_id == item.run_id), None)
+                    review = review_context(self.store, run) if run is not None else None
+                    in_force[item.run_id] = review.signoff_entry_id if review is not None else ""
+                if in_force[item.run_id] != item.signoff_entry_id:
+                    self.queue.update(item.sop_instance_uid, state=WITHDRAWN,
+                                      reason="not sent: the review it records was reopened")
+                    continue
+            kept.append(item)
+        return kept
+
     def _send_batch(self, node_name: str, batch: list[QueuedResult], report: SendReport,
                     cancel: CancelToken | None, progress) -> None:
         try:
             node = self.config.node(node_name)
             objects: list[Outgoing] = [outgoing(self.queue.data(i.sop_instance_uid)) for i in batch]
             outcomes = self._send(node, self.config.local, objects, cancel, progress)
+        except ConfigError as exc:  # the node was removed from the site file: retrying cannot help
+            outcomes = [StoreOutcome(i.sop_instance_uid, False, None, f"not sent: {exc}", refused=True) for i in batch]
         except PacsError as exc:
             outcomes = [StoreOutcome(i.sop_instance_uid, False, None, str(exc)) for i in batch]
         except Exception as exc:  # noqa: BLE001 - a configuration or store problem: kept, reported, retried
@@ -187,6 +218,7 @@ class ResultsOutbox:
 
 
 _NONE = StoreOutcome("", False, None, "not sent")
+SIGNED_KINDS = ("review-sr", "gsps")  # a GSPS built after a sign-off draws the reader's verdicts
 
 
 def part10(dataset: Dataset) -> bytes:

@@ -30,6 +30,7 @@ class QueuedResult:
     created_utc: str
     updated_utc: str
     next_attempt_utc: str
+    signoff_entry_id: str = ""  # objects made from a sign-off (review SR, reviewed GSPS) go only while it holds
 
 
 
@@ -47,7 +48,7 @@ class ResultQueue:
                              "content_key = ? AND node = ?", (item.run_id, item.kind, item.content_key, item.node)).fetchone()
             if row is not None:
                 return QueuedResult(*row)
-            db.execute(f"INSERT INTO result_objects ({_RESULT_COLUMNS}, data) VALUES ({', '.join('?' * 15)})",
+            db.execute(f"INSERT INTO result_objects ({_RESULT_COLUMNS}, data) VALUES ({', '.join('?' * 16)})",
                        (*_result_values(item), data))
         return item
 
@@ -80,10 +81,10 @@ class ResultQueue:
 
 
 _RESULT_COLUMNS = ("sop_instance_uid, study_instance_uid, series_instance_uid, run_id, kind, content_key, node, state, "
-                   "attempts, status, reason, created_utc, updated_utc, next_attempt_utc")
+                   "attempts, status, reason, created_utc, updated_utc, next_attempt_utc, signoff_entry_id")
 
 
 def _result_values(item: QueuedResult) -> tuple:
     return (item.sop_instance_uid, item.study_instance_uid, item.series_instance_uid, item.run_id, item.kind,
             item.content_key, item.node, item.state, item.attempts, item.status, item.reason, item.created_utc,
-            item.updated_utc, item.next_attempt_utc)
+            item.updated_utc, item.next_attempt_utc, item.signoff_entry_id)

@@ -83,6 +83,7 @@ CREATE TABLE result_objects (
     created_utc TEXT NOT NULL,
     updated_utc TEXT NOT NULL,
     next_attempt_utc TEXT NOT NULL DEFAULT '',
+    signoff_entry_id TEXT NOT NULL DEFAULT '',
     data BLOB NOT NULL
 );
 CREATE UNIQUE INDEX result_objects_content ON result_objects(run_id, kind, content_key, node);
