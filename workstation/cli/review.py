@@ -2,8 +2,8 @@
 
 Prints, per series and stored run, each finding's number, state, who and
 comments, the pending count and the sign-off (`workstation.review-status/1`
-with --json). Exit 0 when every listed run is signed off, 1 when some run is
-not (or none is stored), 2 for a usage or configuration error, 3 when the
+with --json). Exit 0 when the newest run of every listed series is signed off
+(the one the viewer shows), 1 when one is not (or none is stored), 2 for a usage or configuration error, 3 when the
 store cannot be opened. It reads review entries only (no pixel data, no
 patient names) and writes nothing.
 """

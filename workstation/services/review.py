@@ -27,6 +27,10 @@ MIN_BOX_PX = 3.0  # a box smaller than this (or than MIN_BOX_MM where the spacin
 MIN_BOX_MM = 2.0
 
 
+class SavedButUnread(RuntimeError):
+    """The entry was written; reading the review back afterwards failed (the window must not say "not saved")."""
+
+
 class ReviewRefused(ValueError):
     """An action the review's state does not allow (signed off, nothing to undo, findings pending)."""
 
@@ -253,7 +257,10 @@ class ReviewSession:
         if refusal:  # said plainly here; the store would refuse it too (and record the attempt)
             raise ReviewRefused(f"not possible: {refusal}")
         self.store.record_feedback(entry)
-        self._load()
+        try:
+            self._load()
+        except Exception as exc:  # the entry is stored; only showing it failed - never say "not saved"
+            raise SavedButUnread(f"saved, but the review could not be read back: {exc}") from exc
         state = self._states.get(finding_id)
         self.changed.emit(state)
         return state

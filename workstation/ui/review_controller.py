@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QMessageBox
@@ -20,12 +21,14 @@ from workstation.core.findings import Finding, ModelRef
 from workstation.core.review import FindingState, derive_states
 from workstation.core.roles import Permission, PermissionDenied
 from workstation.core.study import DisplaySet
-from workstation.services.review import ReviewService, ReviewSession, describe
 from workstation.ui.finding_history import FindingHistory
 from workstation.ui.findings_panel import FindingsPanel
 from workstation.ui.review_panel import ReviewPanel
 from workstation.ui.review_style import score_text
 from workstation.ui.viewer import SliceViewer
+
+if TYPE_CHECKING:  # the review service (and the store under it) loads with the work session, not with the window
+    from workstation.services.review import ReviewService, ReviewSession
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,13 @@ def ask(parent, title: str, text: str) -> bool:
     answer = QMessageBox.question(parent, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
                                   QMessageBox.StandardButton.No)
     return answer == QMessageBox.StandardButton.Yes
+
+
+def describe(entry, labels) -> str:
+    """services.review's words for a review entry (imported on first use: only a session has entries)."""
+    from workstation.services.review import describe as describe_entry
+
+    return describe_entry(entry, labels)
 
 
 class ReviewController(QObject):
@@ -310,6 +320,9 @@ class ReviewController(QObject):
             return call(self.review)
         except PermissionDenied as exc:
             self._error(f"Not allowed: {exc}. Nothing was saved.")
+        except SavedButUnread as exc:
+            log.exception("review re-read failed")
+            self._error(f"Saved. {str(exc)[7:].capitalize()}; reopen the series to see it.")
         except (ValueError, KeyError) as exc:
             self._error(f"Not saved: {exc}")
         except Exception as exc:  # noqa: BLE001 - a store failure: say so, keep the window
