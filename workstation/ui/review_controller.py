@@ -123,8 +123,10 @@ class ReviewController(QObject):
             except Exception as exc:  # noqa: BLE001 - the viewer stays usable
                 log.exception("stored runs could not be read")
                 self._error(f"Saved AI findings could not be read: {exc}")
-        if run is None or any(f.frame_index >= len(display_set.frames) for f in run.findings):
-            self.clear()  # none, or made for another version of this series
+        here = [f.instance.sop_instance_uid for f in display_set.frames]
+        if run is None or any(f.frame_index >= len(here) or (f.sop_instance_uid and here[f.frame_index] != f.sop_instance_uid)
+                              for f in run.findings):
+            self.clear()  # none, or made for another version or another part of this series
             return None
         self.begin(display_set, run.model, run.findings, labels_for(run.model))
         return run
