@@ -318,6 +318,8 @@ class ReviewController(QObject):
         if self.review is None:
             self._error(self.disabled_reason or "Review disabled: no findings under review.")
             return self._FAILED
+        from workstation.services.review import SavedButUnread  # loaded already: a review comes from the service
+
         try:
             return call(self.review)
         except PermissionDenied as exc:
