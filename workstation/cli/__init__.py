@@ -124,6 +124,7 @@ def _viewer(argv: list[str]) -> int:
     parser.add_argument("--screenshot", type=Path, metavar="FILE.png",
                         help="render the window offscreen with the first series loaded, save it and exit")
     parser.add_argument("--config", metavar="FILE", help="site configuration (default: $WORKSTATION_CONFIG or the platform's)")
+    parser.add_argument("--first-paint", action="store_true", help=argparse.SUPPRESS)  # bench/cold_start.py
     parser.add_argument("--version", action="version", version=f"workstation {__version__}")
     args = parser.parse_args(argv)
     paths = [str(p) for p in args.paths]
@@ -137,7 +138,7 @@ def _viewer(argv: list[str]) -> int:
             _use_demo_store()
     from workstation.ui.app import run
 
-    return run(paths, screenshot=args.screenshot, config_option=config, ai=args.ai)
+    return run(paths, screenshot=args.screenshot, config_option=config, ai=args.ai, first_paint=args.first_paint)
 
 
 def _use_demo_store() -> None:

@@ -39,10 +39,10 @@ def open_work_session(config, backend=None):
 def open_sync(config, session, backend=None):
     """(SyncWorker not started, "") when the site has a central server and the store is open; (None, why not)
     when a server is configured but sync cannot run; (None, "") when the site has no server."""
-    from workstation.services.sync import SyncError, make_worker
-
     if not config.server.configured:
         return None, ""
+    from workstation.services.sync import SyncError, make_worker
+
     if session is None:
         return None, "the encrypted store is not open"
     try:
@@ -52,7 +52,9 @@ def open_sync(config, session, backend=None):
         return None, str(exc)
 
 
-def run(paths: list[str], screenshot: Path | None = None, config_option: str | None = None, ai: bool = False) -> int:
+def run(paths: list[str], screenshot: Path | None = None, config_option: str | None = None, ai: bool = False,
+        first_paint: bool = False) -> int:
+    """`first_paint` (bench/cold_start.py): print the wall-clock time once a decoded slice is painted, then exit."""
     if screenshot is not None and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QTimer
@@ -77,6 +79,8 @@ def run(paths: list[str], screenshot: Path | None = None, config_option: str | N
     window.resize(1400, 900)
     window.show()
     _report_unexpected_errors(window)
+    if first_paint:
+        _exit_after_first_paint(window, app)
     if screenshot is None:
         window.open_paths(paths)
         return app.exec()
@@ -145,3 +149,27 @@ def _report_unexpected_errors(window) -> None:
         window.statusBar().showMessage(f"Unexpected error: {exc_type.__name__}: {exc} (details in the log)", 15000)
 
     sys.excepthook = hook
+
+
+def _exit_after_first_paint(window, app) -> None:
+    """Print "first-paint <time.time()>" after the viewer first paints a decoded slice, then quit."""
+    import time
+
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    class Watch(QObject):
+        done = False
+
+        def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt naming
+            if event.type() == QEvent.Type.Paint and not self.done and window.viewer._shown_frame is not None:  # noqa: SLF001
+                self.done = True
+                QTimer.singleShot(0, finish)  # after this paint event has been handled
+            return False
+
+    def finish() -> None:
+        print(f"first-paint {time.time():.6f}", flush=True)
+        window.close()
+        app.quit()
+
+    window._first_paint_watch = watch = Watch(window)  # noqa: SLF001 - kept alive with the window
+    window.viewer.view.viewport().installEventFilter(watch)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
 from workstation.core.events import Event
 from workstation.services.loading import SeriesLoad, StudyLibrary
-from workstation.services.sync import SyncWorker
+
+if TYPE_CHECKING:  # httpx loads with the sync worker, not with the window
+    from workstation.services.sync import SyncWorker
 
 
 class _Relay(QObject):

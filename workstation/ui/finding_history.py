@@ -7,11 +7,13 @@ decided again; a reader deciding after a colleague must see what was said.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem, QWidget
 
-from workstation.services.review import HistoryLine
+if TYPE_CHECKING:  # the review service (and the store under it) loads with the work session
+    from workstation.services.review import HistoryLine
 
 COLUMNS = ["When (UTC)", "Who", "What", "Comment"]
 

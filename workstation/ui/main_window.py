@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
@@ -28,15 +29,11 @@ from workstation.core.study import Catalog, DisplaySet
 from workstation.services.executor import previews
 from workstation.services.inference import InferenceService
 from workstation.services.loading import SeriesLoad, StudyLibrary, thumbnail
-from workstation.services.pacs import PacsService
-from workstation.services.session import WorkSession
-from workstation.services.sync import SyncWorker
 from workstation.ui.ai_controller import AiController
 from workstation.ui.ai_panel import AiPanel
 from workstation.ui.bridge import LibrarySignals, LoadSignals, ResultSignal
 from workstation.ui.browser import StudyBrowser
 from workstation.ui.problems import ProblemsPanel
-from workstation.ui.query_window import QueryRetrieveWindow
 from workstation.ui.results_controller import StoredResultsController
 from workstation.ui.results_send_controller import ResultsSendController
 from workstation.ui.review_controller import ReviewController
@@ -44,6 +41,12 @@ from workstation.ui.shortcuts_dialog import ShortcutsDialog
 from workstation.ui.sync_controller import SyncController
 from workstation.ui.sync_status import SyncStatus
 from workstation.ui.viewer import ZOOM_STEP, SliceViewer
+
+if TYPE_CHECKING:  # networking, HTTP and the store load when first used, not before the first picture
+    from workstation.services.pacs import PacsService
+    from workstation.services.session import WorkSession
+    from workstation.services.sync import SyncWorker
+    from workstation.ui.query_window import QueryRetrieveWindow
 
 log = logging.getLogger(__name__)
 
@@ -457,6 +460,9 @@ class MainWindow(QMainWindow):
             self._idle("No PACS nodes configured: IT sets them in the site configuration")
             return None
         if self.query_window is None:
+            from workstation.services.pacs import PacsService
+            from workstation.ui.query_window import QueryRetrieveWindow
+
             self.pacs = PacsService(self.config, audit=self.work.audit if self.work is not None else None)
             self.query_window = QueryRetrieveWindow(self.pacs, self.library, self)
         self.query_window.show()

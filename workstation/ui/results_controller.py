@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
 from workstation.core.study import Catalog, DisplaySet
 from workstation.services.executor import background
-from workstation.services.results_reading import ShownResults, read_for_series
 from workstation.ui.ai_panel import AiPanel
 from workstation.ui.bridge import ResultSignal
 from workstation.ui.problems import ProblemsPanel
 from workstation.ui.review_controller import ReviewController
 from workstation.ui.viewer import SliceViewer
+
+if TYPE_CHECKING:
+    from workstation.services.results_reading import ShownResults
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,8 @@ class StoredResultsController(QObject):
 
         def work():
             try:
+                from workstation.services.results_reading import read_for_series  # highdicom: only when needed
+
                 return read_for_series(catalog, display_set)
             except Exception as exc:  # noqa: BLE001 - reported as a problem below, never a traceback
                 log.exception("stored results could not be read")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction
@@ -15,9 +16,11 @@ from workstation.core.site import SiteConfig
 from workstation.core.study import Catalog, DisplaySet
 from workstation.core.tasks import CancelToken
 from workstation.services.executor import network
-from workstation.services.results_send import ResultsOutbox, SendReport, study_state
-from workstation.services.session import WorkSession
 from workstation.ui.ai_panel import AiPanel
+
+if TYPE_CHECKING:  # the outbox (DICOM networking, the store) loads with the session, not with the window
+    from workstation.services.results_send import SendReport
+    from workstation.services.session import WorkSession
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,11 @@ class ResultsSendController(QObject):
                  idle: Callable[[str], None], parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.config, self.panel, self.current, self._busy, self._idle = config, panel, current, busy, idle
-        self.outbox = ResultsOutbox(config, work.store, work.audit) if work is not None else None
+        self.outbox = None
+        if work is not None:
+            from workstation.services.results_send import ResultsOutbox
+
+            self.outbox = ResultsOutbox(config, work.store, work.audit)
         self.reason = ("no encrypted store: results cannot be queued" if work is None else
                        "" if config.results.node else "no PACS node for results: IT sets [results] node")
         self._cancel: CancelToken | None = None
@@ -92,7 +99,11 @@ class ResultsSendController(QObject):
             self._cancel.cancel()
 
     def show_state(self, study_instance_uid: str) -> None:
-        text = study_state(self.outbox.items(study_instance_uid)) if self.outbox and study_instance_uid else ""
+        text = ""
+        if self.outbox and study_instance_uid:
+            from workstation.services.results_send import study_state
+
+            text = study_state(self.outbox.items(study_instance_uid))
         self.panel.results_label.setText(text)
         self.panel.results_label.setVisible(bool(text))
         self.panel.results_label.setStyleSheet("color: #b00020;" if "refused" in text or "retry" in text else "")

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 
-from workstation.services.sync import NOT_CONFIGURED, NOT_ENROLLED, SyncError, SyncWorker
 from workstation.ui.bridge import SyncSignals
 from workstation.ui.sync_status import SyncStatus
+
+if TYPE_CHECKING:  # httpx loads with the sync worker, not with the window
+    from workstation.services.sync import SyncWorker
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,8 @@ class SyncController(QObject):
 
     def _enrolled(self) -> bool:
         """Whether a token exists; otherwise the status bar says why the worker does not run."""
+        from workstation.services.sync import NOT_ENROLLED, SyncError
+
         try:
             enrolled = self.sync.enrolled()
         except SyncError as exc:  # no usable keyring
@@ -50,6 +55,8 @@ class SyncController(QObject):
 
     def sync_now(self) -> None:
         """File > Sync now: push at once (starting the worker if this workstation was enrolled meanwhile)."""
+        from workstation.services.sync import NOT_CONFIGURED, NOT_ENROLLED
+
         if self.sync is None:
             self.notify(f"Sync is off: {self.problem or NOT_CONFIGURED}")
             return

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel
 
-from workstation.services.sync import SyncState, describe
+if TYPE_CHECKING:  # httpx loads with the sync worker, not with the window
+    from workstation.services.sync import SyncState
 
 ERROR_STYLE = "color: #b00020;"
 HALTED_STYLE = "color: #b00020; font-weight: bold;"
@@ -46,6 +48,8 @@ class SyncStatus(QLabel):
         state = self.state
         if state is None:
             return
+        from workstation.services.sync import describe
+
         self.setText(describe(state))
         self.setStyleSheet(HALTED_STYLE if state.halted else ERROR_STYLE if state.last_error else "")
         tip = [f"{state.pending} audit/feedback entries not yet on the central server"]
