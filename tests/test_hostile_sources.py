@@ -420,3 +420,15 @@ def test_preamble_in_a_zip_member_is_flagged(demo_study: DemoStudy, tmp_path: Pa
     assert len(catalog.headers) == 1
     [problem] = catalog.problems
     assert problem.location.member == "pe.dcm" and "Windows (PE) executable" in problem.reason
+
+
+def test_dicomdir_listing_one_file_many_times_reads_it_once(demo_study: DemoStudy, tmp_path: Path,
+                                                             opened: list[FileLocation]) -> None:
+    folder = tmp_path / "cd"
+    _loose_demo_files(demo_study, folder, 2)
+    (folder / "DICOMDIR").write_bytes(_dicomdir(_records(*[_record(["IM0000"])] * 20_000, _record(["IM0001"]))))
+    started = time.monotonic()
+    catalog = scan_paths([folder / "DICOMDIR"])
+    assert time.monotonic() - started < MAX_SECONDS
+    assert catalog.problems == [] and catalog.files_scanned == 2 and len(catalog.headers) == 2
+    assert len(opened) == 2

@@ -323,6 +323,7 @@ def _dicomdir_files(dicomdir: Path) -> Iterator[FileLocation | FileProblem]:
                                     "the damage were read")
     root = dicomdir.parent.resolve()
     listings: dict[Path, dict[str, str] | None] = {}
+    seen: set[Path] = set()  # a hostile index may list one file a million times
     refused = 0
     for record in directory.records:
         if record.file_id is None:
@@ -337,9 +338,13 @@ def _dicomdir_files(dicomdir: Path) -> Iterator[FileLocation | FileProblem]:
             if refused <= MAX_ENTRY_PROBLEMS:
                 shown = "/".join(record.file_id)[:300].encode("ascii", "backslashreplace").decode("ascii")
                 yield FileProblem(location, f"DICOMDIR entry {shown!r} {why}; ignored")
+        elif target in seen:
+            continue
         elif not target.is_file():
+            seen.add(target)
             yield FileProblem(FileLocation(str(target)), "referenced by DICOMDIR but missing")
         else:
+            seen.add(target)
             yield from _classify_file(target)
     if refused > MAX_ENTRY_PROBLEMS:
         yield FileProblem(location, f"{refused - MAX_ENTRY_PROBLEMS} more DICOMDIR entries refused")
