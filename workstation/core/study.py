@@ -126,6 +126,10 @@ class InstanceHeader:
     native_pixel_offset: int | None = None  # file offset of the Pixel Data element, for uncompressed data
     patient_orientation: tuple[str, ...] = ()  # PatientOrientation (row, column directions): projection images
     overlay_groups: tuple[int, ...] = ()  # 60xx groups holding Overlay Data, read with the pixels
+    pixel_data_offset: int | None = None  # file offset of the Pixel Data element (None: not in the file as stored)
+    isolate_decode: bool = False  # the codestream claims far more than it holds: decode in a worker, with a timeout
+    notes: tuple[str, ...] = ()  # values ignored as implausible (PixelSpacing 1e308): said as series warnings
+    duplicate_of: str = ""  # the SOP Instance UID this instance shares with another file holding other pixels
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,17 @@
-"""Encoded DICOM read and written without pydicom's object model, where speed matters.
+"""Encoded DICOM read and written without pydicom's object model, where speed or distrust matters.
 
 An instance arriving from the network is written to its file as it comes: its file meta
 information is encoded here, and the UIDs that name the file are found by walking the
 first few kilobytes of the data set (pydicom per instance would cost as much as receiving it).
+What a header claims about its pixel data (element length, fragments, the codestream's own frame
+header) is read here from the bytes, so it can be checked before anything is allocated.
 """
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
+from typing import BinaryIO
 
 import pydicom
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
@@ -17,6 +21,7 @@ _UID_TAGS = (0x0020000D, 0x0020000E, 0x00080018)  # Study, Series and SOP Instan
 _SERIES_INSTANCE_UID = 0x0020000E
 _ITEM, _ITEM_DELIMITER, _SEQUENCE_DELIMITER = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
+UNDEFINED_LENGTH = _UNDEFINED
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 # (tag and 4-byte length, 2-byte length, 4-byte length) by little endian yes/no
 _ELEMENT_HEADERS = {True: (struct.Struct("<HHI"), struct.Struct("<H"), struct.Struct("<I")),
@@ -111,3 +116,193 @@ def uids_at_start(head: bytes, syntax: UID, whole: bool) -> tuple[str, str, str]
         return None
     study, series, sop = (text.strip() for text in texts)
     return (study, series, sop) if study and sop else None
+
+
+# ----------------------------------------------------------------- what a header claims, checked in the bytes
+
+def meta_transfer_syntax(head: bytes) -> tuple[str | None, int]:
+    """The File Meta Transfer Syntax UID (None without one) and where the data set starts (0 without "DICM")."""
+    if head[128:132] != b"DICM":
+        return None, 0
+    offset, syntax = 132, None
+    while offset + 8 <= len(head) and head[offset:offset + 2] == b"\x02\x00":
+        number = struct.unpack_from("<H", head, offset + 2)[0]
+        vr = head[offset + 4:offset + 6]
+        if vr in _LONG_VRS:
+            if offset + 12 > len(head):
+                break
+            value, length = offset + 12, struct.unpack_from("<I", head, offset + 8)[0]
+        else:
+            value, length = offset + 8, struct.unpack_from("<H", head, offset + 6)[0]
+        if number == 0x0010:
+            syntax = head[value:value + length].rstrip(b"\0 ").decode("ascii", "replace")
+        offset = value + length
+    return syntax, offset
+
+
+def rewrite_meta_syntax(head: bytes, body_start: int, syntax: str) -> bytes:
+    """Preamble and File Meta up to `body_start` with another Transfer Syntax UID (group length fixed)."""
+    elements, offset = [], 132
+    while offset < body_start:
+        number = struct.unpack_from("<H", head, offset + 2)[0]
+        vr = head[offset + 4:offset + 6]
+        long_vr = vr in _LONG_VRS
+        length = struct.unpack_from("<I" if long_vr else "<H", head, offset + (8 if long_vr else 6))[0]
+        end = offset + (12 if long_vr else 8) + length
+        if number == 0x0010:
+            value = syntax.encode("ascii") + (b"\0" if len(syntax) % 2 else b"")
+            elements.append(struct.pack("<HH2sH", 2, 0x10, b"UI", len(value)) + value)
+        elif number != 0x0000:
+            elements.append(head[offset:end])
+        offset = end
+    body = b"".join(elements)
+    return head[:132] + struct.pack("<HH2sHI", 2, 0, b"UL", 4, len(body)) + body
+
+
+@dataclass(frozen=True)
+class PixelElement:
+    tag: int
+    vr: str  # "" in implicit VR
+    length: int  # as stored; UNDEFINED for encapsulated data
+    value_offset: int
+
+
+def pixel_element(head: bytes, offset: int, implicit: bool, little: bool) -> PixelElement | None:
+    """The element header at `offset` (12 bytes read there), or None if too short."""
+    order = "<" if little else ">"
+    if len(head) < 8:
+        return None
+    group, number = struct.unpack_from(f"{order}HH", head)
+    if implicit:
+        return PixelElement(group << 16 | number, "", struct.unpack_from(f"{order}I", head, 4)[0], offset + 8)
+    vr = head[4:6].decode("latin-1")
+    if head[4:6] in _LONG_VRS:
+        if len(head) < 12:
+            return None
+        return PixelElement(group << 16 | number, vr, struct.unpack_from(f"{order}I", head, 8)[0], offset + 12)
+    return PixelElement(group << 16 | number, vr, struct.unpack_from(f"{order}H", head, 6)[0], offset + 8)
+
+
+@dataclass(frozen=True)
+class Fragments:
+    """What the items of encapsulated Pixel Data hold, as far as they were walked."""
+
+    offset_table_bytes: int
+    count: int  # fragments after the offset table (stops at the limit asked for)
+    first: tuple[int, int] | None  # (value offset, length) of the first fragment
+    smallest: int  # length of the smallest fragment seen
+
+
+def walk_fragments(fp: BinaryIO, value_offset: int, size: int, little: bool, limit: int) -> Fragments | None:
+    """Item headers of encapsulated Pixel Data, read by seeking (values are skipped); None if not items."""
+    order = "<" if little else ">"
+    offset, table, count, first, smallest = value_offset, -1, 0, None, 1 << 62
+    while offset + 8 <= size and count < limit:
+        fp.seek(offset)
+        head = fp.read(8)
+        if len(head) < 8:
+            break
+        group, number, length = struct.unpack(f"{order}HHI", head)
+        tag = group << 16 | number
+        if tag == _SEQUENCE_DELIMITER:
+            break
+        if tag != _ITEM or length == _UNDEFINED:
+            return None if table < 0 else Fragments(table, count, first, smallest)
+        length = min(length, size - offset - 8)
+        if table < 0:
+            table = length
+        else:
+            count += 1
+            first = first or (offset + 8, length)
+            smallest = min(smallest, length)
+        offset += 8 + length
+    if table < 0:
+        return None
+    return Fragments(table, count, first, smallest if count else 0)
+
+
+@dataclass(frozen=True)
+class Codestream:
+    """Image size a JPEG (SOF), JPEG-LS (SOF55) or JPEG 2000 (SIZ) codestream declares."""
+
+    rows: int
+    columns: int
+    components: int
+    tiles: int = 1
+
+
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF, 0xF7}
+
+
+def codestream_header(data: bytes) -> Codestream | None:
+    """The frame header of the codestream starting `data`; None if none is found in it."""
+    if data[:2] == b"\xff\xd8":
+        return _jpeg_frame(data)
+    at = _jp2_codestream(data) if data[:8] == b"\x00\x00\x00\x0cjP  " else 0
+    if at is None or data[at:at + 4] != b"\xff\x4f\xff\x51" or at + 42 > len(data):  # SOC, then SIZ
+        return None
+    x, y, x0, y0, tx, ty, tx0, ty0 = struct.unpack_from(">8I", data, at + 8)
+    components = struct.unpack_from(">H", data, at + 40)[0]
+    if tx == 0 or ty == 0 or x <= x0 or y <= y0:
+        return Codestream(0, 0, components, 0)
+    tiles = -(-(x - tx0) // tx) * -(-(y - ty0) // ty)
+    return Codestream(y - y0, x - x0, components, tiles)
+
+
+def _jp2_codestream(data: bytes) -> int | None:
+    """Where the codestream box's contents start in a JP2 file, if within `data`."""
+    offset = 12
+    while offset + 8 <= len(data):
+        length = int.from_bytes(data[offset:offset + 4], "big")
+        if data[offset + 4:offset + 8] == b"jp2c":
+            return offset + (16 if length == 1 else 8)
+        if length < 8:
+            return None
+        offset += length
+    return None
+
+
+def _jpeg_frame(data: bytes) -> Codestream | None:
+    offset = 2
+    while offset + 4 <= len(data):
+        if data[offset] != 0xFF:
+            return None
+        marker = data[offset + 1]
+        if marker == 0xFF:  # fill byte
+            offset += 1
+            continue
+        if marker in _SOF:
+            if offset + 10 > len(data):
+                return None
+            rows, columns = struct.unpack_from(">HH", data, offset + 5)
+            return Codestream(rows, columns, data[offset + 9])
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+            offset += 2
+            continue
+        if marker in (0xDA, 0xD9):  # scan data or end before any frame header
+            return None
+        offset += 2 + struct.unpack_from(">H", data, offset + 2)[0]
+    return None
+
+
+def rle_segments(data: bytes) -> tuple[int, tuple[int, ...]] | None:
+    """Segment count and offsets of an RLE frame's 64-byte header; None if it is shorter."""
+    if len(data) < 64:
+        return None
+    values = struct.unpack_from("<16I", data)
+    return values[0], values[1:1 + min(values[0], 15)]
+
+
+def count_items(value: bytes, little: bool, limit: int) -> int | None:
+    """Items of a sequence value of defined length, counted up to `limit` + 1; None if an item's length is undefined."""
+    order = "<" if little else ">"
+    offset = count = 0
+    while offset + 8 <= len(value) and count <= limit:
+        group, number, length = struct.unpack_from(f"{order}HHI", value, offset)
+        if (group << 16 | number) != _ITEM:
+            break
+        if length == _UNDEFINED:
+            return None
+        count += 1
+        offset += 8 + length
+    return count

@@ -2,11 +2,14 @@
 
 Pixel data is not decoded here, but its presence, its size (truncation) and the
 availability of a decoder for its transfer syntax are checked, so that a file
-that cannot be shown is reported at scan time rather than failing later.
+that cannot be shown is reported at scan time rather than failing later. Files are
+hostile until checked: reads are bounded (limits.open_bounded), and every value that
+sizes an allocation or a loop is held against sane limits and what the file holds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 import struct
@@ -32,9 +35,14 @@ from workstation.core.study import (
     SeriesRef,
     StudyRef,
 )
+from workstation.dicom import limits
+from workstation.dicom.limits import BadData, BoundedReader, LimitExceeded, bounded_sequence, open_bounded
 from workstation.dicom.overlays import overlay_groups
-from workstation.dicom.sources import MEDIA_STORAGE_DIRECTORY, location_size, open_location
+from workstation.dicom.pixels import UnusablePixelData, check_pixel_data, lut_problem
+from workstation.dicom.sources import MEDIA_STORAGE_DIRECTORY
 
+_multi, _floats, _float, _int = limits.values_of, limits.finite_numbers, limits.finite_number, limits.integer
+_triplet, _sextet = limits.position, limits.orientation
 PIXEL_DATA_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
 
 
@@ -108,8 +116,10 @@ def read_header(location: FileLocation) -> InstanceHeader | ResultRef | FileProb
         return None
     except IsResult as result:
         return result.ref
-    except _Unusable as exc:
+    except (_Unusable, UnusablePixelData, LimitExceeded, BadData) as exc:
         return FileProblem(location, str(exc))
+    except RecursionError:
+        return FileProblem(location, "corrupt DICOM header: sequences nested too deeply")
     except (InvalidDicomError, EOFError, struct.error) as exc:
         return FileProblem(location, f"not a DICOM file or truncated header ({_short(exc)})")
     except OSError as exc:
@@ -129,6 +139,7 @@ RESULT_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.11.1": "gsps",  # Grayscale Softcopy Presentation State
     "1.2.840.10008.5.1.4.1.1.30": "pmap",  # Parametric Map
 }
+MAX_RESCALE = 1e12  # larger rescale values overflow every output type
 MAX_REFERENCED_SERIES = 64  # a hostile object may list thousands; we need the few it draws on
 
 
@@ -137,9 +148,9 @@ def _referenced_series(ds: Dataset) -> tuple[str, ...]:
     found: list[str] = []
     try:
         for container in ("CurrentRequestedProcedureEvidenceSequence", "PertinentOtherEvidenceSequence"):
-            for study in ds.get(container, [])[:MAX_REFERENCED_SERIES]:
-                found += [str(s.get("SeriesInstanceUID", "")) for s in study.get("ReferencedSeriesSequence", [])[:MAX_REFERENCED_SERIES]]
-        found += [str(s.get("SeriesInstanceUID", "")) for s in ds.get("ReferencedSeriesSequence", [])[:MAX_REFERENCED_SERIES]]
+            for study in bounded_sequence(ds, container, 4096)[:MAX_REFERENCED_SERIES]:
+                found += [str(s.get("SeriesInstanceUID", "")) for s in bounded_sequence(study, "ReferencedSeriesSequence", 4096)[:MAX_REFERENCED_SERIES]]
+        found += [str(s.get("SeriesInstanceUID", "")) for s in bounded_sequence(ds, "ReferencedSeriesSequence", 4096)[:MAX_REFERENCED_SERIES]]
     except Exception:  # noqa: BLE001 - a malformed reference list: the object refers to nothing we can use
         return ()
     return tuple(dict.fromkeys(uid for uid in found if uid))[:MAX_REFERENCED_SERIES]
@@ -151,17 +162,38 @@ def _short(exc: BaseException) -> str:
 
 
 def _read(location: FileLocation) -> InstanceHeader:
-    with open_location(location) as fp:
-        try:
-            ds = pydicom.dcmread(fp, stop_before_pixels=True)
-        except InvalidDicomError:
-            # Old files without preamble/meta are still DICOM; accept them only if they look like images.
-            fp.seek(0)
-            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
-            if not _has_dicom_attributes(ds):
-                raise _Unusable("not a DICOM file") from None
+    with open_bounded(location) as fp:
+        ds = _parse(fp)
         pixel_start = fp.tell()
-        head = fp.read(4)
+        head = fp.read(12)
+        header = _instance(location, ds, head, None if fp.deflated else pixel_start, fp.deflated)
+        # What the header declares is checked against what the file holds, before anything is allocated.
+        if check_pixel_data(fp, pixel_start, head, ds.original_encoding, UID(header.transfer_syntax_uid),
+                            header.pixel, header.frames):
+            header = dataclasses.replace(header, isolate_decode=True)
+    if header.frames > limits.MAX_FRAMES:
+        raise _Unusable(f"declares {header.frames} frames (more than {limits.MAX_FRAMES})")
+    return header
+
+
+def _parse(fp: BoundedReader) -> Dataset:
+    """The header up to the pixel data, read within the reader's bounds."""
+    try:
+        return pydicom.dcmread(fp, stop_before_pixels=True)
+    except InvalidDicomError:
+        # Old files without preamble/meta are still DICOM; accept them only if they look like images.
+        fp.seek(0)
+        if not limits.looks_like_data_set(fp.read(8)):
+            raise _Unusable("not a DICOM file") from None
+        fp.seek(0)
+        ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+        if not _has_dicom_attributes(ds):
+            raise _Unusable("not a DICOM file") from None
+        return ds
+
+
+def _instance(location: FileLocation, ds: Dataset, head: bytes, pixel_start: int | None, deflated: bool) -> InstanceHeader:
+    """The header's values, each checked; `pixel_start` is None when the file's offsets do not apply (inflated)."""
     shared = _shared_attributes(ds)
     if shared.sop_class_uid == MEDIA_STORAGE_DIRECTORY or ds.file_meta.get("MediaStorageSOPClassUID") == MEDIA_STORAGE_DIRECTORY:
         raise NotAnImage
@@ -173,17 +205,21 @@ def _read(location: FileLocation) -> InstanceHeader:
     if not _has_dicom_attributes(ds):
         # pydicom parses random bytes after a "DICM" prefix as one bogus element.
         raise _Unusable("not a DICOM file or corrupt header (no SOP or image attributes)")
-    transfer_syntax = _transfer_syntax(ds)
-    if not _has_pixel_data(location, ds, head, transfer_syntax):
+    transfer_syntax = UID(limits.DEFLATED) if deflated else _transfer_syntax(ds)
+    if not _has_pixel_data(ds, head):
         raise _Unusable(f"no pixel data ({_sop_class_name(ds)})")
     if "Rows" not in ds or "Columns" not in ds:
         raise _Unusable("pixel data without Rows/Columns")
     _check_decodable(transfer_syntax)
     pixel = _pixel_format(ds)
-    frames = shared.frames
+    frames = _frames(ds)
+    problem = limits.pixel_format_problem(pixel.rows, pixel.columns, pixel.samples_per_pixel, pixel.bits_allocated,
+                                          pixel.bits_stored, frames)
+    problem = problem or lut_problem(ds, pixel)
+    if problem:
+        raise _Unusable(problem)
     native = not transfer_syntax.is_compressed and not transfer_syntax.is_deflated
-    if native:  # sizes only add up uncompressed
-        _check_not_truncated(location, pixel, frames, pixel_start, bool(ds.original_encoding[0]))
+    position, notes = _position(ds)
     return InstanceHeader(
         location=location,
         sop_class_uid=shared.sop_class_uid,
@@ -196,7 +232,7 @@ def _read(location: FileLocation) -> InstanceHeader:
         pixel_spacing=shared.pixel_spacing,
         spacing_source=shared.spacing_source,
         slice_thickness=shared.slice_thickness,
-        geometry=FrameGeometry(_triplet(ds.get("ImagePositionPatient")), shared.orientation),
+        geometry=FrameGeometry(position, shared.orientation),
         frame_geometry=_per_frame_geometry(ds, frames),
         window_centers=shared.window_centers,
         window_widths=shared.window_widths,
@@ -206,6 +242,8 @@ def _read(location: FileLocation) -> InstanceHeader:
         native_pixel_offset=pixel_start if native else None,
         patient_orientation=tuple(str(v).strip().upper() for v in _multi(ds.get("PatientOrientation"))),
         overlay_groups=overlay_groups(ds),
+        pixel_data_offset=pixel_start,
+        notes=shared.notes + notes,
     )
 
 
@@ -214,7 +252,6 @@ class _Shared:
     """Attributes that are usually the same for every slice of a series."""
 
     sop_class_uid: str
-    frames: int
     pixel_spacing: tuple[float, float] | None
     spacing_source: str
     slice_thickness: float | None
@@ -223,16 +260,13 @@ class _Shared:
     window_widths: tuple[float, ...]
     window_explanations: tuple[str, ...]
     voi_lut_function: str
+    notes: tuple[str, ...]  # values ignored as implausible, said on the series
 
 
-def _has_pixel_data(location: FileLocation, ds: Dataset, head: bytes, transfer_syntax: UID) -> bool:
-    """Whether the element after the header is Pixel Data; a deflated file must be inflated to tell."""
-    if transfer_syntax.is_transfer_syntax and transfer_syntax.is_deflated:  # `head` is compressed: inflate it all
-        with open_location(location) as fp:
-            full = pydicom.dcmread(fp, force=True)
-        return any(tag in full for tag in PIXEL_DATA_TAGS)
+def _has_pixel_data(ds: Dataset, head: bytes) -> bool:
+    """Whether the element after the header is Pixel Data (a deflated file arrives here inflated)."""
     little = ds.original_encoding[1] is not False
-    return len(head) == 4 and struct.unpack("<HH" if little else ">HH", head) in PIXEL_DATA_TAGS
+    return len(head) >= 4 and struct.unpack("<HH" if little else ">HH", head[:4]) in PIXEL_DATA_TAGS
 
 
 def _has_dicom_attributes(ds: Dataset) -> bool:
@@ -240,24 +274,65 @@ def _has_dicom_attributes(ds: Dataset) -> bool:
     return any(keyword in ds for keyword in ("SOPClassUID", "SOPInstanceUID", "Rows"))
 
 
-@_memo_by_raw_elements("SOPClassUID", "NumberOfFrames", "PixelSpacing", "ImagerPixelSpacing",
+@_memo_by_raw_elements("SOPClassUID", "PixelSpacing", "ImagerPixelSpacing",
                        "NominalScannedPixelSpacing", "SharedFunctionalGroupsSequence", "SliceThickness",
                        "ImageOrientationPatient", "WindowCenter", "WindowWidth", "WindowCenterWidthExplanation",
                        "VOILUTFunction")
 def _shared_attributes(ds: Dataset) -> _Shared:
-    spacing, spacing_source = _pixel_spacing(ds)
+    spacing, spacing_source, notes = _pixel_spacing(ds)
+    orientation = _sextet(ds.get("ImageOrientationPatient"))
+    if orientation is None and _floats(ds.get("ImageOrientationPatient")):
+        notes += ("ImageOrientationPatient is not two unit directions: orientation unknown",)
+    thickness = _float(ds.get("SliceThickness"))
+    centers, widths = _windows(ds)
     return _Shared(
         sop_class_uid=str(ds.get("SOPClassUID", "")),
-        frames=_int(ds.get("NumberOfFrames"), 1) or 1,
         pixel_spacing=spacing,
         spacing_source=spacing_source,
-        slice_thickness=_float(ds.get("SliceThickness")),
-        orientation=_sextet(ds.get("ImageOrientationPatient")),
-        window_centers=_floats(ds.get("WindowCenter")),
-        window_widths=_floats(ds.get("WindowWidth")),
+        slice_thickness=thickness if thickness is not None and 0 < thickness <= limits.MAX_PIXEL_SPACING_MM else None,
+        orientation=orientation,
+        window_centers=centers,
+        window_widths=widths,
         window_explanations=tuple(str(v) for v in _multi(ds.get("WindowCenterWidthExplanation"))),
         voi_lut_function=str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").upper(),
+        notes=notes,
     )
+
+
+def _windows(ds: Dataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """WindowCenter/Width pairs that can be drawn (positive, finite widths); none if they do not pair up."""
+    centers, widths = _floats(ds.get("WindowCenter")), _floats(ds.get("WindowWidth"))
+    if len(centers) != len(widths):
+        return centers, widths  # the viewer pairs what it can
+    usable = [(c, w) for c, w in zip(centers, widths) if 0 < w < 1e12 and abs(c) < 1e12]
+    return tuple(c for c, _ in usable), tuple(w for _, w in usable)
+
+
+def _frames(ds: Dataset) -> int:
+    """NumberOfFrames, checked: a frame count sizes loops and arrays (a missing one means 1)."""
+    frames = _count(ds, "NumberOfFrames", 1)
+    if frames < 1:
+        raise _Unusable(f"declares {frames} frames")
+    return frames
+
+
+def _count(ds: Dataset, keyword: str, default: int | None) -> int:
+    """One integer that sizes something, or the file is unusable (several values, text, a wrong VR)."""
+    try:
+        value = ds.get(keyword)
+    except Exception as exc:  # noqa: BLE001 - pydicom raises several types for a value of the wrong VR or length
+        raise _Unusable(f"{keyword} cannot be read ({type(exc).__name__})") from None
+    values = _multi(value)
+    if not values:
+        if default is None:
+            raise _Unusable(f"{keyword} is empty")
+        return default
+    if len(values) > 1:
+        raise _Unusable(f"{keyword} has {len(values)} values")
+    try:
+        return int(values[0])
+    except (TypeError, ValueError, OverflowError):
+        raise _Unusable(f"{keyword} {str(values[0])[:20]!r} is not a number") from None
 
 
 def _transfer_syntax(ds: Dataset) -> UID:
@@ -278,15 +353,6 @@ def _check_decodable(uid: UID) -> None:
         raise _Unusable(f"unsupported transfer syntax {name}: no decoder available") from None
     if not decoder.is_available:
         raise _Unusable(f"unsupported transfer syntax {uid.name}: decoder plugin not installed")
-
-
-def _check_not_truncated(location: FileLocation, pixel: PixelFormat, frames: int, start: int, implicit: bool) -> None:
-    samples = 2 if pixel.photometric == "YBR_FULL_422" else pixel.samples_per_pixel  # chroma is subsampled
-    bits = pixel.bits_allocated * pixel.rows * pixel.columns * samples * frames
-    needed = start + (8 if implicit else 12) + (bits + 7) // 8
-    size = location_size(location)
-    if size < needed:
-        raise _Unusable(f"truncated: pixel data needs {needed} bytes, file has {size}")
 
 
 def _sop_class_name(ds: Dataset) -> str:
@@ -330,15 +396,21 @@ def _pixel_format(ds: Dataset) -> PixelFormat:
     shared_slope, shared_intercept = _functional_group_rescale(ds)
     if slope is None and shared_slope is not None:
         slope, intercept = shared_slope, shared_intercept
-    bits_allocated = _int(ds.get("BitsAllocated"), 16) or 16
+    for name, value in (("RescaleSlope", slope), ("RescaleIntercept", intercept)):
+        if value is not None and abs(value) > MAX_RESCALE:
+            raise _Unusable(f"{name} {value:g} is not usable")
+    bits_allocated = _count(ds, "BitsAllocated", 16)
+    representation = _count(ds, "PixelRepresentation", 0)
+    if representation not in (0, 1):
+        raise _Unusable(f"PixelRepresentation {representation} is not 0 or 1")
     return PixelFormat(
-        rows=int(ds.Rows),
-        columns=int(ds.Columns),
-        samples_per_pixel=_int(ds.get("SamplesPerPixel"), 1) or 1,
+        rows=_count(ds, "Rows", None),
+        columns=_count(ds, "Columns", None),
+        samples_per_pixel=_count(ds, "SamplesPerPixel", 1),
         photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper(),
         bits_allocated=bits_allocated,
-        bits_stored=_int(ds.get("BitsStored"), bits_allocated) or bits_allocated,
-        pixel_representation=_int(ds.get("PixelRepresentation"), 0) or 0,
+        bits_stored=_count(ds, "BitsStored", bits_allocated),
+        pixel_representation=representation,
         rescale_slope=slope if slope else 1.0,
         rescale_intercept=intercept or 0.0,
         has_modality_lut="ModalityLUTSequence" in ds,
@@ -348,35 +420,44 @@ def _pixel_format(ds: Dataset) -> PixelFormat:
 def _functional_group_rescale(ds: Dataset) -> tuple[float | None, float | None]:
     """Enhanced multi-frame objects keep rescale in the shared functional groups."""
     try:
-        item = ds.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence[0]
+        item = bounded_sequence(ds, "SharedFunctionalGroupsSequence")[0].PixelValueTransformationSequence[0]
         return _float(item.get("RescaleSlope")), _float(item.get("RescaleIntercept"))
     except (AttributeError, IndexError, KeyError, TypeError):
         return None, None
 
 
-def _pixel_spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str]:
-    for keyword in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
-        pair = _floats(ds.get(keyword))
-        if len(pair) == 2 and pair[0] > 0 and pair[1] > 0:
-            return (pair[0], pair[1]), keyword
+def _pixel_spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str, tuple[str, ...]]:
+    """(spacing, where it came from, notes): a spacing no real image has (0, 1e308) is ignored with a note."""
+    candidates = [(k, _floats(ds.get(k))) for k in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing")]
     try:
-        measures = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
-        pair = _floats(measures.get("PixelSpacing"))
-        if len(pair) == 2 and pair[0] > 0 and pair[1] > 0:
-            return (pair[0], pair[1]), "PixelSpacing"
+        measures = bounded_sequence(ds, "SharedFunctionalGroupsSequence")[0].PixelMeasuresSequence[0]
+        candidates.append(("PixelSpacing", _floats(measures.get("PixelSpacing"))))
     except (AttributeError, IndexError, KeyError, TypeError):
         pass
-    return None, ""
+    notes: tuple[str, ...] = ()
+    for keyword, pair in candidates:
+        if len(pair) == 2 and pair[0] > 0 and pair[1] > 0:
+            if limits.plausible_spacing(pair[0]) and limits.plausible_spacing(pair[1]):
+                return (pair[0], pair[1]), keyword, notes
+            notes = (f"{keyword} {pair[0]:g}\\{pair[1]:g} mm is not plausible: ignored, distances unknown",)
+    return None, "", notes
+
+
+def _position(ds: Dataset) -> tuple[tuple[float, float, float] | None, tuple[str, ...]]:
+    position = _triplet(ds.get("ImagePositionPatient"))
+    if position is not None and max(abs(v) for v in position) > limits.MAX_COORDINATE_MM:
+        return None, ("ImagePositionPatient is not plausible: ignored",)
+    return position, ()
 
 
 def _per_frame_geometry(ds: Dataset, frames: int) -> tuple[FrameGeometry, ...]:
     """Positions of each frame of an enhanced multi-frame object, if it has them."""
-    groups = ds.get("PerFrameFunctionalGroupsSequence")
+    groups = bounded_sequence(ds, "PerFrameFunctionalGroupsSequence", max_items=frames)
     if not groups or len(groups) != frames:
         return ()
     shared_orientation = None
     try:
-        shared_orientation = _sextet(ds.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0].ImageOrientationPatient)
+        shared_orientation = _sextet(bounded_sequence(ds, "SharedFunctionalGroupsSequence")[0].PlaneOrientationSequence[0].ImageOrientationPatient)
     except (AttributeError, IndexError, KeyError, TypeError):
         pass
     result = []
@@ -385,6 +466,8 @@ def _per_frame_geometry(ds: Dataset, frames: int) -> tuple[FrameGeometry, ...]:
             position = _triplet(item.PlanePositionSequence[0].ImagePositionPatient)
         except (AttributeError, IndexError, KeyError, TypeError):
             return ()
+        if position is not None and max(abs(v) for v in position) > limits.MAX_COORDINATE_MM:
+            return ()
         orientation = shared_orientation
         try:
             orientation = _sextet(item.PlaneOrientationSequence[0].ImageOrientationPatient) or orientation
@@ -392,51 +475,3 @@ def _per_frame_geometry(ds: Dataset, frames: int) -> tuple[FrameGeometry, ...]:
             pass
         result.append(FrameGeometry(position, orientation))
     return tuple(result)
-
-
-def _multi(value: Any) -> list[Any]:
-    if value is None or value == "":
-        return []
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return list(value)
-    return [value]
-
-
-def _floats(value: Any) -> tuple[float, ...]:
-    out = []
-    for item in _multi(value):
-        number = _float(item)
-        if number is None:
-            return ()
-        out.append(number)
-    return tuple(out)
-
-
-def _float(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number == number and abs(number) != float("inf") else None
-
-
-def _int(value: Any, default: int | None = None) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
-def _triplet(value: Any) -> tuple[float, float, float] | None:
-    numbers = _floats(value)
-    return (numbers[0], numbers[1], numbers[2]) if len(numbers) == 3 else None
-
-
-def _sextet(value: Any) -> tuple[float, float, float, float, float, float] | None:
-    numbers = _floats(value)
-    if len(numbers) != 6:
-        return None
-    row, col = numbers[:3], numbers[3:]
-    if sum(v * v for v in row) < 0.5 or sum(v * v for v in col) < 0.5:
-        return None
-    return tuple(numbers)  # type: ignore[return-value]

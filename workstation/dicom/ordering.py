@@ -9,12 +9,16 @@ warnings on the display set, in the manner of 3D Slicer's examine step.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
+from dataclasses import replace
 
 import numpy as np
 
-from workstation.core.study import Catalog, DisplaySet, FileProblem, FrameRef, InstanceHeader, ResultRef, SeriesRef
+from workstation.core.study import (Catalog, DisplaySet, FileLocation, FileProblem, FrameRef, InstanceHeader, ResultRef,
+                                    SeriesRef)
 from workstation.core.volume import slice_normal
+from workstation.dicom.sources import open_location
 
 ORIENTATION_TOLERANCE = 1e-3
 SPACING_TOLERANCE = 0.1  # relative deviation from the median spacing that counts as a gap
@@ -23,20 +27,49 @@ SPACING_TOLERANCE = 0.1  # relative deviation from the median spacing that count
 def build_catalog(headers: list[InstanceHeader], problems: list[FileProblem], files_scanned: int,
                   results: list[ResultRef] = ()) -> Catalog:
     """Group headers by patient/study/series, split series into display sets and order them."""
-    unique: dict[str, InstanceHeader] = {}
-    for header in headers:
-        unique.setdefault(header.sop_instance_uid, header)
+    unique, duplicates = _unique_instances(headers)
     by_series: dict[str, list[InstanceHeader]] = defaultdict(list)
-    for header in unique.values():
+    for header in unique:
         by_series[header.series.series_instance_uid].append(header)
     display_sets: list[DisplaySet] = []
     for members in by_series.values():
         display_sets.extend(split_series(members[0].series, members))
     display_sets.sort(key=_display_order)
-    unique_problems = list(dict.fromkeys(problems))  # re-opening a folder must not list its bad files twice
+    unique_problems = list(dict.fromkeys([*problems, *duplicates]))  # re-opening a folder must not list its bad files twice
     unique_results = list({r.sop_instance_uid: r for r in results}.values())
-    return Catalog(display_sets=display_sets, problems=unique_problems, headers=list(unique.values()),
+    return Catalog(display_sets=display_sets, problems=unique_problems, headers=unique,
                    files_scanned=files_scanned, results=unique_results)
+
+
+def _unique_instances(headers: list[InstanceHeader]) -> tuple[list[InstanceHeader], list[FileProblem]]:
+    """One header per file and per instance; files sharing a SOP Instance UID are compared.
+
+    The same bytes twice (a copy, a re-opened folder) count once. Different pixels under one UID
+    are two images: the later file gets a key of its own (`UID#2`) and is reported, never dropped.
+    """
+    by_location: dict[FileLocation, InstanceHeader] = {}
+    for header in headers:
+        by_location.setdefault(header.location, header)
+    groups: dict[str, list[InstanceHeader]] = defaultdict(list)
+    for header in by_location.values():
+        groups[header.duplicate_of or header.sop_instance_uid].append(header)
+    unique: list[InstanceHeader] = []
+    problems: list[FileProblem] = []
+    for uid, members in groups.items():
+        first = replace(members[0], sop_instance_uid=uid, duplicate_of="") if members[0].duplicate_of else members[0]
+        unique.append(first)
+        if len(members) == 1:
+            continue
+        kept = {pixel_digest(first): first}
+        for header in members[1:]:
+            digest = pixel_digest(header)
+            if digest in kept:
+                continue
+            kept[digest] = header
+            unique.append(replace(header, sop_instance_uid=f"{uid}#{len(kept)}", duplicate_of=uid))
+            problems.append(FileProblem(header.location, f"shares SOP Instance UID {uid} with {first.location} but holds "
+                                                         "other pixel data: shown as a separate image"))
+    return unique, problems
 
 
 def _display_order(ds: DisplaySet) -> tuple:
@@ -59,6 +92,8 @@ def split_series(series: SeriesRef, members: list[InstanceHeader]) -> list[Displ
         if len(groups) > 1:
             display_set.warnings.insert(0, _split_warning(groups, group))
         result.append(display_set)
+    for display_set in result:  # values ignored as implausible, once per display set
+        display_set.warnings.extend(dict.fromkeys(note for h in display_set.instances for note in h.notes))
     return result
 
 
@@ -136,3 +171,17 @@ def _spacing_warnings(distance: np.ndarray, display_set: DisplaySet) -> list[str
             f"(largest {steps[worst]:.2f} mm after slice {worst + 1}); distances across the stack are not uniform"
         )
     return warnings
+
+
+def pixel_digest(header: InstanceHeader) -> str:
+    """A hash of the instance's pixel data (of the whole file where its offset is unknown), to tell two files
+    that share a SOP Instance UID apart. Read only for such files; an unreadable file hashes to its location."""
+    try:
+        with open_location(header.location) as fp:
+            fp.seek(header.pixel_data_offset or 0)
+            digest = hashlib.blake2b(digest_size=16)
+            while chunk := fp.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
+    except OSError:
+        return f"unreadable:{header.location}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -10,6 +11,7 @@ import numpy as np
 from workstation.core.study import DisplaySet, FileProblem, InstanceHeader
 from workstation.core.tasks import CancelToken
 from workstation.core.volume import Volume, frame_affine, slice_normal
+from workstation.dicom.limits import MAX_VOLUME_BYTES, LimitExceeded
 from workstation.dicom.native import read_native_into
 from workstation.dicom.overlays import read_overlays
 from workstation.dicom.pixels import DecodeError, decode_instance, output_dtype
@@ -20,13 +22,16 @@ FramesReady = Callable[[list[int]], None]  # volume frame indices that now hold 
 
 
 def allocate_volume(display_set: DisplaySet) -> Volume:
-    """An empty volume with the display set's shape, dtype and geometry."""
+    """An empty volume with the display set's shape, dtype and geometry; LimitExceeded if no machine holds it."""
     first = display_set.first
     formats = [h.pixel for h in display_set.instances]
     dtype = output_dtype(formats)
     shape: tuple[int, ...] = (len(display_set.frames), first.pixel.rows, first.pixel.columns)
     if first.pixel.is_colour:
         shape += (3,)
+    size = math.prod(shape) * dtype.itemsize
+    if size > MAX_VOLUME_BYTES:
+        raise LimitExceeded(f"series too large to load: {size / (1 << 30):.1f} GB decoded (limit {MAX_VOLUME_BYTES >> 30} GB)")
     geometry = display_set.frames[0].geometry
     slice_vector = None
     if geometry.orientation is not None and display_set.slice_spacing:
@@ -82,8 +87,9 @@ def read_into(
             continue
         try:
             _decode_into(volume, header, targets)
-        except (DecodeError, OSError) as exc:
-            reason = str(exc) if isinstance(exc, DecodeError) else f"cannot read file: {exc}"
+        except (DecodeError, OSError, MemoryError) as exc:
+            reason = (str(exc) if isinstance(exc, DecodeError) else "not enough memory to decode this file"
+                      if isinstance(exc, MemoryError) else f"cannot read file: {exc.strerror or exc}")
             problems.append(FileProblem(header.location, reason))
             for index, _ in targets:
                 volume.frame_errors[index] = reason

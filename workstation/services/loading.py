@@ -17,6 +17,7 @@ from workstation.core.events import Event
 from workstation.core.study import Catalog, DisplaySet, FileProblem
 from workstation.core.tasks import Cancelled, CancelToken
 from workstation.core.volume import Volume
+from workstation.dicom.limits import LimitExceeded
 from workstation.dicom.ordering import build_catalog
 from workstation.dicom.pixels import DecodeError, decode_instance, output_dtype
 from workstation.dicom.scan import scan_paths
@@ -87,7 +88,12 @@ class SeriesLoad:
 
     def __init__(self, display_set: DisplaySet, start_frame: int | None = None) -> None:
         self.display_set = display_set
-        self.volume: Volume = allocate_volume(display_set)
+        self._unloadable: FileProblem | None = None
+        try:
+            self.volume: Volume = allocate_volume(display_set)
+        except (LimitExceeded, MemoryError) as exc:  # reported when run: the load still finishes, with the reason
+            self.volume = Volume(np.zeros((len(display_set.frames), 1, 1), dtype=np.int16), np.eye(4), (1.0, 1.0))
+            self._unloadable = FileProblem(display_set.first.location, _reason(exc))
         self.start_frame = len(display_set.frames) // 2 if start_frame is None else start_frame
         self.problems: list[FileProblem] = []
         self.frames_ready = Event()  # (list of frame indices)
@@ -144,17 +150,30 @@ class SeriesLoad:
         try:
             with self._writing:
                 token.raise_if_cancelled()
-                problems = read_into(self.volume, self.display_set, self.start_frame, token, ready)
+                if self._unloadable is not None:  # a 1 x 1 stand-in: every frame says why
+                    problems = [self._unloadable]
+                    self.volume.frame_errors.update({k: self._unloadable.reason for k in range(total)})
+                    self._unloadable = None
+                else:
+                    problems = read_into(self.volume, self.display_set, self.start_frame, token, ready)
         except Cancelled:
             cancelled = True
-        except Exception as exc:  # noqa: BLE001 - any failure is reported, the app stays up
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - any failure (a decoder's panic too) is reported, the app stays up
             log.exception("series load failed")
-            problems.append(FileProblem(self.display_set.first.location, f"loading stopped: {exc}"))
-        self.problems.extend(problems)
-        with self._state:
-            self._runs -= 1
-        self.finished.emit(problems, cancelled)
+            problems.append(FileProblem(self.display_set.first.location, f"loading stopped: {_reason(exc)}"))
+        finally:  # a load always says it finished, whatever stopped it
+            self.problems.extend(problems)
+            with self._state:
+                self._runs -= 1
+            self.finished.emit(problems, cancelled)
         return self.volume
+
+
+def _reason(exc: BaseException) -> str:
+    """Words for the user: the message, or at least the kind of failure (MemoryError has no message)."""
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
 def thumbnail(display_set: DisplaySet, max_side: int = 96) -> np.ndarray | None:
