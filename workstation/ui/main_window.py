@@ -481,6 +481,7 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, "About", f"Radiology AI Workstation {__version__}\nNot for clinical use.")
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        self.results_send.close()  # before the store closes: a send in flight records what the PACS took
         self.cancel()
         for signals in self.loads.values():
             signals.load.cancel()

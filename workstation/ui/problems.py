@@ -32,7 +32,8 @@ class ProblemsPanel(QTreeWidget):
     def _rebuild(self) -> None:
         self.clear()
         for problem in [*self._catalog.problems, *self._load_problems]:
-            QTreeWidgetItem(self, [str(problem.location), f"skipped: {problem.reason}"])
+            reason = problem.reason  # a warning (e.g. a suspicious preamble) is about a file that was opened
+            QTreeWidgetItem(self, [str(problem.location), reason if reason.startswith("warning:") else f"skipped: {reason}"])
         for display_set in self._catalog.display_sets:
             name = f"Series {display_set.series.number or '-'} {display_set.series.description}".strip()
             if display_set.label:

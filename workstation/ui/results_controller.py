@@ -75,5 +75,7 @@ class StoredResultsController(QObject):
             heat = "" if shown.has_heatmap else " (no heatmap)"
             self.panel.device_label.setText(f"Stored with the study (read-only): {shown.source}{heat}")
         elif problems:
-            self.panel.device_label.setText("Stored results could not be shown: see Problems.")
+            said = [p for p in problems if isinstance(p, str)]  # not tied to a file: said here, in full
+            self.panel.device_label.setText(f"Stored results could not be shown: {said[0]}" if said else
+                                            "Stored results could not be shown: see Problems.")
         self.shown.emit(shown)

@@ -44,6 +44,7 @@ class ResultsSendController(QObject):
         self.reason = ("no encrypted store: results cannot be queued" if work is None else
                        "" if config.results.node else "no PACS node for results: IT sets [results] node")
         self._cancel: CancelToken | None = None
+        self._future = None
         self._done.connect(self._finished)
         self.send_action = QAction("&Send AI results to PACS", self)
         self.send_action.setShortcut("Ctrl+Shift+P")
@@ -88,9 +89,17 @@ class ResultsSendController(QObject):
             self.send_current()
 
     def retry_refused(self) -> None:
+        if self.running:
+            self._idle("Results are being sent already: wait, or press Esc to cancel")
+            return
         opened = self.current()
         study = opened[1].series.study.study_instance_uid if opened else None
-        count = self.outbox.retry_failed(study) if self.outbox else 0
+        try:
+            count = self.outbox.retry_failed(study) if self.outbox else 0
+        except Exception as exc:  # noqa: BLE001 - a store failure: a message, never a traceback from a slot
+            log.exception("refused results could not be queued again")
+            self._idle(f"Refused results not queued again: {exc}")
+            return
         self._idle(f"{count} refused result object(s) queued again")
         self._start(lambda token, progress: self.outbox.send_pending(study, token, progress, due_only=False), study or "")
 
@@ -98,12 +107,27 @@ class ResultsSendController(QObject):
         if self._cancel is not None:
             self._cancel.cancel()
 
+    def close(self, wait_s: float = 10.0) -> None:
+        """Window closing: no more retries; a send in flight is cancelled and given a moment to record what the
+        PACS already took (its state and audit entry), so nothing it accepted is sent again at the next start."""
+        self._timer.stop()
+        self.cancel()
+        if self._future is not None:
+            try:
+                self._future.result(timeout=wait_s)
+            except Exception:  # noqa: BLE001 - timeout or a failed send: closing goes on
+                log.warning("a results send did not finish before the window closed")
+
     def show_state(self, study_instance_uid: str) -> None:
         text = ""
         if self.outbox and study_instance_uid:
             from workstation.services.results_send import study_state
 
-            text = study_state(self.outbox.items(study_instance_uid))
+            try:
+                text = study_state(self.outbox.items(study_instance_uid))
+            except Exception as exc:  # noqa: BLE001 - the line says so instead of raising in a slot
+                log.exception("results state could not be read")
+                text = f"Results: state unknown ({exc})"
         self.panel.results_label.setText(text)
         self.panel.results_label.setVisible(bool(text))
         self.panel.results_label.setStyleSheet("color: #b00020;" if "refused" in text or "retry" in text else "")
@@ -132,14 +156,23 @@ class ResultsSendController(QObject):
             except RuntimeError:
                 pass  # the window closed meanwhile
 
-        network().submit(run)
+        self._future = network().submit(run)
 
     def _finished(self, outcome, study_uid: str) -> None:
         self._cancel = None
+        self._future = None
         self._idle(outcome if isinstance(outcome, str) else f"Results: {outcome.summary()}")
-        self.show_state(study_uid)
+        opened = self.current()  # the study on screen now, whichever study the send was for
+        self.show_state(opened[1].series.study.study_instance_uid if opened else study_uid)
         self.finished.emit(outcome)
 
     def _retry_due(self) -> None:
-        if self._cancel is None and self.outbox is not None and self.outbox.pending():
+        if self._cancel is not None or self.outbox is None:
+            return
+        try:
+            due = bool(self.outbox.pending())
+        except Exception:  # noqa: BLE001 - store closed or failing: try again at the next tick
+            log.exception("results queue could not be read")
+            return
+        if due:
             self._start(lambda token, progress: self.outbox.send_pending(None, token, progress), "")
