@@ -26,6 +26,9 @@ echo
 echo "=== bench/results.py"
 "$PY" bench/results.py "${results_args[@]}" "$@"
 echo
+echo "=== bench/cold_start.py"
+"$PY" bench/cold_start.py "$@"
+echo
 echo "=== bench/inference.py"
 "$PY" bench/inference.py "$@"
 echo
