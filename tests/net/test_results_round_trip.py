@@ -55,3 +55,30 @@ def test_results_come_back_from_the_pacs_and_show_the_same_boxes_verdicts_and_he
         assert boxes[finding.frame_index] == pytest.approx(finding.box_px, abs=0.5)
     assert sorted(s.state for s in shown.states) == sorted([State.ACCEPTED, State.REJECTED])
     assert shown.has_heatmap and abs(int(shown.result.heatmap[6, 35, 25]) - int(run.heatmap[6, 35, 25])) <= 1
+
+
+def test_the_window_shows_results_retrieved_with_the_study(qtbot, pacs_factory, orthanc_with_results, net_demo_study,
+                                                           tmp_path):
+    """Retrieved by C-GET into the cache, then opened as the query window opens it: boxes, verdicts, heatmap."""
+    from workstation.core.review import State
+    from workstation.ui.main_window import MainWindow
+    from workstation.ui.review_style import BOX_COLOURS
+
+    orthanc, run, _objects = orthanc_with_results
+    pacs = pacs_factory(MAIN=node_settings(orthanc))
+    assert pacs.retrieve("MAIN", net_demo_study.study_instance_uid, method="get").ok
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(1300, 850)
+    win.show()
+    with qtbot.waitSignal(win.stored_results.shown, timeout=30_000) as shown:
+        win.library.add_files(sorted(str(p) for p in pacs.study_dir(net_demo_study.study_instance_uid).glob("*.dcm")))
+    assert shown.args[0] is not None
+    panel = win.ai_panel.findings
+    assert sorted(panel.topLevelItem(i).text(4) for i in range(panel.topLevelItemCount())) == ["accepted", "rejected"]
+    win.viewer.show_frame(run.findings[0].frame_index)
+    assert win.viewer.heat_item.isVisible()
+    assert BOX_COLOURS[State.ACCEPTED] in [b.pen().color() for b in win.viewer.box_items()]
+    qtbot.wait(100)  # let the layout settle before the picture
+    win.grab().save(str(tmp_path / "retrieved-results.png"))  # resources/screenshots/results-retrieved.png
+    win.close()

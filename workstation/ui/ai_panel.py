@@ -11,6 +11,28 @@ from workstation.ui.findings_panel import FindingsPanel
 from workstation.ui.review_panel import ReviewPanel
 
 
+class WrappedLabel(QLabel):
+    """A word-wrapped label that keeps the height its text needs at its width (inside a dock, Qt's layout
+    otherwise keeps the height of an earlier, shorter text and the next widget is drawn over it)."""
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__(text)
+        self.setWordWrap(True)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt naming
+        super().setText(text)
+        self._fit()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        needed = self.heightForWidth(max(self.width(), 50)) if self.text() else 0
+        if needed != self.minimumHeight():
+            self.setMinimumHeight(max(needed, 0))
+
+
 class AiPanel(QWidget):
     runRequested = Signal(str)  # model reference name:version
     heatmapToggled = Signal(bool)
@@ -29,12 +51,9 @@ class AiPanel(QWidget):
         self.opacity.setValue(50)
         self.opacity.setToolTip("Heatmap opacity")
         self.opacity.valueChanged.connect(lambda v: self.opacityChanged.emit(v / 100.0))
-        self.device_label = QLabel("Device: (chosen at first run)")
-        self.device_label.setWordWrap(True)
-        self.note = QLabel("")
-        self.note.setWordWrap(True)
-        self.results_label = QLabel("")  # where the result objects of this study stand (PACS)
-        self.results_label.setWordWrap(True)
+        self.device_label = WrappedLabel("Device: (chosen at first run)")
+        self.note = WrappedLabel("")
+        self.results_label = WrappedLabel("")  # where the result objects of this study stand (PACS)
         self.results_label.setVisible(False)
         self.findings = FindingsPanel()
         self.history = FindingHistory()
