@@ -334,3 +334,14 @@ def test_two_files_with_one_uid_and_different_pixels_are_both_kept_and_reported(
     assert not np.array_equal(volume.array[0], volume.array[2])
     again = scan_paths([folder])  # re-opened: the same answer, the problem listed once
     assert [p.reason for p in again.problems] == [problem.reason]
+
+
+def test_a_descriptive_value_of_the_wrong_vr_is_treated_as_absent(tmp_path: Path) -> None:
+    """Before: 'corrupt DICOM header (BytesLengthException ...)' for a StudyTime stored as FL."""
+    path = write_image(tmp_path / "time.dcm", np.zeros((8, 8), np.uint16), StudyTime="132645.921000")
+    data = path.read_bytes()
+    old = struct.pack("<HH2sH", 0x0008, 0x0030, b"TM", 14)
+    path.write_bytes(data.replace(old, struct.pack("<HH2sH", 0x0008, 0x0030, b"FL", 14)))
+    header = read_header(FileLocation(str(path)))
+    assert isinstance(header, InstanceHeader) and header.series.study.time == ""
+

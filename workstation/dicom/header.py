@@ -122,7 +122,9 @@ def read_header(location: FileLocation) -> InstanceHeader | ResultRef | FileProb
         return FileProblem(location, "corrupt DICOM header: sequences nested too deeply")
     except (InvalidDicomError, EOFError, struct.error) as exc:
         return FileProblem(location, f"not a DICOM file or truncated header ({_short(exc)})")
-    except OSError as exc:
+    except OSError as exc:  # pydicom raises it for corrupt data too, without an errno
+        if exc.errno is None:
+            return FileProblem(location, f"corrupt DICOM header ({_short(exc)})")
         return FileProblem(location, f"cannot read file: {exc.strerror or exc}")
     except Exception as exc:  # noqa: BLE001 - hostile files raise anything; report, never crash
         return FileProblem(location, f"corrupt DICOM header ({type(exc).__name__}: {_short(exc)})")
@@ -195,13 +197,13 @@ def _parse(fp: BoundedReader) -> Dataset:
 def _instance(location: FileLocation, ds: Dataset, head: bytes, pixel_start: int | None, deflated: bool) -> InstanceHeader:
     """The header's values, each checked; `pixel_start` is None when the file's offsets do not apply (inflated)."""
     shared = _shared_attributes(ds)
-    if shared.sop_class_uid == MEDIA_STORAGE_DIRECTORY or ds.file_meta.get("MediaStorageSOPClassUID") == MEDIA_STORAGE_DIRECTORY:
+    if shared.sop_class_uid == MEDIA_STORAGE_DIRECTORY or _get(ds.file_meta, "MediaStorageSOPClassUID") == MEDIA_STORAGE_DIRECTORY:
         raise NotAnImage
     kind = RESULT_CLASSES.get(shared.sop_class_uid)
     referenced = _referenced_series(ds) if kind is not None else ()
     if referenced and "SOPInstanceUID" in ds and "StudyInstanceUID" in ds:  # a report on no images is not ours to show
-        raise IsResult(ResultRef(location, kind, shared.sop_class_uid, str(ds.SOPInstanceUID), str(ds.StudyInstanceUID),
-                                 str(ds.get("SeriesInstanceUID", "")), referenced))
+        raise IsResult(ResultRef(location, kind, shared.sop_class_uid, str(_get(ds, "SOPInstanceUID")), str(_get(ds, "StudyInstanceUID")),
+                                 str(_get(ds, "SeriesInstanceUID", "")), referenced))
     if not _has_dicom_attributes(ds):
         # pydicom parses random bytes after a "DICM" prefix as one bogus element.
         raise _Unusable("not a DICOM file or corrupt header (no SOP or image attributes)")
@@ -223,11 +225,11 @@ def _instance(location: FileLocation, ds: Dataset, head: bytes, pixel_start: int
     return InstanceHeader(
         location=location,
         sop_class_uid=shared.sop_class_uid,
-        sop_instance_uid=str(ds.get("SOPInstanceUID", "")) or f"file:{location}",
+        sop_instance_uid=str(_get(ds, "SOPInstanceUID", "")) or f"file:{location}",
         series=_series(ds),
         transfer_syntax_uid=str(transfer_syntax),
         pixel=pixel,
-        instance_number=_int(ds.get("InstanceNumber")),
+        instance_number=_int(_get(ds, "InstanceNumber")),
         frames=frames,
         pixel_spacing=shared.pixel_spacing,
         spacing_source=shared.spacing_source,
@@ -238,9 +240,9 @@ def _instance(location: FileLocation, ds: Dataset, head: bytes, pixel_start: int
         window_widths=shared.window_widths,
         window_explanations=shared.window_explanations,
         voi_lut_function=shared.voi_lut_function,
-        acquisition_number=_int(ds.get("AcquisitionNumber")),
+        acquisition_number=_int(_get(ds, "AcquisitionNumber")),
         native_pixel_offset=pixel_start if native else None,
-        patient_orientation=tuple(str(v).strip().upper() for v in _multi(ds.get("PatientOrientation"))),
+        patient_orientation=tuple(str(v).strip().upper() for v in _multi(_get(ds, "PatientOrientation"))),
         overlay_groups=overlay_groups(ds),
         pixel_data_offset=pixel_start,
         notes=shared.notes + notes,
@@ -263,6 +265,14 @@ class _Shared:
     notes: tuple[str, ...]  # values ignored as implausible, said on the series
 
 
+def _get(ds: Dataset, keyword: str, default: Any = None) -> Any:
+    """A data element's value; `default` when absent or unreadable (a value that does not fit its VR)."""
+    try:
+        return ds.get(keyword, default)
+    except Exception:  # noqa: BLE001 - pydicom raises several types (BytesLengthException...) converting such a value
+        return default
+
+
 def _has_pixel_data(ds: Dataset, head: bytes) -> bool:
     """Whether the element after the header is Pixel Data (a deflated file arrives here inflated)."""
     little = ds.original_encoding[1] is not False
@@ -280,28 +290,28 @@ def _has_dicom_attributes(ds: Dataset) -> bool:
                        "VOILUTFunction")
 def _shared_attributes(ds: Dataset) -> _Shared:
     spacing, spacing_source, notes = _pixel_spacing(ds)
-    orientation = _sextet(ds.get("ImageOrientationPatient"))
-    if orientation is None and _floats(ds.get("ImageOrientationPatient")):
+    orientation = _sextet(_get(ds, "ImageOrientationPatient"))
+    if orientation is None and _floats(_get(ds, "ImageOrientationPatient")):
         notes += ("ImageOrientationPatient is not two unit directions: orientation unknown",)
-    thickness = _float(ds.get("SliceThickness"))
+    thickness = _float(_get(ds, "SliceThickness"))
     centers, widths = _windows(ds)
     return _Shared(
-        sop_class_uid=str(ds.get("SOPClassUID", "")),
+        sop_class_uid=str(_get(ds, "SOPClassUID", "")),
         pixel_spacing=spacing,
         spacing_source=spacing_source,
         slice_thickness=thickness if thickness is not None and 0 < thickness <= limits.MAX_PIXEL_SPACING_MM else None,
         orientation=orientation,
         window_centers=centers,
         window_widths=widths,
-        window_explanations=tuple(str(v) for v in _multi(ds.get("WindowCenterWidthExplanation"))),
-        voi_lut_function=str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").upper(),
+        window_explanations=tuple(str(v) for v in _multi(_get(ds, "WindowCenterWidthExplanation"))),
+        voi_lut_function=str(_get(ds, "VOILUTFunction", "LINEAR") or "LINEAR").upper(),
         notes=notes,
     )
 
 
 def _windows(ds: Dataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """WindowCenter/Width pairs that can be drawn (positive, finite widths); none if they do not pair up."""
-    centers, widths = _floats(ds.get("WindowCenter")), _floats(ds.get("WindowWidth"))
+    centers, widths = _floats(_get(ds, "WindowCenter")), _floats(_get(ds, "WindowWidth"))
     if len(centers) != len(widths):
         return centers, widths  # the viewer pairs what it can
     usable = [(c, w) for c, w in zip(centers, widths) if 0 < w < 1e12 and abs(c) < 1e12]
@@ -319,7 +329,7 @@ def _frames(ds: Dataset) -> int:
 def _count(ds: Dataset, keyword: str, default: int | None) -> int:
     """One integer that sizes something, or the file is unusable (several values, text, a wrong VR)."""
     try:
-        value = ds.get(keyword)
+        value = ds[keyword].value if keyword in ds else None
     except Exception as exc:  # noqa: BLE001 - pydicom raises several types for a value of the wrong VR or length
         raise _Unusable(f"{keyword} cannot be read ({type(exc).__name__})") from None
     values = _multi(value)
@@ -336,7 +346,9 @@ def _count(ds: Dataset, keyword: str, default: int | None) -> int:
 
 
 def _transfer_syntax(ds: Dataset) -> UID:
-    uid = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    uid = _get(ds.file_meta, "TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if uid and not isinstance(uid, str):
+        raise _Unusable("the Transfer Syntax UID is not one UID")
     if uid:
         return UID(uid)
     implicit, little = ds.original_encoding
@@ -356,7 +368,7 @@ def _check_decodable(uid: UID) -> None:
 
 
 def _sop_class_name(ds: Dataset) -> str:
-    uid = ds.get("SOPClassUID")
+    uid = _get(ds, "SOPClassUID")
     return UID(uid).name if uid else "unknown object"
 
 
@@ -365,26 +377,26 @@ def _sop_class_name(ds: Dataset) -> str:
                        "Modality", "SeriesDescription", "BodyPartExamined")
 def _series(ds: Dataset) -> SeriesRef:
     patient = PatientRef(
-        patient_id=str(ds.get("PatientID", "") or ""),
-        name=str(ds.get("PatientName", "") or ""),
-        birth_date=str(ds.get("PatientBirthDate", "") or ""),
-        sex=str(ds.get("PatientSex", "") or ""),
+        patient_id=str(_get(ds, "PatientID", "") or ""),
+        name=str(_get(ds, "PatientName", "") or ""),
+        birth_date=str(_get(ds, "PatientBirthDate", "") or ""),
+        sex=str(_get(ds, "PatientSex", "") or ""),
     )
     study = StudyRef(
-        study_instance_uid=str(ds.get("StudyInstanceUID", "") or "unknown-study"),
+        study_instance_uid=str(_get(ds, "StudyInstanceUID", "") or "unknown-study"),
         patient=patient,
-        date=str(ds.get("StudyDate", "") or ""),
-        time=str(ds.get("StudyTime", "") or ""),
-        description=str(ds.get("StudyDescription", "") or ""),
-        accession_number=str(ds.get("AccessionNumber", "") or ""),
+        date=str(_get(ds, "StudyDate", "") or ""),
+        time=str(_get(ds, "StudyTime", "") or ""),
+        description=str(_get(ds, "StudyDescription", "") or ""),
+        accession_number=str(_get(ds, "AccessionNumber", "") or ""),
     )
     return SeriesRef(
-        series_instance_uid=str(ds.get("SeriesInstanceUID", "") or "unknown-series"),
+        series_instance_uid=str(_get(ds, "SeriesInstanceUID", "") or "unknown-series"),
         study=study,
-        number=_int(ds.get("SeriesNumber")),
-        modality=str(ds.get("Modality", "") or "OT"),
-        description=str(ds.get("SeriesDescription", "") or ""),
-        body_part=str(ds.get("BodyPartExamined", "") or ""),
+        number=_int(_get(ds, "SeriesNumber")),
+        modality=str(_get(ds, "Modality", "") or "OT"),
+        description=str(_get(ds, "SeriesDescription", "") or ""),
+        body_part=str(_get(ds, "BodyPartExamined", "") or ""),
     )
 
 
@@ -392,7 +404,7 @@ def _series(ds: Dataset) -> SeriesRef:
                        "BitsStored", "PixelRepresentation", "RescaleSlope", "RescaleIntercept", "ModalityLUTSequence",
                        "SharedFunctionalGroupsSequence")
 def _pixel_format(ds: Dataset) -> PixelFormat:
-    slope, intercept = _float(ds.get("RescaleSlope")), _float(ds.get("RescaleIntercept"))
+    slope, intercept = _float(_get(ds, "RescaleSlope")), _float(_get(ds, "RescaleIntercept"))
     shared_slope, shared_intercept = _functional_group_rescale(ds)
     if slope is None and shared_slope is not None:
         slope, intercept = shared_slope, shared_intercept
@@ -407,7 +419,7 @@ def _pixel_format(ds: Dataset) -> PixelFormat:
         rows=_count(ds, "Rows", None),
         columns=_count(ds, "Columns", None),
         samples_per_pixel=_count(ds, "SamplesPerPixel", 1),
-        photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper(),
+        photometric=str(_get(ds, "PhotometricInterpretation", "MONOCHROME2")).strip().upper(),
         bits_allocated=bits_allocated,
         bits_stored=_count(ds, "BitsStored", bits_allocated),
         pixel_representation=representation,
@@ -428,7 +440,7 @@ def _functional_group_rescale(ds: Dataset) -> tuple[float | None, float | None]:
 
 def _pixel_spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str, tuple[str, ...]]:
     """(spacing, where it came from, notes): a spacing no real image has (0, 1e308) is ignored with a note."""
-    candidates = [(k, _floats(ds.get(k))) for k in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing")]
+    candidates = [(k, _floats(_get(ds, k))) for k in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing")]
     try:
         measures = bounded_sequence(ds, "SharedFunctionalGroupsSequence")[0].PixelMeasuresSequence[0]
         candidates.append(("PixelSpacing", _floats(measures.get("PixelSpacing"))))
@@ -444,7 +456,7 @@ def _pixel_spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str, tuple[
 
 
 def _position(ds: Dataset) -> tuple[tuple[float, float, float] | None, tuple[str, ...]]:
-    position = _triplet(ds.get("ImagePositionPatient"))
+    position = _triplet(_get(ds, "ImagePositionPatient"))
     if position is not None and max(abs(v) for v in position) > limits.MAX_COORDINATE_MM:
         return None, ("ImagePositionPatient is not plausible: ignored",)
     return position, ()

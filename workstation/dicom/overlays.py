@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset
 
 from workstation.core.overlays import OverlayPlane, overlay_frame_targets, place_overlay
 from workstation.core.study import InstanceHeader
-from workstation.dicom.sources import open_location
+from workstation.dicom.limits import open_bounded
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def read_overlays(header: InstanceHeader) -> dict[int, list[OverlayPlane]]:
     """The instance's overlay planes by frame of the instance; {} if it has none or they are unusable."""
     if not header.overlay_groups:
         return {}
-    with open_location(header.location) as fp:
+    with open_bounded(header.location) as fp:
         ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
     return overlays_of(ds, (header.pixel.rows, header.pixel.columns), header.frames)
 

@@ -237,15 +237,17 @@ def decode_here(header: InstanceHeader, dtype: np.dtype) -> np.ndarray:
         raise
     except (LimitExceeded, BadData) as exc:
         raise DecodeError(f"pixel data could not be read: {exc}") from exc
-    except OSError as exc:
-        raise DecodeError(f"cannot read file: {exc.strerror or exc}") from exc
+    except OSError as exc:  # pydicom raises it for corrupt data too, without an errno
+        reason = f"cannot read file: {exc.strerror}" if exc.errno else f"pixel data could not be read ({exc})"
+        raise DecodeError(reason[:250]) from exc
     except BaseException as exc:  # noqa: BLE001 - decoders raise anything on corrupt data, Rust panics included
         detail = " ".join(str(exc).split())[:200]  # plugin errors span lines; the problems list shows one
         raise DecodeError(f"pixel data could not be decoded ({type(exc).__name__}: {detail})") from exc
     if header.frames == 1:
         arr = arr[np.newaxis]
-    expected = (header.frames, header.pixel.rows, header.pixel.columns)
-    if arr.shape[:3] != expected:
+    samples = header.pixel.samples_per_pixel
+    expected = (header.frames, header.pixel.rows, header.pixel.columns) + ((samples,) if samples > 1 else ())
+    if arr.shape != expected:
         raise DecodeError(f"decoded pixel data has shape {arr.shape}, header says {expected}")
     try:
         if header.pixel.photometric == "PALETTE COLOR":
