@@ -1,7 +1,7 @@
 """Fuzz cases: pydicom's test files and a small demo series, corrupted the ways real media and attackers do.
 
-Case `i` of seed `s` depends only on (s, i), so a failing case can be made again
-from its id alone, whatever `n` the run had.
+Case `i` of seed `s` depends only on (s, i) (and this module's mutators: adding one changes
+which case an id names), so a failing case can be made again from its id, whatever `n` the run had.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import struct
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,8 +79,20 @@ class Seeds:
             self.demo = [Path(f).read_bytes() for f in study.files]
         self.files["demo-slice.dcm"] = self.demo[0]
         self._layouts: dict[str, db.Layout] = {}
+        self._bomb: bytes | None = None
         self.names = sorted(self.files)
         self.encapsulated = [n for n in self.names if db.fragments(self.layout(n))]
+
+    def bomb_body(self) -> bytes:
+        """A raw deflate stream of a 300 MB private element (made once; ~300 kB)."""
+        if self._bomb is None:
+            squeeze = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+            size = 300 << 20
+            parts = [squeeze.compress(struct.pack("<HH2s2xI", 0x0009, 0x1010, b"OB", size))]
+            zeros = bytes(1 << 20)
+            parts += [squeeze.compress(zeros) for _ in range(size >> 20)]
+            self._bomb = b"".join(parts) + squeeze.flush()
+        return self._bomb
 
     def layout(self, name: str) -> db.Layout:
         if name not in self._layouts:
@@ -307,6 +320,50 @@ def codestream(rng, seeds, case):
     _single(case, name, bytes(data))
 
 
+def forged_size(rng, seeds, case):
+    """A frame header and Rows/Columns that agree on a size the stream cannot hold: only a bounded decode helps."""
+    name = rng.choice([n for n in seeds.encapsulated if "rle" not in n.lower() and "RLE" not in n])
+    lay = seeds.layout(name)
+    items = db.fragments(lay)
+    start, length = items[1] if len(items) > 1 else items[0]
+    data = bytearray(lay.data)
+    size_at = _size_field(bytes(data[start:start + length]))
+    if size_at is None:
+        return codestream(rng, seeds, case)
+    offset, width = size_at
+    rows, columns = rng.choice((2000, 4000, 8000, 12000)), rng.choice((2000, 4000, 8000, 12000))
+    if width == 2:  # JPEG: height, width
+        struct.pack_into(">HH", data, start + offset, rows, columns)
+    else:  # J2K: width, height (offsets kept at 0), one tile
+        struct.pack_into(">IIIIII", data, start + offset, columns, rows, 0, 0, columns, rows)
+    lay = db.layout(bytes(data))
+    vr, order = b"US", lay.order
+    data = db.put(lay, ROWS, vr, struct.pack(f"{order}H", rows))
+    _single(case, name, db.put(db.layout(data), COLUMNS, vr, struct.pack(f"{order}H", columns)))
+
+
+def offset_tables(rng, seeds, case):
+    """An Extended Offset Table (and lengths) that lie about where frames are."""
+    name = rng.choice(seeds.encapsulated)
+    lay = seeds.layout(name)
+    count = rng.choice((1, 2, 3, 1000))
+    order = lay.order
+    offsets = b"".join(struct.pack(f"{order}Q", rng.choice((0, 8, 2**40, 2**63 - 1, 7))) for _ in range(count))
+    lengths = b"".join(struct.pack(f"{order}Q", rng.choice((0, 1, 2**40, 2**63 - 1, 100))) for _ in range(count))
+    data = db.put(lay, 0x7FE00001, b"OV", offsets)
+    _single(case, name, db.put(db.layout(data), 0x7FE00002, b"OV", lengths))
+
+
+def deflate_bomb(rng, seeds, case):
+    """A deflated data set of a few hundred kilobytes that inflates past any sane size."""
+    name = "demo-slice.dcm"
+    lay = seeds.layout(name)
+    case.seed_name = name
+    renamed = db.with_transfer_syntax(lay, db.DEFLATED)  # preamble and meta now name deflate; the body follows
+    meta_end = len(renamed) - (len(lay.data) - lay.body_start)
+    case.files = {"case.dcm": renamed[:meta_end] + seeds.bomb_body()}
+
+
 def _size_field(stream: bytes) -> tuple[int, int] | None:
     """Offset of (height, width) in a JPEG SOF / JPEG-LS SOF55 (2-byte fields) or (width, height) in a J2K SIZ (4 bytes)."""
     j2k = stream.find(b"\xff\x51")
@@ -387,7 +444,8 @@ MUTATORS = {  # name: (function, weight)
     "flip": (flip, 12), "truncate": (truncate, 7), "insert_delete": (insert_delete, 4), "bad_length": (bad_length, 12),
     "wrong_vr": (wrong_vr, 8), "absurd_value": (absurd_value, 16), "geometry": (geometry, 6),
     "transfer_syntax": (transfer_syntax, 8), "lut": (lut, 5), "overlay": (overlay, 3), "codestream": (codestream, 12),
-    "deep_sequence": (deep_sequence, 4), "series": (series, 6),
+    "deep_sequence": (deep_sequence, 4), "series": (series, 6), "forged_size": (forged_size, 3),
+    "offset_tables": (offset_tables, 2), "deflate_bomb": (deflate_bomb, 1),
 }
 _WEIGHTED = [name for name, (_, weight) in MUTATORS.items() for _ in range(weight)]
 

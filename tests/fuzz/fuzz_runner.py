@@ -102,7 +102,7 @@ def exercise(folder: str) -> tuple[str, str]:
         root.removeHandler(handler)
 
 
-def _worker(conn, memory_limit: int, stderr_path: str) -> None:
+def _worker(conn, memory_limit: int, stderr_path: str, timeout: float) -> None:
     import resource
     import sys
 
@@ -117,6 +117,9 @@ def _worker(conn, memory_limit: int, stderr_path: str) -> None:
     warnings.simplefilter("ignore")
     logging.basicConfig(level=logging.CRITICAL + 1)
     import workstation.services.loading  # noqa: F401 - warm: imports are not the case's time
+    from workstation.dicom import limits
+
+    limits.DECODE_TIMEOUT_S = timeout / 2  # an isolated decode must be stopped within the case's time
     conn.send("ready")
     base = tempfile.mkdtemp(prefix="ws-fuzz-case-")
     while True:
@@ -141,13 +144,14 @@ def _worker(conn, memory_limit: int, stderr_path: str) -> None:
 # ----------------------------------------------------------------- in the parent
 
 class _Slot:
-    def __init__(self, context, memory_limit: int, workdir: Path, number: int) -> None:
+    def __init__(self, context, memory_limit: int, workdir: Path, number: int, timeout: float) -> None:
         self.stderr_path = str(workdir / f"worker-{number}-{time.monotonic_ns()}.err")
         self.conn, child = context.Pipe()
         saved = {k: os.environ.get(k) for k in _ENV}
         os.environ.update(_ENV)
         try:
-            self.process = context.Process(target=_worker, args=(child, memory_limit, self.stderr_path), daemon=True)
+            self.process = context.Process(target=_worker, args=(child, memory_limit, self.stderr_path, timeout),
+                                           daemon=True)
             self.process.start()
         finally:
             for key, value in saved.items():
@@ -215,7 +219,7 @@ def run_cases(cases, workers: int = 2, timeout: float = TIMEOUT_S, memory_limit:
     outcomes: dict[str, Outcome] = {}
     slots: list[_Slot] = []
     try:
-        slots = [_Slot(context, memory_limit, workdir, k) for k in range(max(1, min(workers, len(cases))))]
+        slots = [_Slot(context, memory_limit, workdir, k, timeout) for k in range(max(1, min(workers, len(cases))))]
         while pending or any(s.case is not None for s in slots):
             for index, slot in enumerate(slots):
                 if slot.case is None and pending:
@@ -226,7 +230,7 @@ def run_cases(cases, workers: int = 2, timeout: float = TIMEOUT_S, memory_limit:
                         if on_outcome is not None:
                             on_outcome(previous)
                         slot.kill()
-                        slot = slots[index] = _Slot(context, memory_limit, workdir, index)
+                        slot = slots[index] = _Slot(context, memory_limit, workdir, index, timeout)
                         slot.submit(case)
             busy = [s for s in slots if s.case is not None]
             ready = wait([s.conn for s in busy] + [s.process.sentinel for s in busy], timeout=0.2)
@@ -241,7 +245,7 @@ def run_cases(cases, workers: int = 2, timeout: float = TIMEOUT_S, memory_limit:
                     on_outcome(outcome)
                 if outcome.kind in ("hang", "memory", "crash"):
                     slot.kill()
-                    slots[index] = _Slot(context, memory_limit, workdir, index)
+                    slots[index] = _Slot(context, memory_limit, workdir, index, timeout)
                 else:
                     slot.case = None
     finally:

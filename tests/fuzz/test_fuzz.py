@@ -43,13 +43,7 @@ def test_fixed_seed_sample_has_no_escape_hang_or_memory_blow_up(seeds: fuzz_case
 
 def test_every_case_that_ever_failed_now_passes(seeds: fuzz_cases.Seeds) -> None:
     kept = regressions.load(seeds)
-    assert len(kept) >= 120
+    assert len(kept) >= 124
     outcomes = fuzz_runner.run_cases([case for case, _ in kept], workers=2)
     assert not _failures(outcomes), _failures(outcomes)
 
-
-def test_regression_cases_rebuild_the_bytes_that_failed(seeds: fuzz_cases.Seeds) -> None:
-    """Kept cases come from generated ones: the generator is deterministic, and the deltas rebuild them exactly."""
-    for case, record in regressions.load(seeds)[:20]:
-        seed, index = record["case"][1:].split("-")
-        assert fuzz_cases.make_case(seeds, int(seed), int(index)).files == case.files

@@ -131,6 +131,7 @@ def _receive(pipe, deadline: float, timeout: float | None = None) -> tuple[str, 
 
 def _serve() -> None:
     """The worker's loop: requests on stdin, answers on stdout (anything printed goes to stderr)."""
+    _die_with_parent()
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr
     import logging
@@ -153,6 +154,20 @@ def _serve() -> None:
         except MemoryError:
             answer = ("error", "pixel data could not be decoded: out of memory")
         _send(stdout, answer)
+
+
+def _die_with_parent() -> None:
+    """A decode stuck in native code never reads its stdin's end: on Linux, let the kernel end it with its parent."""
+    try:
+        import ctypes
+        import signal
+
+        parent = os.getppid()
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os._exit(0)
+    except (OSError, AttributeError):
+        pass  # elsewhere: the worker ends when its stdin closes, after the decode in progress
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ BITS_ALLOCATED = (1, 8, 16, 32, 64)
 SAMPLES_PER_PIXEL = (1, 3)
 MAX_HEADER_READS = 600_000  # ~200,000 elements or sequence items before the pixel data
 MAX_SEQUENCE_BYTES = 1 << 20  # a sequence of items of undefined length, parsed on demand (items not counted first)
-MAX_INFLATED_BYTES = 1 << 30  # a deflated data set, inflated
+MAX_INFLATED_BYTES = 256 << 20  # a deflated data set, inflated (deflate is for small objects: SR, presentation states)
 HEAD_BYTES = 16384  # read first, to find the transfer syntax without pydicom
 DEFLATED = "1.2.840.10008.1.2.1.99"
 EXPLICIT_LITTLE = "1.2.840.10008.1.2.1"
@@ -44,7 +44,7 @@ MAX_LUT_ENTRIES = 65536
 MAX_PIXEL_SPACING_MM = 10_000.0  # a 10 m pixel: anything larger is a misread value
 MIN_PIXEL_SPACING_MM = 1e-6
 MAX_COORDINATE_MM = 1e7  # 10 km from the origin: anything further is a misread value
-SUSPICIOUS_RATIO = 2000  # decoded / encoded bytes above which a codestream is decoded in a worker
+SUSPICIOUS_RATIO = 200  # decoded / encoded bytes above which a codestream is decoded in a worker (lossy JPEG: 10-50)
 DECODE_TIMEOUT_S = 20.0  # a worker decode longer than this is stopped
 
 
