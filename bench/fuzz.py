@@ -6,6 +6,7 @@ mutator, and saves every failing case (its files and outcome.json) under --save.
 
     .venv/bin/python bench/fuzz.py --n 10000 --seed 1 [--workers 2] [--timeout 5] [--memory-gb 2] [--save DIR]
     .venv/bin/python bench/fuzz.py --case s1-00042      # one case again, with its detail
+    .venv/bin/python bench/fuzz.py --n 2000 --tree /tmp/old   # the same cases against an older checkout
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests" / "fuzz")]
+if "--tree" in sys.argv:  # the workstation package of another checkout (e.g. `git worktree` of an older commit)
+    sys.path.insert(0, sys.argv[sys.argv.index("--tree") + 1])
 
 import fuzz_cases  # noqa: E402
 import fuzz_runner  # noqa: E402
@@ -40,6 +43,7 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=12, help="how many of the most frequent problem reasons to print")
     parser.add_argument("--keep", action="store_true",
                         help="also keep each failing case as a regression in tests/data/fuzz-regressions/")
+    parser.add_argument("--tree", help="run the cases against the workstation package in this folder (a checkout)")
     parser.add_argument("--case", help="run one case by id (s<seed>-<index>) and print its detail")
     args = parser.parse_args()
 

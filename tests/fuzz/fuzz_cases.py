@@ -32,6 +32,7 @@ SEED_NAMES = (
     "nested_priv_SQ.dcm", "empty_charset_LEI.dcm", "test-SR.dcm", "rtplan.dcm", "waveform_ecg.dcm", "bad_sequence.dcm",
 )
 DEMO_SLICES, DEMO_SIZE = 4, 32
+GENERATION = 2  # bumped whenever a change to the mutators changes what a case id makes (kept cases name it)
 
 ROWS, COLUMNS, FRAMES = 0x00280010, 0x00280011, 0x00280008
 SAMPLES, PHOTOMETRIC, PLANAR = 0x00280002, 0x00280004, 0x00280006

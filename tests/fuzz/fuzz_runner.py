@@ -117,9 +117,12 @@ def _worker(conn, memory_limit: int, stderr_path: str, timeout: float) -> None:
     warnings.simplefilter("ignore")
     logging.basicConfig(level=logging.CRITICAL + 1)
     import workstation.services.loading  # noqa: F401 - warm: imports are not the case's time
-    from workstation.dicom import limits
-
-    limits.DECODE_TIMEOUT_S = timeout / 2  # an isolated decode must be stopped within the case's time
+    try:
+        from workstation.dicom import limits
+    except ImportError:  # an older tree under test (bench/fuzz.py --tree): no limits to set
+        pass
+    else:
+        limits.DECODE_TIMEOUT_S = timeout / 2  # an isolated decode must be stopped within the case's time
     conn.send("ready")
     base = tempfile.mkdtemp(prefix="ws-fuzz-case-")
     while True:
@@ -226,7 +229,9 @@ def run_cases(cases, workers: int = 2, timeout: float = TIMEOUT_S, memory_limit:
                     case = pending.pop()
                     if not slot.submit(case):  # it died after answering: the previous case's doing
                         previous = outcomes[slot.last_case.case_id]
-                        previous.kind, previous.detail = "crash", f"worker died after the case\n{slot.stderr_tail()}"
+                        tail = slot.stderr_tail()
+                        previous.kind = "memory" if _memory_death(tail, slot.process.exitcode) else "crash"
+                        previous.detail = f"worker died after the case\n{tail}"
                         if on_outcome is not None:
                             on_outcome(previous)
                         slot.kill()
@@ -270,12 +275,16 @@ def _collect(slot: _Slot, ready: list, timeout: float) -> Outcome | None:
         slot.process.join(1)
         tail = slot.stderr_tail()
         code = slot.process.exitcode
-        memory = "memory allocation" in tail or "MemoryError" in tail or "bad_alloc" in tail or code == -9
-        return made("memory" if memory else "crash", f"exit code {code}\n{tail}")
+        return made("memory" if _memory_death(tail, code) else "crash", f"exit code {code}\n{tail}")
     cpu = slot.cpu_seconds() - slot.cpu_at_start
     if cpu > timeout or elapsed > 4 * timeout:
         return made("hang", f"over {timeout} s (cpu {cpu:.1f} s, wall {elapsed:.1f} s)")
     return None
+
+
+def _memory_death(stderr_tail: str, exit_code: int | None) -> bool:
+    """Killed (OOM) or aborted allocating: Python, C++ and Rust each say so in their own words."""
+    return exit_code == -9 or any(word in stderr_tail for word in ("MemoryError", "memory allocation", "bad_alloc"))
 
 
 def counts(outcomes: list[Outcome]) -> Counter:

@@ -1,6 +1,7 @@
 """Fuzz cases that once failed, kept small: each file as the bytes where it differs from its seed.
 
-A case is one JSON file in tests/data/fuzz-regressions/: the case id, mutator, the class and
+A case is one JSON file in tests/data/fuzz-regressions/ (named by the generator's generation and the
+case id, which name different bytes in different generations): the case id, mutator, the class and
 first line of what went wrong when it was found, and per file either the whole file
 (xz, base64) or its seed's name and sha256 with the differing middle part (xz, base64).
 Seeds are pydicom's test files and the generated demo series (deterministic), so a
@@ -15,7 +16,7 @@ import json
 import lzma
 from pathlib import Path
 
-from fuzz_cases import Case, Seeds
+from fuzz_cases import GENERATION, Case, Seeds
 
 FOLDER = Path(__file__).resolve().parent.parent / "data" / "fuzz-regressions"
 
@@ -62,7 +63,7 @@ def save(case: Case, kind: str, detail: str, seeds: Seeds, folder: Path = FOLDER
     record = {"case": case.case_id, "mutator": case.mutator, "seed": case.seed_name, "class": kind,
               "detail": first, "files": files}
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{case.case_id}.json"
+    target = folder / f"g{GENERATION}-{case.case_id}.json"  # ids name other cases in another generation
     target.write_text(json.dumps(record, indent=1) + "\n")
     return target
 
@@ -72,7 +73,7 @@ def load(seeds: Seeds, folder: Path = FOLDER) -> list[tuple[Case, dict]]:
     out = []
     for path in sorted(folder.glob("*.json")):
         record = json.loads(path.read_text())
-        case = Case(record["case"], record["mutator"], record["seed"])
+        case = Case(path.stem, record["mutator"], record["seed"])
         references = _references(seeds, case)
         for name, entry in record["files"].items():
             if "xz" in entry:

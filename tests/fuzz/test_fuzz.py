@@ -43,7 +43,7 @@ def test_fixed_seed_sample_has_no_escape_hang_or_memory_blow_up(seeds: fuzz_case
 
 def test_every_case_that_ever_failed_now_passes(seeds: fuzz_cases.Seeds) -> None:
     kept = regressions.load(seeds)
-    assert len(kept) >= 124
+    assert len(kept) >= 167
     outcomes = fuzz_runner.run_cases([case for case, _ in kept], workers=2)
     assert not _failures(outcomes), _failures(outcomes)
 
