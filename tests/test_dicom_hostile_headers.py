@@ -197,7 +197,7 @@ def test_a_2gb_sparse_file_is_refused_from_its_head(tmp_path: Path) -> None:
         started = time.monotonic()
         reason = within(30.0, lambda: problem_of(path))
         assert time.monotonic() - started < 10.0
-        assert "not a dicom" in reason.lower() or "more than" in reason, reason
+        assert "not a dicom" in reason.lower() or "zero bytes where the data set should start" in reason, reason
 
 
 def test_deeply_nested_sequences_are_a_problem_not_a_recursion_error(tmp_path: Path) -> None:
@@ -220,7 +220,7 @@ def test_a_sequence_of_a_million_items_is_refused_within_the_element_budget(tmp_
     started = time.monotonic()
     reason = within(30.0, lambda: problem_of(tmp_path / "items.dcm"))
     assert "more than" in reason and "elements" in reason
-    assert time.monotonic() - started < 10.0
+    assert time.monotonic() - started < 20.0  # ~3 s on an idle 2-core machine; parsing all of it took minutes
 
 
 def test_a_deflate_bomb_is_refused_before_it_inflates(tmp_path: Path, monkeypatch) -> None:
@@ -257,8 +257,9 @@ def test_absurd_pixel_spacing_is_ignored_with_a_warning_and_the_load_finishes(
         ds.save_as(folder / source.name)
     [display_set] = scan_paths([folder]).display_sets
     assert display_set.first.pixel_spacing is None
-    if spacing[0] == "1e308":
-        assert any("PixelSpacing 1e+308" in w and "not plausible" in w for w in display_set.warnings)
+    words = {"1e308": "PixelSpacing 1e+308\\1e+308 mm is not plausible", "NaN": "PixelSpacing 'NaN\\NaN' is not two numbers",
+             "0": "PixelSpacing 0\\0 mm is not plausible"}[spacing[0]]
+    assert [w for w in display_set.warnings if "PixelSpacing" in w] == [f"{words}: ignored, distances unknown"]
     load = SeriesLoad(display_set)
     finished: list = []
     load.finished.connect(lambda problems, cancelled: finished.append(problems))

@@ -20,7 +20,7 @@ import pydicom
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.pixels import get_decoder
 from pydicom.uid import UID
 
@@ -141,6 +141,8 @@ RESULT_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.11.1": "gsps",  # Grayscale Softcopy Presentation State
     "1.2.840.10008.5.1.4.1.1.30": "pmap",  # Parametric Map
 }
+# A functional group item missing, short, or holding a value that does not fit its VR: treated as absent.
+_ITEM_ERRORS = (AttributeError, IndexError, KeyError, TypeError, ValueError, BytesLengthException)
 MAX_RESCALE = 1e12  # larger rescale values overflow every output type
 MAX_REFERENCED_SERIES = 64  # a hostile object may list thousands; we need the few it draws on
 
@@ -369,7 +371,7 @@ def _check_decodable(uid: UID) -> None:
 
 def _sop_class_name(ds: Dataset) -> str:
     uid = _get(ds, "SOPClassUID")
-    return UID(uid).name if uid else "unknown object"
+    return UID(str(uid)).name if uid else "unknown object"
 
 
 @_memo_by_raw_elements("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate",
@@ -434,24 +436,30 @@ def _functional_group_rescale(ds: Dataset) -> tuple[float | None, float | None]:
     try:
         item = bounded_sequence(ds, "SharedFunctionalGroupsSequence")[0].PixelValueTransformationSequence[0]
         return _float(item.get("RescaleSlope")), _float(item.get("RescaleIntercept"))
-    except (AttributeError, IndexError, KeyError, TypeError):
+    except _ITEM_ERRORS:
         return None, None
 
 
 def _pixel_spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str, tuple[str, ...]]:
-    """(spacing, where it came from, notes): a spacing no real image has (0, 1e308) is ignored with a note."""
-    candidates = [(k, _floats(_get(ds, k))) for k in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing")]
+    """(spacing, where it came from, notes): a spacing no real image has (0, NaN, 1e308) is ignored with a note."""
+    candidates = [(k, _get(ds, k)) for k in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing")]
     try:
         measures = bounded_sequence(ds, "SharedFunctionalGroupsSequence")[0].PixelMeasuresSequence[0]
-        candidates.append(("PixelSpacing", _floats(measures.get("PixelSpacing"))))
-    except (AttributeError, IndexError, KeyError, TypeError):
+        candidates.append(("PixelSpacing", measures.get("PixelSpacing")))
+    except _ITEM_ERRORS:
         pass
     notes: tuple[str, ...] = ()
-    for keyword, pair in candidates:
-        if len(pair) == 2 and pair[0] > 0 and pair[1] > 0:
-            if limits.plausible_spacing(pair[0]) and limits.plausible_spacing(pair[1]):
-                return (pair[0], pair[1]), keyword, notes
+    for keyword, value in candidates:
+        if not _multi(value):
+            continue
+        pair = _floats(value)
+        if len(pair) == 2 and limits.plausible_spacing(pair[0]) and limits.plausible_spacing(pair[1]):
+            return (pair[0], pair[1]), keyword, notes
+        if len(pair) == 2:
             notes = (f"{keyword} {pair[0]:g}\\{pair[1]:g} mm is not plausible: ignored, distances unknown",)
+        else:
+            text = "\\".join(str(v) for v in _multi(value))[:40]
+            notes = (f"{keyword} '{text}' is not two numbers: ignored, distances unknown",)
     return None, "", notes
 
 
@@ -470,20 +478,20 @@ def _per_frame_geometry(ds: Dataset, frames: int) -> tuple[FrameGeometry, ...]:
     shared_orientation = None
     try:
         shared_orientation = _sextet(bounded_sequence(ds, "SharedFunctionalGroupsSequence")[0].PlaneOrientationSequence[0].ImageOrientationPatient)
-    except (AttributeError, IndexError, KeyError, TypeError):
+    except _ITEM_ERRORS:
         pass
     result = []
     for item in groups:
         try:
             position = _triplet(item.PlanePositionSequence[0].ImagePositionPatient)
-        except (AttributeError, IndexError, KeyError, TypeError):
+        except _ITEM_ERRORS:
             return ()
         if position is not None and max(abs(v) for v in position) > limits.MAX_COORDINATE_MM:
             return ()
         orientation = shared_orientation
         try:
             orientation = _sextet(item.PlaneOrientationSequence[0].ImageOrientationPatient) or orientation
-        except (AttributeError, IndexError, KeyError, TypeError):
+        except _ITEM_ERRORS:
             pass
         result.append(FrameGeometry(position, orientation))
     return tuple(result)

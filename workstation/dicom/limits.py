@@ -141,6 +141,8 @@ def open_bounded(location: FileLocation, full: bool = False) -> Iterator[Bounded
     with open_location(location) as raw:
         head = raw.read(HEAD_BYTES)
         syntax, body = meta_transfer_syntax(head)
+        if body and head[body:body + 4] == bytes(4):  # group 0: no stored data set starts so (a file of zeros)
+            raise BadData("corrupt DICOM file: zero bytes where the data set should start")
         reads = MAX_HEADER_READS + (size // 4096 if full else 0)
         if syntax == DEFLATED and body <= len(head):
             raw.seek(body)

@@ -78,7 +78,8 @@ def _check_encapsulated(fp: BoundedReader, length: int, value_offset: int, synta
     if found is None or found.count == 0 or found.first is None:
         raise UnusablePixelData("compressed pixel data holds no fragments")
     if found.count < frames:
-        raise UnusablePixelData(f"declares {frames} frames, holds {found.count}")
+        held = found.count if found.count <= limits.MAX_FRAMES else f"more than {limits.MAX_FRAMES}"
+        raise UnusablePixelData(f"declares {frames} frames, holds {held}")
     fp.seek(found.first[0])
     problem = stream_problem(fp.read(min(found.first[1], CODESTREAM_HEAD)), found.first[1], syntax, fmt)
     if problem:
