@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -135,6 +137,33 @@ def test_a_worker_failure_is_a_decode_error_for_that_file(tmp_path: Path) -> Non
     broken = replace(header, location=FileLocation(str(tmp_path / "gone.dcm")))
     with pytest.raises(DecodeError, match="cannot read file"):
         decode_instance(broken, np.dtype(np.uint8))
+
+
+# -- the viewer, as a user runs it ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["decoder panic", "pixel spacing 1e308"])
+def test_screenshot_of_a_hostile_series_completes(tmp_path: Path, demo_study: DemoStudy, kind: str) -> None:
+    """Before: after an RLE panic or with PixelSpacing 1e308 the load never said finished: --screenshot waited forever."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    if kind == "decoder panic":
+        ds = pydicom.dcmread(sample_file("MR_small_RLE.dcm"))
+        ds.Columns = 7
+        ds.save_as(folder / "rle7.dcm")
+    else:
+        for source in demo_study.files[:4]:
+            ds = pydicom.dcmread(source)
+            ds.PixelSpacing = ["1e308", "1e308"]
+            ds.save_as(folder / source.name)
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    shot = tmp_path / "shot.png"
+    done = subprocess.run([sys.executable, "-m", "workstation", str(folder), "--screenshot", str(shot)],
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "timed out" not in done.stderr and "Traceback" not in done.stderr
+    assert shot.stat().st_size > 0
 
 
 def teardown_module() -> None:
