@@ -54,6 +54,14 @@ def decode(header: InstanceHeader, dtype: np.dtype, timeout: float | None = None
     raise WorkerFailed(value)
 
 
+def start() -> None:
+    """Start the worker ahead of need (its imports take a second or more)."""
+    global _worker
+    with _lock:
+        if _worker is None or not _worker.alive():
+            _worker = _Worker()
+
+
 def shutdown() -> None:
     global _worker
     with _lock:
