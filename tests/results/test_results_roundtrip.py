@@ -161,3 +161,18 @@ def _strip(value):
     if isinstance(value, list):
         return [_strip(v) for v in value]
     return value
+
+
+def test_sources_sharing_one_sop_instance_uid_are_refused():
+    """A series with a duplicated SOP Instance UID (kept apart in the viewer) cannot be referenced by a result."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    from workstation.core.findings import ModelRef
+    from workstation.results import ContextError, RunContext, build_results
+
+    one = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    two = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    run = RunContext([one, two], ModelRef("m", "1", "ab" * 32), "cpu", "2026-12-04T10:00:00+00:00", "r", [], None, "ws")
+    with pytest.raises(ContextError, match="share one SOP Instance UID"):
+        build_results(run)

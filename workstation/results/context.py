@@ -105,6 +105,9 @@ def check(run: RunContext) -> None:
         raise ContextError("multi-frame source images are not supported yet")
     if len({str(ds.SeriesInstanceUID) for ds in run.sources}) != 1:
         raise ContextError("the source images belong to more than one series")
+    uids = [str(ds.SOPInstanceUID) for ds in run.sources]
+    if len(set(uids)) != len(uids):  # two different images under one UID: a reference could not say which
+        raise ContextError("two source images share one SOP Instance UID; results cannot refer to them unambiguously")
     if run.heatmap is not None:
         shape = (len(run.sources), int(run.sources[0].Rows), int(run.sources[0].Columns))
         if run.heatmap.ndim != 3 or tuple(run.heatmap.shape) != shape:
