@@ -18,7 +18,7 @@ from workstation.core.study import Catalog, DisplaySet
 from workstation.dicom.scan import scan_paths
 from workstation.dicom.sources import open_location
 from workstation.results import BuiltObject, ContextError, ReviewContext, RunContext, build_results
-from workstation.services.review import ReviewSession, SeriesKey
+from workstation.services.review import run_signoff
 from workstation.store.database import Store, StoredRun
 
 
@@ -50,8 +50,7 @@ def contexts_for_series(store: Store, series_instance_uid: str,
 
 def review_context(store: Store, run: StoredRun) -> ReviewContext | None:
     """The sign-off in force for the run (a reopen ends it), with the final states its entry recorded."""
-    key = SeriesKey(run.study_instance_uid, run.series_instance_uid, ())
-    signoff = ReviewSession(store, key, run.model, run.findings).signoff
+    signoff = run_signoff(store, run)
     if signoff is None:
         return None
     entry = next(e for e in store.feedback(run.series_instance_uid) if e.entry_id == signoff.entry_id)

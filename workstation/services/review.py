@@ -80,11 +80,7 @@ class ReviewService:
     def latest_signoff(self, series_instance_uid: str) -> SignOff | None:
         """The sign-off of the series' newest stored run (the study browser's mark), or None."""
         runs = self.store.inference_runs(series_instance_uid)
-        if not runs:
-            return None
-        run = runs[0]
-        key = SeriesKey(run.study_instance_uid, run.series_instance_uid, ())
-        return ReviewSession(self.store, key, run.model, run.findings).signoff
+        return run_signoff(self.store, runs[0]) if runs else None
 
     def session(self, display_set: DisplaySet, model: ModelRef, findings: list[Finding],
                 labels: tuple[str, ...] = ()) -> ReviewSession:
@@ -290,6 +286,12 @@ class ReviewSession:
                 raise ValueError(f"box too small ({width:.1f} x {height:.1f} mm): at least {MIN_BOX_MM:g} mm "
                                  "wide and high; nothing was saved")
         return BoxGeometry(frame_index, (c0, r0, c1, r1), self.key.sop_instance_uids[frame_index])
+
+
+def run_signoff(store: Store, run: StoredRun) -> SignOff | None:
+    """The sign-off in force for a stored run (a reopen ends it), folded from the store like the window does."""
+    key = SeriesKey(run.study_instance_uid, run.series_instance_uid, ())
+    return ReviewSession(store, key, run.model, run.findings).signoff
 
 
 def final_state(state: FindingState) -> dict:
