@@ -65,7 +65,11 @@ class PacsService:
         self.config = config
         self.cache = cache or default_cache(config)
         self.audit = audit  # None: nothing is recorded
-        self.instance_stored = Event()  # (StoredInstance)
+        self.instance_stored = Event()  # (StoredInstance): every instance cached, by C-GET, C-MOVE or a push
+        # (core.receiving.ReceiverEvent): what our C-STORE receiver does, association by association:
+        # AssociationAccepted / AssociationRefused, then InstanceReceived / InstanceConflict / InstanceRefused,
+        # then AssociationEnded. Emitted on the receiver's threads (see core/receiving.py).
+        self.received = Event()
         self._receiver: StoreReceiver | None = None
         self._arrivals = _Arrivals(self.cache, self.instance_stored)
 
