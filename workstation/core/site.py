@@ -49,12 +49,28 @@ class PacsNode:
 
 
 @dataclass(frozen=True)
+class InboundTls:
+    """DICOM TLS on our C-STORE receiver ([workstation.tls]): it then speaks TLS only."""
+
+    cert_file: str
+    key_file: str
+    ca_file: str | None = None  # CAs whose client certificates are trusted (a certificate presented is verified)
+    require_client_cert: bool = False  # true: a sender without a certificate signed by ca_file is refused
+
+
+@dataclass(frozen=True)
 class LocalAE:
     """The workstation itself on the DICOM network."""
 
     ae_title: str = "WORKSTATION"
     store_port: int = 11112
     bind_address: str = "0.0.0.0"  # the PACS must reach our C-STORE receiver for C-MOVE
+    tls: InboundTls | None = None
+    artim_timeout_s: float = 10.0  # a connection that sends no A-ASSOCIATE-RQ within this is dropped (PS3.8 9.1.5)
+    idle_timeout_s: float = 60.0  # an association silent this long is dropped
+    association_timeout_s: float = 3600.0  # no association lasts longer than this, however busy
+    max_associations: int = 16  # at once, all senders together
+    max_associations_per_host: int = 4  # at once, from one address
 
 
 @dataclass(frozen=True)
@@ -225,12 +241,42 @@ def _users(table: dict[str, Any]) -> UserSettings:
 
 
 def _local(table: dict[str, Any]) -> LocalAE:
-    _only(table, "workstation.", {"id", "ae_title", "store_port", "bind_address"})
+    _only(table, "workstation.", {"id", "ae_title", "store_port", "bind_address", "tls", "artim_timeout_s", "idle_timeout_s",
+                                  "association_timeout_s", "max_associations", "max_associations_per_host"})
+    limits = {}
+    for name in ("max_associations", "max_associations_per_host"):
+        value = table.get(name, getattr(LocalAE, name))
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 256:
+            raise ConfigError(f"workstation.{name}", "must be an integer from 1 to 256")
+        limits[name] = value
     return LocalAE(
         ae_title=_ae_title(table, "workstation.ae_title", LocalAE.ae_title),
         store_port=_port(table, "workstation.store_port", LocalAE.store_port),
         bind_address=_string(table, "workstation.bind_address", LocalAE.bind_address),
+        tls=_inbound_tls(table["tls"]) if "tls" in table else None,
+        artim_timeout_s=_seconds(table, "workstation.artim_timeout_s", LocalAE.artim_timeout_s, 600),
+        idle_timeout_s=_seconds(table, "workstation.idle_timeout_s", LocalAE.idle_timeout_s, 3600),
+        association_timeout_s=_seconds(table, "workstation.association_timeout_s", LocalAE.association_timeout_s, 86_400),
+        **limits,
     )
+
+
+def _inbound_tls(table: Any) -> InboundTls:
+    key = "workstation.tls"
+    if not isinstance(table, dict):
+        raise ConfigError(key, "must be a table")
+    _only(table, key + ".", {"cert_file", "key_file", "ca_file", "require_client_cert"})
+    for required in ("cert_file", "key_file"):
+        if required not in table:
+            raise ConfigError(f"{key}.{required}", "missing (required: the receiver's certificate and its key)")
+    require = table.get("require_client_cert", False)
+    if not isinstance(require, bool):
+        raise ConfigError(f"{key}.require_client_cert", "must be true or false")
+    ca_file = _string(table, f"{key}.ca_file", None, required=False)
+    if require and ca_file is None:
+        raise ConfigError(f"{key}.require_client_cert", "needs ca_file (the CAs that sign the senders' certificates)")
+    return InboundTls(cert_file=_string(table, f"{key}.cert_file", None), key_file=_string(table, f"{key}.key_file", None),
+                      ca_file=ca_file, require_client_cert=require)
 
 
 def _node(name: str, table: dict[str, Any]) -> PacsNode:
