@@ -1,0 +1,311 @@
+"""Multiplanar reformatting: axial, coronal and sagittal planes of a Volume, sampled through its affine.
+
+A plane is a grid in patient space (LPS mm): origin, two in-plane unit
+directions (screen right, screen down) and one isotropic pixel size. Each
+output pixel's patient point is mapped to a fractional voxel index (the
+per-frame origins are used, so gaps and irregular spacing land where the
+images were) and sampled with linear interpolation. Where the plane's axes
+run along the volume's axes (the usual axial stack) the sampling separates
+into three 1-D interpolations, a few milliseconds per plane; any other
+orientation (oblique stacks, gantry tilt) takes the general trilinear path.
+Numpy only, no Qt: the viewer and the benchmark share it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from workstation.core.orientation import EdgeLabels, edge_labels
+from workstation.core.study import DisplaySet
+from workstation.core.volume import Volume
+
+# screen right, screen down (radiological convention: the patient's left on the right of axial and coronal views)
+PLANES: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "axial": ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)),
+    "coronal": ((1.0, 0.0, 0.0), (0.0, 0.0, -1.0)),
+    "sagittal": ((0.0, 1.0, 0.0), (0.0, 0.0, -1.0)),
+}
+MAX_SIDE = 1024  # a plane is at most this many pixels a side (the pixel grows instead)
+_ALIGNED = 1e-6
+
+
+class MprUnavailable(ValueError):
+    """The series cannot be reformatted; the message says why, in the reader's words."""
+
+
+def geometry_problem(display_set: DisplaySet, volume: Volume) -> str | None:
+    """Why this display set has no geometry MPR can trust, or None when it has."""
+    if volume.is_colour:
+        return "colour images are not reformatted"
+    if volume.frame_count < 3:
+        return f"{volume.frame_count} frame(s): MPR needs a stack of at least 3 slices"
+    first = display_set.frames[0]
+    if first.geometry.orientation is None:
+        return "no ImageOrientationPatient: the slices' orientation is unknown"
+    if first.instance.pixel_spacing is None:
+        return "no PixelSpacing: distances in the slice are unknown"
+    if volume.frame_origins is None:
+        return "no ImagePositionPatient on every slice: the slices' positions are unknown"
+    normal = _unit(volume.affine[:3, 2])
+    distances = volume.frame_origins @ normal
+    steps = np.diff(distances)
+    if not (np.all(steps > 1e-3) or np.all(steps < -1e-3)):
+        return "slice positions repeat or do not advance along the slice normal"
+    if not np.all(np.isfinite(volume.frame_origins)):
+        return "slice positions are not numbers"
+    return None
+
+
+@dataclass(frozen=True)
+class Plane:
+    """A sampling grid: pixel (i, j) centre = origin + i*spacing*u + j*spacing*v (patient mm)."""
+
+    name: str
+    origin: np.ndarray
+    u: np.ndarray  # screen right
+    v: np.ndarray  # screen down
+    spacing: float
+    shape: tuple[int, int]  # (rows = along v, columns = along u)
+
+    @property
+    def normal(self) -> np.ndarray:
+        return np.cross(self.u, self.v)
+
+    def point(self, x_mm: float, y_mm: float) -> np.ndarray:
+        """Patient point of plane coordinates (mm from the first pixel's centre)."""
+        return self.origin + x_mm * self.u + y_mm * self.v
+
+    def coords(self, point) -> tuple[float, float, float]:
+        """(x, y, distance off the plane) in mm of a patient point."""
+        d = np.asarray(point, dtype=float) - self.origin
+        return float(d @ self.u), float(d @ self.v), float(d @ self.normal)
+
+    @property
+    def labels(self) -> EdgeLabels:
+        return edge_labels((*self.u, *self.v))
+
+
+class MprGeometry:
+    """The volume's extent and sampling in patient space; makes and samples the three planes."""
+
+    def __init__(self, volume: Volume) -> None:
+        if volume.frame_origins is None or volume.frame_count < 2:
+            raise MprUnavailable("the slices' positions are unknown")
+        self.volume = volume
+        frames, rows, cols = volume.array.shape[:3]
+        self._col_dir = _unit(volume.affine[:3, 0])
+        self._row_dir = _unit(volume.affine[:3, 1])
+        self._row_mm, self._col_mm = (float(s) for s in volume.pixel_spacing)
+        self._normal = _unit(volume.affine[:3, 2])
+        self._origins = np.asarray(volume.frame_origins, dtype=float)
+        self._distances = self._origins @ self._normal
+        if self._distances[-1] < self._distances[0]:  # np.interp needs increasing abscissae
+            self._order = -1
+        else:
+            self._order = 1
+        slice_mm = float(np.median(np.abs(np.diff(self._distances))))
+        self.native = (slice_mm, self._row_mm, self._col_mm)  # mm per index step along (frame, row, column)
+        corners = np.array([volume.index_to_patient(c, r, f) for f in (0, frames - 1)
+                            for r in (0, rows - 1) for c in (0, cols - 1)])  # voxel centres: the grid hits them
+        self.low, self.high = corners.min(axis=0), corners.max(axis=0)
+        extent = float(np.max(self.high - self.low))
+        self.spacing = max(min(self.native), extent / MAX_SIDE)
+        self.center = (self.low + self.high) / 2
+        self._corners = corners
+
+    # ----- planes
+    def plane(self, name: str, point) -> Plane:
+        """The `name` plane ("axial", "coronal", "sagittal") through the patient point `point`."""
+        u, v = (np.asarray(a, dtype=float) for a in PLANES[name])
+        n = np.cross(u, v)
+        pu, pv = self._corners @ u, self._corners @ v
+        origin = pu.min() * u + pv.min() * v + float(np.asarray(point, dtype=float) @ n) * n
+        shape = (int(np.floor((pv.max() - pv.min()) / self.spacing)) + 1, int(np.floor((pu.max() - pu.min()) / self.spacing)) + 1)
+        return Plane(name, origin, u, v, self.spacing, shape)
+
+    def step_mm(self, name: str) -> float:
+        """How far one scroll step moves the `name` plane: the native spacing along its normal."""
+        u, v = (np.asarray(a, dtype=float) for a in PLANES[name])
+        n = np.cross(u, v)
+        shares = np.abs([n @ self._normal, n @ self._row_dir, n @ self._col_dir])
+        return float(self.native[int(np.argmax(shares))])
+
+    def clamp(self, point) -> np.ndarray:
+        return np.clip(np.asarray(point, dtype=float), self.low, self.high)
+
+    def range_along(self, name: str) -> tuple[float, float]:
+        """The volume's extent (mm) along the `name` plane's normal."""
+        u, v = (np.asarray(a, dtype=float) for a in PLANES[name])
+        d = self._corners @ np.cross(u, v)
+        return float(d.min()), float(d.max())
+
+    # ----- patient <-> index
+    def to_index(self, points: np.ndarray) -> np.ndarray:
+        """Fractional (frame, row, column) of patient points (..., 3), following each frame's own origin."""
+        points = np.asarray(points, dtype=float)
+        frame = self._frame_of(points @ self._normal)
+        origin = self._origin_at(frame)
+        rel = points - origin
+        return np.stack([frame, rel @ self._row_dir / self._row_mm, rel @ self._col_dir / self._col_mm], axis=-1)
+
+    def _frame_of(self, distance: np.ndarray) -> np.ndarray:
+        d, idx = self._distances[:: self._order], np.arange(len(self._distances), dtype=float)[:: self._order]
+        frame = np.interp(distance, d, idx)
+        # continued linearly half a slice past both ends, so the outer slices keep their thickness
+        lo, hi = d[0], d[-1]
+        step_lo = (idx[1] - idx[0]) / (d[1] - d[0])
+        step_hi = (idx[-1] - idx[-2]) / (d[-1] - d[-2])
+        frame = np.where(distance < lo, idx[0] + (distance - lo) * step_lo, frame)
+        return np.where(distance > hi, idx[-1] + (distance - hi) * step_hi, frame)
+
+    def _origin_at(self, frame: np.ndarray) -> np.ndarray:
+        k = np.clip(np.floor(frame), 0, len(self._origins) - 2).astype(int)
+        t = (frame - k)[..., None]
+        return self._origins[k] * (1 - t) + self._origins[k + 1] * t
+
+    def to_patient(self, index) -> np.ndarray:
+        """Patient point of a fractional (frame, row, column)."""
+        f, r, c = (float(x) for x in index)
+        return self.volume.index_to_patient(c, r, f)
+
+    # ----- sampling
+    def reformat(self, plane: Plane, array: np.ndarray | None = None, slab_mm: float = 0.0,
+                 fill: float | None = None) -> np.ndarray:
+        """The plane sampled from `array` (default: the volume's), in its dtype; a slab > 0 is a MIP that thick."""
+        array = self.volume.array if array is None else array
+        fill = float(array.min()) if fill is None and array.size else (fill or 0.0)
+        separable = self._separable(plane)
+        if separable is not None:
+            out = _sample_separable(array, separable, slab_mm, fill)
+        else:
+            out = self._sample_general(array, plane, slab_mm, fill)
+        if array.dtype.kind in "iu":
+            info = np.iinfo(array.dtype)
+            return np.clip(np.rint(out), info.min, info.max).astype(array.dtype)
+        return out.astype(array.dtype, copy=False)
+
+    def _separable(self, plane: Plane):
+        """Per volume axis: ("u"|"v", fractional indices) or ("n", index, half-slab in index steps); None if oblique."""
+        axes = (self._normal, self._row_dir, self._col_dir)
+        roles: list = [None, None, None]
+        for role, direction in (("u", plane.u), ("v", plane.v), ("n", plane.normal)):
+            shares = np.abs([direction @ a for a in axes])
+            axis = int(np.argmax(shares))
+            if abs(shares[axis] - 1.0) > _ALIGNED or roles[axis] is not None:
+                return None
+            roles[axis] = role
+        if not self._stack_straight():
+            return None
+        nv, nu = plane.shape
+        coords = {"u": np.arange(nu) * plane.spacing, "v": np.arange(nv) * plane.spacing}
+        spec = []
+        for axis, role in enumerate(roles):
+            if role == "n":
+                centre = self.to_index(plane.origin)[axis]
+                spec.append(("n", float(centre), 1.0 / self.native[axis]))
+                continue
+            direction = plane.u if role == "u" else plane.v
+            points = plane.origin + coords[role][:, None] * direction
+            spec.append((role, self.to_index(points)[:, axis]))
+        return spec
+
+    def _stack_straight(self) -> bool:
+        """Every frame's origin on the line through the first along the normal (no gantry tilt, no shear)."""
+        rel = self._origins - self._origins[0]
+        off = rel - np.outer(rel @ self._normal, self._normal)
+        return bool(np.all(np.abs(off) < 1e-3 * max(self._row_mm, self._col_mm)))
+
+    def _sample_general(self, array: np.ndarray, plane: Plane, slab_mm: float, fill: float) -> np.ndarray:
+        nv, nu = plane.shape
+        offsets = [0.0]
+        if slab_mm > 0:
+            half = slab_mm / 2
+            offsets = list(np.arange(-half, half + 1e-9, min(self.native)))
+        jj, ii = np.mgrid[0:nv, 0:nu]
+        base = plane.origin + (ii[..., None] * plane.u + jj[..., None] * plane.v) * plane.spacing
+        out = None
+        for offset in offsets:
+            sampled = _trilinear(array, self.to_index(base + offset * plane.normal), fill)
+            out = sampled if out is None else np.maximum(out, sampled)
+        return out
+
+    # ----- AI boxes
+    def box_on_plane(self, plane: Plane, box_px, first_frame: int, last_frame: int):
+        """A box of pixel edges (c0, r0, c1, r1) spanning frames first..last, cut by the plane: (x0, y0, x1, y1) mm or None."""
+        c0, r0, c1, r1 = (float(x) for x in box_px)
+        corners = np.array([self.to_patient((f, r - 0.5, c - 0.5)) for f in (first_frame - 0.5, last_frame + 0.5)
+                            for r in (r0, r1) for c in (c0, c1)])
+        rel = corners - plane.origin
+        x, y, d = rel @ plane.u, rel @ plane.v, rel @ plane.normal
+        if d.min() > 1e-6 or d.max() < -1e-6:
+            return None
+        return float(x.min()), float(y.min()), float(x.max()), float(y.max())
+
+
+def _unit(vector) -> np.ndarray:
+    v = np.asarray(vector, dtype=float)
+    return v / (np.linalg.norm(v) or 1.0)
+
+
+def _sample_separable(array: np.ndarray, spec, slab_mm: float, fill: float) -> np.ndarray:
+    """Linear interpolation one axis at a time: the plane's axis first (the least data), then the two in-plane ones."""
+    n_axis = next(a for a, s in enumerate(spec) if s[0] == "n")
+    _, centre, per_mm = spec[n_axis]
+    size = array.shape[n_axis]
+    if slab_mm > 0:
+        lo = int(np.ceil(centre - slab_mm / 2 * per_mm - 1e-9))
+        hi = int(np.floor(centre + slab_mm / 2 * per_mm + 1e-9))
+        lo, hi = max(lo, 0), min(hi, size - 1)
+        if lo <= hi:
+            data = np.take(array, range(lo, hi + 1), axis=n_axis).max(axis=n_axis).astype(np.float32)
+        else:
+            data = np.full(np.delete(array.shape[:3], n_axis), fill, np.float32)
+    else:
+        data = _lerp_take(array, np.array([centre]), n_axis, fill)
+        data = np.squeeze(data, axis=n_axis)
+    rest = [spec[a] for a in range(3) if a != n_axis]
+    for axis, (role, indices) in enumerate(rest):
+        data = _lerp_take(data, indices, axis, fill)
+    return data.T if rest[0][0] == "u" else data  # (rows along v, columns along u)
+
+
+def _lerp_take(data: np.ndarray, indices: np.ndarray, axis: int, fill: float) -> np.ndarray:
+    """Samples of `data` at fractional `indices` along `axis` (linear); outside the data: `fill`."""
+    n = data.shape[axis]
+    i0 = np.floor(indices).astype(np.int64)
+    w = (indices - i0).astype(np.float32)
+    inside = (indices >= -0.5) & (indices <= n - 0.5)
+    a = np.clip(i0, 0, n - 1)
+    b = np.clip(i0 + 1, 0, n - 1)
+    shape = [1] * data.ndim
+    shape[axis] = len(indices)
+    w = w.reshape(shape)
+    low = np.take(data, a, axis=axis).astype(np.float32)
+    if np.all(w == 0):
+        out = low
+    else:
+        out = low + (np.take(data, b, axis=axis).astype(np.float32) - low) * w
+    if not inside.all():
+        out = np.where(inside.reshape(shape), out, np.float32(fill))
+    return out
+
+
+def _trilinear(array: np.ndarray, index: np.ndarray, fill: float) -> np.ndarray:
+    """Trilinear samples of a (frames, rows, columns) array at fractional (..., 3) indices."""
+    shape = np.array(array.shape[:3])
+    inside = np.all((index >= -0.5) & (index <= shape - 0.5), axis=-1)
+    i0 = np.floor(index).astype(np.int64)
+    t = (index - i0).astype(np.float32)
+    out = np.zeros(index.shape[:-1], np.float32)
+    for df in (0, 1):
+        for dr in (0, 1):
+            for dc in (0, 1):
+                f = np.clip(i0[..., 0] + df, 0, shape[0] - 1)
+                r = np.clip(i0[..., 1] + dr, 0, shape[1] - 1)
+                c = np.clip(i0[..., 2] + dc, 0, shape[2] - 1)
+                weight = ((t[..., 0] if df else 1 - t[..., 0]) * (t[..., 1] if dr else 1 - t[..., 1])
+                          * (t[..., 2] if dc else 1 - t[..., 2]))
+                out += weight * array[f, r, c]
+    return np.where(inside, out, np.float32(fill))
