@@ -57,6 +57,11 @@ def test_findings_are_the_planted_nodules_in_mm(loaded, study):
         assert finding.sop_instance_uid == display_set.frames[finding.frame_index].instance.sop_instance_uid
     (event,) = events
     assert event.kind == "inference.run" and event.details["findings"] == len(result.findings)
+    acquisition = result.acquisition  # for monitoring by scanner (issue 16): from the series' headers
+    assert (acquisition.manufacturer, acquisition.manufacturer_model, acquisition.convolution_kernel) == (
+        "Workstation Demo Phantom", "workstation.demo", "STANDARD")
+    assert acquisition.slice_thickness_mm == pytest.approx(study.phantom.slice_thickness_mm)
+    assert result.threshold == service.choose(display_set, None).threshold and result.calibrated
     assert event.details["sha256"] == result.model.sha256 and event.details["series_instance_uid"] == display_set.series.series_instance_uid
     assert service.run(display_set, volume) is result and len(events) == 1  # cached: instant, no second run
 

@@ -32,6 +32,20 @@ class Finding:
     sop_instance_uid: str = ""
 
 
+@dataclass(frozen=True)
+class Acquisition:
+    """How the series was made (DICOM Manufacturer, ManufacturerModelName, ConvolutionKernel, SliceThickness)."""
+
+    manufacturer: str = ""
+    manufacturer_model: str = ""
+    convolution_kernel: str = ""
+    slice_thickness_mm: float | None = None
+
+    def to_dict(self) -> dict:
+        return {"manufacturer": self.manufacturer, "manufacturer_model_name": self.manufacturer_model,
+                "convolution_kernel": self.convolution_kernel, "slice_thickness_mm": self.slice_thickness_mm}
+
+
 @dataclass
 class InferenceResult:
     model: ModelRef
@@ -42,6 +56,10 @@ class InferenceResult:
     heatmap: np.ndarray  # (frames, rows, columns) uint8: probability x 255
     seconds: float
     started_utc: str
+    # what post-market monitoring needs (no PHI): the series' scanner and reconstruction, the threshold in force
+    acquisition: Acquisition | None = None
+    threshold: float | None = None  # on the score scale
+    calibrated: bool = False  # scores are calibrated probabilities (the manifest has a calibration)
 
     def sorted_findings(self) -> list[Finding]:
         return sorted(self.findings, key=lambda f: -f.score)

@@ -66,6 +66,9 @@ class SeriesRef:
     modality: str = ""
     description: str = ""
     body_part: str = ""
+    manufacturer: str = ""  # Manufacturer, ManufacturerModelName, ConvolutionKernel: what monitoring groups by
+    manufacturer_model: str = ""
+    convolution_kernel: str = ""
 
 
 @dataclass(frozen=True)

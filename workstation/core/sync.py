@@ -20,6 +20,9 @@ MAX_BATCH = 500  # items per push
 MAX_BODY_BYTES = 8 * 1024 * 1024
 RECORD_KINDS = {"feedback": ("feedback_entry_id", "feedback_sha256"), "inference": ("run_id", "record_sha256")}
 ENTRY_FIELDS = tuple(f.name for f in fields(AuditEntry))
+# An inference record's payload: v1 has no "record_format"; v2 adds "threshold", "score_scale" and "acquisition"
+# (manufacturer, manufacturer_model_name, convolution_kernel, slice_thickness_mm) for monitoring. Both are accepted.
+INFERENCE_RECORD_FORMAT = "workstation.inference-record/2"
 
 
 @dataclass(frozen=True)

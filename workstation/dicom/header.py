@@ -376,7 +376,8 @@ def _sop_class_name(ds: Dataset) -> str:
 
 @_memo_by_raw_elements("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate",
                        "StudyTime", "StudyDescription", "AccessionNumber", "SeriesInstanceUID", "SeriesNumber",
-                       "Modality", "SeriesDescription", "BodyPartExamined")
+                       "Modality", "SeriesDescription", "BodyPartExamined", "Manufacturer", "ManufacturerModelName",
+                       "ConvolutionKernel")
 def _series(ds: Dataset) -> SeriesRef:
     patient = PatientRef(
         patient_id=str(_get(ds, "PatientID", "") or ""),
@@ -399,7 +400,19 @@ def _series(ds: Dataset) -> SeriesRef:
         modality=str(_get(ds, "Modality", "") or "OT"),
         description=str(_get(ds, "SeriesDescription", "") or ""),
         body_part=str(_get(ds, "BodyPartExamined", "") or ""),
+        manufacturer=_text(_get(ds, "Manufacturer")),
+        manufacturer_model=_text(_get(ds, "ManufacturerModelName")),
+        convolution_kernel=_text(_get(ds, "ConvolutionKernel")),
     )
+
+
+def _text(value: Any) -> str:
+    """A short descriptive value (LO, CS with several values joined by '\\'), at most 64 characters."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        value = "\\".join(str(v) for v in value)
+    return str(value).strip()[:64]
 
 
 @_memo_by_raw_elements("Rows", "Columns", "SamplesPerPixel", "PhotometricInterpretation", "BitsAllocated",

@@ -13,7 +13,7 @@ import numpy as np
 
 from workstation.core.events import Event
 from workstation.core.audit import AuditEvent
-from workstation.core.findings import Finding, InferenceResult, ModelRef
+from workstation.core.findings import Acquisition, Finding, InferenceResult, ModelRef
 from workstation.core.study import DisplaySet
 from workstation.core.tasks import CancelToken, Progress, no_progress
 from workstation.core.volume import Volume
@@ -81,6 +81,9 @@ class InferenceService:
             heatmap=np.clip(np.rint(probabilities * 255), 0, 255).astype(np.uint8),
             seconds=seconds,
             started_utc=started.isoformat(timespec="seconds"),
+            acquisition=_acquisition(display_set),
+            threshold=manifest.threshold,
+            calibrated=manifest.calibration is not None,
         )
         with self._lock:
             self._cache[key] = result
@@ -134,6 +137,14 @@ def _finding(candidate, manifest: ModelManifest, volume: Volume, display_set: Di
         frames=(int(candidate.frames[0]), int(candidate.frames[1])),
         sop_instance_uid=display_set.frames[k].instance.sop_instance_uid,
     )
+
+
+def _acquisition(display_set: DisplaySet) -> Acquisition:
+    """The scanner and reconstruction of the series, for monitoring by input (no patient data)."""
+    series = display_set.series
+    thickness = display_set.frames[0].instance.slice_thickness if display_set.frames else None
+    return Acquisition(series.manufacturer, series.manufacturer_model, series.convolution_kernel,
+                       None if thickness is None else round(float(thickness), 3))
 
 
 def _mm(point) -> tuple[float, float, float]:

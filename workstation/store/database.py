@@ -27,10 +27,10 @@ from sqlcipher3 import dbapi2 as sqlcipher
 from workstation.core.audit import (
     GENESIS, AuditEntry, AuditEvent, ChainProblem, ChainReport, Outcome, digest, verify_chain, chain_entry,
 )
-from workstation.core.findings import Finding, InferenceResult, ModelRef
+from workstation.core.findings import Acquisition, Finding, InferenceResult, ModelRef
 from workstation.core.review import Action, FeedbackEntry, entry_refusal
 from workstation.core.roles import Permission, PermissionDenied, User
-from workstation.core.sync import Record, SyncItem
+from workstation.core.sync import INFERENCE_RECORD_FORMAT, Record, SyncItem
 from workstation.store import keys
 from workstation.store.schema import MIGRATIONS
 
@@ -203,6 +203,10 @@ class Store:
             "series_instance_uid": result.series_instance_uid, "started_utc": result.started_utc,
             "findings": [_finding_dict(f) for f in result.findings],
         }
+        if result.acquisition is not None or result.threshold is not None:  # record v2; v1 payloads keep their bytes
+            payload.update(record_format=INFERENCE_RECORD_FORMAT, threshold=result.threshold,
+                           score_scale="calibrated" if result.calibrated else "raw",
+                           acquisition=(result.acquisition or Acquisition()).to_dict())
         event = AuditEvent(event.kind, event.at_utc, {**event.details, "run_id": run_id, "record_sha256": digest(payload)},
                            result.study_instance_uid, event.outcome, event.outcome_text)
         with self._transaction() as db:
