@@ -121,6 +121,7 @@ class ReviewSettings:
 
 
 RESULT_SEND_MODES = ("manual", "on-signoff")
+TRIAGE_TABLES = ("routing", "alerts", "worklist")  # validated by workstation.routing.rules (services.config calls it)
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ class SiteConfig:
     server: ServerSettings = ServerSettings()
     review: ReviewSettings = ReviewSettings()
     results: ResultsSettings = ResultsSettings()
+    triage: dict[str, Any] = field(default_factory=dict)  # [routing], [alerts], [worklist]: workstation.routing checks them
 
     def node(self, name: str) -> PacsNode:
         if name not in self.nodes:
@@ -153,7 +155,7 @@ class SiteConfig:
 
 def parse_site_config(data: dict[str, Any]) -> SiteConfig:
     """Validate a parsed TOML document; raises ConfigError naming the first bad key."""
-    _only(data, "", {"workstation", "pacs", "cache", "users", "store", "server", "review", "results"})
+    _only(data, "", {"workstation", "pacs", "cache", "users", "store", "server", "review", "results", *TRIAGE_TABLES})
     workstation = _table(data, "workstation")
     store = _table(data, "store")
     _only(store, "store.", {"path"})
@@ -171,6 +173,7 @@ def parse_site_config(data: dict[str, Any]) -> SiteConfig:
         server=_server(_table(data, "server")),
         review=_review(_table(data, "review")),
         results=_results(_table(data, "results"), nodes),
+        triage={name: _table(data, name) for name in TRIAGE_TABLES if name in data},
     )
 
 

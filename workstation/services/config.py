@@ -14,6 +14,7 @@ from pathlib import Path
 from platformdirs import site_config_dir, user_config_dir
 
 from workstation.core.site import ConfigError, SiteConfig, parse_site_config
+from workstation.routing.rules import routing_settings
 
 ENV_VAR = "WORKSTATION_CONFIG"
 FILE_NAME = "site.toml"
@@ -46,6 +47,8 @@ def load_site_config(option: str | os.PathLike | None = None) -> SiteConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from None
     try:
-        return parse_site_config(data)
+        config = parse_site_config(data)
+        routing_settings(config)  # the routing rules, alert thresholds and worklist keys, checked at start too
+        return config
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc.key}", exc.reason) from None
