@@ -90,4 +90,8 @@ CREATE UNIQUE INDEX result_objects_content ON result_objects(run_id, kind, conte
 CREATE INDEX result_objects_study ON result_objects(study_instance_uid, state);
 """ + _APPEND_ONLY.format(table="heatmaps", columns="run_id, frames, rows, columns, data")
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# triage (issue 19): the inference queue of routed series and the local studies of the worklist
+# (rows change state; the audit trail keeps the history). The SQL lives with its module.
+from workstation.store.triage_schema import SCHEMA as _TRIAGE  # noqa: E402
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _TRIAGE)
