@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from workstation.core.delivery import DELIVERY_TABLES, DeliveryConfigError, DeliverySettings, parse_delivery
 from workstation.core.sync import MAX_BATCH
 
 AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # default repertoire without backslash, 1-16 chars
@@ -145,6 +146,7 @@ class SiteConfig:
     review: ReviewSettings = ReviewSettings()
     results: ResultsSettings = ResultsSettings()
     triage: dict[str, Any] = field(default_factory=dict)  # [routing], [alerts], [worklist]: workstation.routing checks them
+    delivery: DeliverySettings = DeliverySettings()  # [ris], [fhir]: where signed-off reports go
 
     def node(self, name: str) -> PacsNode:
         if name not in self.nodes:
@@ -155,7 +157,8 @@ class SiteConfig:
 
 def parse_site_config(data: dict[str, Any]) -> SiteConfig:
     """Validate a parsed TOML document; raises ConfigError naming the first bad key."""
-    _only(data, "", {"workstation", "pacs", "cache", "users", "store", "server", "review", "results", *TRIAGE_TABLES})
+    _only(data, "", {"workstation", "pacs", "cache", "users", "store", "server", "review", "results", *TRIAGE_TABLES,
+                 *DELIVERY_TABLES})
     workstation = _table(data, "workstation")
     store = _table(data, "store")
     _only(store, "store.", {"path"})
@@ -174,7 +177,15 @@ def parse_site_config(data: dict[str, Any]) -> SiteConfig:
         review=_review(_table(data, "review")),
         results=_results(_table(data, "results"), nodes),
         triage={name: _table(data, name) for name in TRIAGE_TABLES if name in data},
+        delivery=_delivery(data),
     )
+
+
+def _delivery(data: dict[str, Any]) -> DeliverySettings:
+    try:
+        return parse_delivery(data)
+    except DeliveryConfigError as exc:
+        raise ConfigError(exc.key, exc.reason) from None
 
 
 def _results(table: dict[str, Any], nodes: dict[str, PacsNode]) -> ResultsSettings:
