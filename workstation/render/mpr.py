@@ -114,6 +114,8 @@ class MprGeometry:
         self.spacing = max(min(self.native), extent / MAX_SIDE)
         self.center = (self.low + self.high) / 2
         self._corners = corners
+        self._fill_key: tuple | None = None
+        self._fill = 0.0
 
     # ----- planes
     def plane(self, name: str, point) -> Plane:
@@ -175,7 +177,8 @@ class MprGeometry:
                  fill: float | None = None) -> np.ndarray:
         """The plane sampled from `array` (default: the volume's), in its dtype; a slab > 0 is a MIP that thick."""
         array = self.volume.array if array is None else array
-        fill = float(array.min()) if fill is None and array.size else (fill or 0.0)
+        if fill is None:
+            fill = self._fill_value(array)
         separable = self._separable(plane)
         if separable is not None:
             out = _sample_separable(array, separable, slab_mm, fill)
@@ -185,6 +188,15 @@ class MprGeometry:
             info = np.iinfo(array.dtype)
             return np.clip(np.rint(out), info.min, info.max).astype(array.dtype)
         return out.astype(array.dtype, copy=False)
+
+    def _fill_value(self, array: np.ndarray) -> float:
+        """Outside the volume: its lowest value (air for CT), from a coarse sample: a full min costs a redraw."""
+        if array.dtype.kind not in "iuf" or not array.size:
+            return 0.0
+        key = (id(array), array.shape, self.volume.loaded_count)
+        if self._fill_key != key:
+            self._fill_key, self._fill = key, float(array[:: max(1, array.shape[0] // 16), ::4, ::4].min())
+        return self._fill
 
     def _separable(self, plane: Plane):
         """Per volume axis: ("u"|"v", fractional indices) or ("n", index, half-slab in index steps); None if oblique."""
@@ -262,18 +274,30 @@ def _sample_separable(array: np.ndarray, spec, slab_mm: float, fill: float) -> n
             data = np.take(array, range(lo, hi + 1), axis=n_axis).max(axis=n_axis).astype(np.float32)
         else:
             data = np.full(np.delete(array.shape[:3], n_axis), fill, np.float32)
+    elif -0.5 <= centre <= size - 0.5:
+        k = int(np.clip(np.floor(centre), 0, size - 1))
+        w = np.float32(centre - k) if k + 1 < size else np.float32(0.0)
+        data = _along(array, n_axis, k).astype(np.float32)
+        if w > 1e-4:
+            data += (_along(array, n_axis, k + 1).astype(np.float32) - data) * w
     else:
-        data = _lerp_take(array, np.array([centre]), n_axis, fill)
-        data = np.squeeze(data, axis=n_axis)
+        data = np.full(np.delete(array.shape[:3], n_axis), fill, np.float32)
     rest = [spec[a] for a in range(3) if a != n_axis]
     for axis, (role, indices) in enumerate(rest):
         data = _lerp_take(data, indices, axis, fill)
     return data.T if rest[0][0] == "u" else data  # (rows along v, columns along u)
 
 
+def _along(array: np.ndarray, axis: int, k: int) -> np.ndarray:
+    """The k-th slice of `array` across `axis` (a view: basic indexing)."""
+    return array[(slice(None),) * axis + (k,)]
+
+
 def _lerp_take(data: np.ndarray, indices: np.ndarray, axis: int, fill: float) -> np.ndarray:
     """Samples of `data` at fractional `indices` along `axis` (linear); outside the data: `fill`."""
     n = data.shape[axis]
+    if len(indices) == n and np.allclose(indices, np.arange(n), atol=1e-4):
+        return data  # the plane's pixels are the voxels: nothing to interpolate
     i0 = np.floor(indices).astype(np.int64)
     w = (indices - i0).astype(np.float32)
     inside = (indices >= -0.5) & (indices <= n - 0.5)
