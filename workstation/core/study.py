@@ -46,6 +46,7 @@ class PatientRef:
     name: str
     birth_date: str = ""
     sex: str = ""
+    issuer: str = ""  # IssuerOfPatientID: the same ID from two issuers is two patients
 
 
 @dataclass(frozen=True)

@@ -374,7 +374,7 @@ def _sop_class_name(ds: Dataset) -> str:
     return UID(str(uid)).name if uid else "unknown object"
 
 
-@_memo_by_raw_elements("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate",
+@_memo_by_raw_elements("PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate",
                        "StudyTime", "StudyDescription", "AccessionNumber", "SeriesInstanceUID", "SeriesNumber",
                        "Modality", "SeriesDescription", "BodyPartExamined", "Manufacturer", "ManufacturerModelName",
                        "ConvolutionKernel")
@@ -384,6 +384,7 @@ def _series(ds: Dataset) -> SeriesRef:
         name=str(_get(ds, "PatientName", "") or ""),
         birth_date=str(_get(ds, "PatientBirthDate", "") or ""),
         sex=str(_get(ds, "PatientSex", "") or ""),
+        issuer=str(_get(ds, "IssuerOfPatientID", "") or ""),
     )
     study = StudyRef(
         study_instance_uid=str(_get(ds, "StudyInstanceUID", "") or "unknown-study"),
