@@ -19,10 +19,29 @@ def main(argv: list[str] | None = None) -> int:
     logging.captureWarnings(True)  # pydicom's complaints about odd files go to the log, not the user
     commands = {"scan": _scan, "demo-data": _demo_data, "pacs": _pacs, "infer": _infer, "audit": _audit,
                 "enrol": _enrol, "sync": _sync, "doctor": _doctor, "review": _review, "results": _results,
+                "receive": _receive, "queue": _queue, "worklist": _worklist,
                 "install-support": _install_support}  # the last one: for installer/install.py only
     if argv and argv[0] in commands:
         return commands[argv[0]](argv[1:])
     return _viewer(argv)
+
+
+def _receive(argv: list[str]) -> int:
+    from workstation.cli.receive import receive_main
+
+    return receive_main(argv)
+
+
+def _queue(argv: list[str]) -> int:
+    from workstation.cli.queue import queue_main
+
+    return queue_main(argv)
+
+
+def _worklist(argv: list[str]) -> int:
+    from workstation.cli.worklist import worklist_main
+
+    return worklist_main(argv)
 
 
 def _infer(argv: list[str]) -> int:
