@@ -88,7 +88,8 @@ def test_wrong_tokens_and_other_workstations_are_refused(server, make_store, wor
         assert http.get(f"{API_PREFIX}/entries").status_code == 403  # QA only
         assert http.get(f"{API_PREFIX}/status").status_code == 403
     assert stored_ids(server, workstation_id) == [] and stored_ids(server, other) == []
-    assert [i["kind"] for i in server.status(workstation_id)["incidents"]] == ["forbidden", "forbidden"]
+    incidents = server.status(workstation_id)["incidents"]  # the same refusal twice: one row, counted twice
+    assert [(i["kind"], i["occurrences"]) for i in incidents] == [("forbidden", 2)] and incidents[0]["last_utc"]
     with server.client(other_token) as http:
         assert push(http, other, theirs).json()["accepted"] == 2
     with server.client(server.qa_token) as http:

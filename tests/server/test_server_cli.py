@@ -34,7 +34,9 @@ def test_default_database_is_a_sqlite_file_in_the_working_directory_with_a_schem
     assert len(token) >= 40
     db = sqlite3.connect(tmp_path / "workstation-server.sqlite")
     try:
-        assert db.execute("SELECT value FROM schema_meta WHERE key = 'schema_version'").fetchone() == ("1",)
+        from workstation.server.db import SCHEMA_VERSION
+
+        assert db.execute("SELECT value FROM schema_meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
         stored = [row[0] for row in db.execute("SELECT token_hash FROM principals")]
         assert len(stored) == 1 and token not in stored[0]  # only the SHA-256 is kept
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)

@@ -18,6 +18,13 @@ from workstation.core.audit import AuditEntry, digest
 API_PREFIX = "/api/v1"
 MAX_BATCH = 500  # items per push
 MAX_BODY_BYTES = 8 * 1024 * 1024
+# Bounds of the free-form parts of an item (an entry's details, a record's payload): the server refuses more
+# (422, nothing written), so one hostile entry can neither exhaust it nor make its stored items unreadable.
+MAX_DEPTH = 16  # nested objects/arrays below the field itself (a review session's deepest is 4)
+MAX_CONTAINER = 10_000  # members of one object or array
+MAX_STRING = 65_536  # characters of one string (keys: MAX_KEY)
+MAX_KEY = 256
+MAX_INT = 2**63 - 1  # integers: signed 64-bit; floats: finite
 RECORD_KINDS = {"feedback": ("feedback_entry_id", "feedback_sha256"), "inference": ("run_id", "record_sha256")}
 ENTRY_FIELDS = tuple(f.name for f in fields(AuditEntry))
 # An inference record's payload: v1 has no "record_format"; v2 adds "threshold", "score_scale" and "acquisition"
@@ -67,6 +74,46 @@ class SyncItem:
         if entry.details.get(sha_key) != digest(self.record.payload):
             return f"entry {entry.seq} ({entry.entry_id}): the record's content does not match its digest"
         return None
+
+
+def free_form_problem(value: Any, where: str) -> str | None:
+    """Why `value` (parsed JSON: an entry's details, a record's payload) is refused, naming the place; None when
+    it stays within the bounds above and holds JSON types only."""
+    stack = [(value, where, 0)]
+    push, pop = stack.append, stack.pop
+    while stack:
+        node, path, depth = pop()
+        kind = type(node)
+        if kind is str:
+            if len(node) > MAX_STRING:
+                return f"{path}: a string of {len(node)} characters (at most {MAX_STRING})"
+        elif kind is dict:
+            if depth > MAX_DEPTH:
+                return f"{path}: nested deeper than {MAX_DEPTH} levels"
+            if len(node) > MAX_CONTAINER:
+                return f"{path}: an object of {len(node)} members (at most {MAX_CONTAINER})"
+            for key, member in node.items():
+                if type(key) is not str or len(key) > MAX_KEY:
+                    return f"{path}: a key that is not text of at most {MAX_KEY} characters"
+                if type(member) is not str or len(member) > MAX_STRING:
+                    push((member, f"{path}.{key}", depth + 1))
+        elif kind is list:
+            if depth > MAX_DEPTH:
+                return f"{path}: nested deeper than {MAX_DEPTH} levels"
+            if len(node) > MAX_CONTAINER:
+                return f"{path}: an array of {len(node)} elements (at most {MAX_CONTAINER})"
+            for index, member in enumerate(node):
+                if type(member) is not str or len(member) > MAX_STRING:
+                    push((member, f"{path}[{index}]", depth + 1))
+        elif kind is int:
+            if not -MAX_INT - 1 <= node <= MAX_INT:
+                return f"{path}: an integer outside the signed 64-bit range"
+        elif kind is float:
+            if node != node or node in (float("inf"), float("-inf")):
+                return f"{path}: a number that is not finite"
+        elif node is not None and kind is not bool:
+            return f"{path}: a value of type {kind.__name__} (JSON types only)"
+    return None
 
 
 def continuation_problem(head_seq: int, head_hash: str, item: SyncItem) -> str | None:

@@ -1,7 +1,8 @@
 """The routes of /api/v1. Every error is {"detail": {"error": <code>, "message": <text>, ...}}.
 
-Error codes: unauthorized (401), forbidden (403), not-found (404), conflict / chain (409, with seq and
-entry_id), too-large (413), invalid-json (400), invalid (422).
+Error codes: invalid-json (400), unauthorized (401), forbidden (403), not-found (404), conflict / chain (409,
+with seq and entry_id), too-large (413), invalid (422), too-many-requests (429, with Retry-After), internal
+(500, no traceback); errors.py turns FastAPI's and Starlette's own answers into this form too.
 """
 
 from __future__ import annotations
@@ -9,29 +10,27 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 import workstation
 from workstation.core.sync import MAX_BATCH
 
 from . import auth, db
-from .ingest import Problem, ingest, record_incident, stored_items
+from .errors import fail
+from .ingest import Problem, entries_page, ingest, record_incident
 from .models import (WORKSTATION_ID, AllStatus, CodeRequest, CodeResponse, EnrolRequest, EnrolResponse, EntriesPage,
-                     Error, Head, Health, Incident, PushRequest, PushResponse, RevokeResponse, WorkstationStatus)
+                     Error, Head, Health, Incident, IncidentsPage, PushRequest, PushResponse, RevokeResponse, TokenInfo,
+                     TokenList, TokenRevokeResponse, WorkstationStatus)
 
 log = logging.getLogger(__name__)
 router = APIRouter(responses={400: {"model": Error, "description": "not JSON"},
                                422: {"model": Error, "description": "wrong types, unknown fields"}})
 bearer = HTTPBearer(auto_error=False, description="a workstation token (from enrolment) or a qa/admin token")
 MAX_INCIDENTS_SHOWN = 100
+MAX_ROW_ID = 2**63 - 1  # ids are 64-bit in both databases: a larger `after` would overflow the query
 IdPath = Annotated[str, Path(pattern=WORKSTATION_ID)]
-
-
-def fail(status: int, error: str, message: str, **extra: Any) -> HTTPException:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return HTTPException(status, {"error": error, "message": message, **extra}, headers=headers)
 
 
 def get_engine(request: Request) -> Engine:
@@ -49,6 +48,9 @@ def caller(engine: EngineDep,
         who = auth.identify(conn, credentials.credentials)
     if who is None:
         raise fail(401, "unauthorized", "unknown or revoked token")
+    if who.needs_touch():
+        with db.write(engine) as conn:
+            auth.touch(conn, who)
     return who
 
 
@@ -81,14 +83,23 @@ def health(engine: EngineDep) -> Health:
     return Health(status="ok", database=db.dialect(engine), version=workstation.__version__)
 
 
-@router.post("/enrol", status_code=201, response_model=EnrolResponse, responses={401: {"model": Error}})
-def enrol(body: EnrolRequest, engine: EngineDep) -> EnrolResponse:
-    """Exchange a one-time enrolment code (issued by an admin for this workstation id) for a token."""
+@router.post("/enrol", status_code=201, response_model=EnrolResponse,
+             responses={401: {"model": Error}, 429: {"model": Error, "description": "too many failed enrolments"}})
+def enrol(body: EnrolRequest, engine: EngineDep, request: Request) -> EnrolResponse:
+    """Exchange a one-time enrolment code (issued by an admin for this workstation id) for a token. A source
+    address that failed too often (20 at once, then 10 a minute) gets 429 with Retry-After, even for a good code."""
+    source = request.client.host if request.client else "unknown"
+    failures = request.app.state.enrol_failures
+    wait = failures.retry_after(source)
+    if wait is not None:
+        raise fail(429, "too-many-requests", f"too many failed enrolments from {source}; try again in {wait} s",
+                   headers={"Retry-After": str(wait)}, retry_after_s=wait)
     try:
         with db.write(engine) as conn:
             token = auth.enrol(conn, body.code, body.workstation_id)
     except auth.EnrolmentError as exc:
-        log.warning("enrolment refused for workstation %s: %s", body.workstation_id, exc)
+        failures.spend(source)
+        log.warning("enrolment refused for workstation %s from %s: %s", body.workstation_id, source, exc)
         raise fail(401, "unauthorized", str(exc)) from None
     log.info("workstation %s enrolled", body.workstation_id)
     return EnrolResponse(workstation_id=body.workstation_id, token=token)
@@ -96,7 +107,7 @@ def enrol(body: EnrolRequest, engine: EngineDep) -> EnrolResponse:
 
 @router.post("/entries", response_model=PushResponse,
              responses={**ERRORS, 409: {"model": Error}, 413: {"model": Error}})
-def push(body: PushRequest, who: CallerDep, engine: EngineDep) -> PushResponse:
+def push(body: PushRequest, who: CallerDep, engine: EngineDep, request: Request) -> PushResponse:
     """A workstation's next items, in seq order: all accepted (committed before the reply) or none."""
     if who.role != "workstation":
         raise fail(403, "forbidden", "only a workstation token may push entries")
@@ -109,7 +120,7 @@ def push(body: PushRequest, who: CallerDep, engine: EngineDep) -> PushResponse:
         problem = Problem("forbidden", item.seq if item else None, item.entry_id if item else None,
                           f"the token of workstation {who.name} was used to push entries of {stranger}")
         with db.write(engine) as conn:
-            record_incident(conn, who.name, problem)
+            record_incident(conn, who.name, problem, request.app.state.incident_rows)
         raise fail(403, "forbidden", problem.message)
     items = [i.to_sync_item() for i in body.items]
     try:
@@ -117,7 +128,7 @@ def push(body: PushRequest, who: CallerDep, engine: EngineDep) -> PushResponse:
             outcome = ingest(conn, who.name, items, db.now_utc(), [i.canonical_text for i in body.items])
     except Problem as problem:
         with db.write(engine) as conn:
-            record_incident(conn, who.name, problem)
+            record_incident(conn, who.name, problem, request.app.state.incident_rows)
         raise fail(409, problem.error, problem.message, seq=problem.seq, entry_id=problem.entry_id) from None
     log.info("workstation %s: %d accepted, %d duplicates, head %d", who.name, outcome.accepted,
              outcome.duplicates, outcome.head_seq)
@@ -125,20 +136,32 @@ def push(body: PushRequest, who: CallerDep, engine: EngineDep) -> PushResponse:
                         head=Head(seq=outcome.head_seq, hash=outcome.head_hash))
 
 
+Text = Annotated[str | None, Query(max_length=256)]
+
+
+def _text_filters(**values: str | None) -> None:
+    """PostgreSQL text cannot hold NUL: such a filter matches nothing we could have stored; say so (422)."""
+    for name, value in values.items():
+        if value is not None and "\x00" in value:
+            raise fail(422, "invalid", f"{name}: a NUL character is not allowed")
+
+
 @router.get("/entries", response_model=EntriesPage, responses=ERRORS)
 def query_entries(
         engine: EngineDep, who: Annotated[auth.Caller, Depends(staff)],
-        workstation_id: str | None = None,
-        kind: Annotated[str | None, Query(description="audit kind, e.g. finding.accept, inference.run")] = None,
-        action: Annotated[str | None, Query(description="review action: accept matches kind finding.accept")] = None,
-        model: Annotated[str | None, Query(description="model name (details.model)")] = None,
-        model_version: Annotated[str | None, Query(description="model version (details.version)")] = None,
-        since: Annotated[str | None, Query(description="at_utc >= this ISO 8601 time (naive = UTC)")] = None,
-        until: Annotated[str | None, Query(description="at_utc < this ISO 8601 time")] = None,
+        workstation_id: Text = None,
+        kind: Annotated[str | None, Query(max_length=256, description="audit kind, e.g. finding.accept, inference.run")] = None,
+        action: Annotated[str | None, Query(max_length=256, description="review action: accept matches kind finding.accept")] = None,
+        model: Annotated[str | None, Query(max_length=256, description="model name (details.model)")] = None,
+        model_version: Annotated[str | None, Query(max_length=256, description="model version (details.version)")] = None,
+        since: Annotated[str | None, Query(max_length=64, description="at_utc >= this ISO 8601 time (naive = UTC)")] = None,
+        until: Annotated[str | None, Query(max_length=64, description="at_utc < this ISO 8601 time")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        after: Annotated[int | None, Query(ge=0, description="the `next` of the previous page")] = None,
-) -> EntriesPage:
+        after: Annotated[int | None, Query(ge=0, le=MAX_ROW_ID, description="the `next` of the previous page")] = None,
+) -> Response:
     """Stored entries in the order the server received them (per workstation: seq order), for reviewers and QA."""
+    _text_filters(workstation_id=workstation_id, kind=kind, action=action, model=model, model_version=model_version,
+                  since=since, until=until)
     e = db.entries
     query = select(e.c.id, e.c.item, e.c.received_utc).order_by(e.c.id).limit(limit + 1)
     conditions = {e.c.workstation_id: workstation_id, e.c.kind: kind, e.c.model: model, e.c.model_version: model_version}
@@ -151,8 +174,8 @@ def query_entries(
         if value is not None:
             try:
                 moment = db.normalise_time(value)
-            except ValueError:
-                raise fail(422, "invalid", f"{name}: not an ISO 8601 time: {value!r}") from None
+            except (ValueError, OverflowError):
+                raise fail(422, "invalid", f"{name}: not an ISO 8601 time within years 1-9999 in UTC: {value!r}") from None
             query = query.where(e.c.at_utc >= moment if op == "ge" else e.c.at_utc < moment)
     if after is not None:
         query = query.where(e.c.id > after)
@@ -160,18 +183,24 @@ def query_entries(
         rows = conn.execute(query).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    return EntriesPage(items=stored_items(rows), next=rows[-1].id if more else None)
+    return entries_page(rows, rows[-1].id if more else None)
+
+
+def _incident(r) -> Incident:
+    return Incident(id=r.id, at_utc=r.at_utc, kind=r.kind, seq=r.seq, entry_id=r.entry_id, message=r.message,
+                    occurrences=r.occurrences, last_utc=r.last_utc)
 
 
 def _status(conn, row) -> WorkstationStatus:
     i = db.incidents
     recent = conn.execute(select(i).where(i.c.workstation_id == row.id).order_by(i.c.id.desc())
                           .limit(MAX_INCIDENTS_SHOWN)).all()
+    total = len(recent) if len(recent) < MAX_INCIDENTS_SHOWN else conn.execute(
+        select(func.count()).select_from(i).where(i.c.workstation_id == row.id)).scalar_one()
     return WorkstationStatus(
         workstation_id=row.id, entries=row.entries, head=Head(seq=row.head_seq, hash=row.head_hash),
         last_push_utc=row.last_push_utc, enrolled=row.token_hash is not None, revoked_utc=row.revoked_utc,
-        incidents=[Incident(at_utc=r.at_utc, kind=r.kind, seq=r.seq, entry_id=r.entry_id, message=r.message)
-                   for r in reversed(recent)])
+        incidents=[_incident(r) for r in reversed(recent)], incidents_total=total)
 
 
 @router.get("/workstations/{workstation_id}/status", response_model=WorkstationStatus,
@@ -185,6 +214,29 @@ def workstation_status(workstation_id: IdPath, who: CallerDep, engine: EngineDep
         if row is None:
             raise fail(404, "not-found", f"unknown workstation {workstation_id}")
         return _status(conn, row)
+
+
+@router.get("/workstations/{workstation_id}/incidents", response_model=IncidentsPage,
+            responses={**ERRORS, 404: {"model": Error}})
+def workstation_incidents(
+        workstation_id: IdPath, who: CallerDep, engine: EngineDep,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        after: Annotated[int | None, Query(ge=0, le=MAX_ROW_ID, description="the `next` of the previous page")] = None,
+) -> IncidentsPage:
+    """Every incident of the workstation, oldest first, paged (the status shows only the last 100)."""
+    if not who.is_staff and who.name != workstation_id:
+        raise fail(403, "forbidden", "a workstation may read its own incidents only")
+    i = db.incidents
+    query = select(i).where(i.c.workstation_id == workstation_id).order_by(i.c.id).limit(limit + 1)
+    if after is not None:
+        query = query.where(i.c.id > after)
+    with db.read(engine) as conn:
+        if conn.execute(select(db.workstations.c.id).where(db.workstations.c.id == workstation_id)).first() is None:
+            raise fail(404, "not-found", f"unknown workstation {workstation_id}")
+        rows = conn.execute(query).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return IncidentsPage(items=[_incident(r) for r in rows], next=rows[-1].id if more else None)
 
 
 @router.get("/status", response_model=AllStatus, responses=ERRORS)
@@ -212,3 +264,24 @@ def revoke(workstation_id: IdPath, engine: EngineDep, who: Annotated[auth.Caller
             raise fail(404, "not-found", f"unknown workstation {workstation_id}")
     log.info("workstation %s revoked by %s", workstation_id, who.name)
     return RevokeResponse(workstation_id=workstation_id, revoked=True)
+
+
+@router.get("/admin/tokens", response_model=TokenList, responses=ERRORS)
+def tokens(engine: EngineDep, who: Annotated[auth.Caller, Depends(admin)]) -> TokenList:
+    """Every qa/admin token and enrolled workstation: name, role, created, last used, revoked; never a secret."""
+    with db.read(engine) as conn:
+        return TokenList(tokens=[TokenInfo(**t) for t in auth.list_tokens(conn)])
+
+
+@router.post("/admin/tokens/{token_id}/revoke", response_model=TokenRevokeResponse,
+             responses={**ERRORS, 404: {"model": Error}})
+def revoke_token(token_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], engine: EngineDep,
+                 who: Annotated[auth.Caller, Depends(admin)]) -> TokenRevokeResponse:
+    """A qa/admin token stops working at once (401); revoking one already revoked changes nothing."""
+    try:
+        with db.write(engine) as conn:
+            row = auth.revoke_token(conn, token_id)
+    except auth.TokenError as exc:
+        raise fail(404, "not-found", str(exc)) from None
+    log.info("%s token %s (%s) revoked by %s", row["role"], row["id"], row["name"], who.name)
+    return TokenRevokeResponse(id=row["id"], name=row["name"], revoked=True)

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 import workstation
 from workstation.core.sync import API_PREFIX, MAX_BATCH, MAX_BODY_BYTES
 
-from . import db
+from . import db, errors, limits
 from .api import router
 
 DRAIN_LIMIT = 8 * MAX_BODY_BYTES  # read (and drop) at most this much of a refused body, so the client gets the 413
@@ -69,24 +67,6 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-def _describe(errors) -> str:
-    parts = []
-    for error in errors[:5]:
-        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{where}: {error.get('msg', 'invalid')}")
-    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-    return "; ".join(parts) + more
-
-
-async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = exc.errors()
-    if any(e.get("type") == "json_invalid" for e in errors):
-        return JSONResponse({"detail": {"error": "invalid-json", "message": "the body is not valid JSON"}}, status_code=400)
-    listed = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in errors[:20]]
-    return JSONResponse({"detail": {"error": "invalid", "message": _describe(errors), "errors": listed}},
-                        status_code=422)
-
-
 def create_app(database_url: str = db.DEFAULT_DATABASE) -> FastAPI:
     engine = db.make_engine(database_url)
     db.create_schema(engine)
@@ -101,7 +81,9 @@ def create_app(database_url: str = db.DEFAULT_DATABASE) -> FastAPI:
                   openapi_url=f"{API_PREFIX}/openapi.json", docs_url=f"{API_PREFIX}/docs", redoc_url=None,
                   lifespan=lifespan)
     app.state.engine = engine
+    app.state.enrol_failures = limits.Bucket(limits.ENROL_FAILURES_BURST, limits.ENROL_FAILURES_PER_MINUTE)
+    app.state.incident_rows = limits.Window(limits.INCIDENT_ROWS_PER_MINUTE)
     app.include_router(router, prefix=API_PREFIX)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    errors.install(app)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     return app

@@ -22,10 +22,24 @@ ROLES = ("qa", "admin")
 DEFAULT_CODE_TTL_HOURS = 72.0
 
 
+TOUCH_EVERY_S = 60  # a token's last use is written at most this often (a write per request would cost more)
+
+
 @dataclass(frozen=True)
 class Caller:
     role: str  # "workstation", "qa" or "admin"
     name: str  # the workstation id, or the principal's name
+    principal_id: int | None = None  # qa/admin: the principals row
+    last_used_utc: str | None = None
+
+    def needs_touch(self) -> bool:
+        if self.last_used_utc is None:
+            return True
+        try:
+            then = datetime.fromisoformat(self.last_used_utc)
+        except ValueError:
+            return True
+        return (datetime.now(timezone.utc) - then).total_seconds() >= TOUCH_EVERY_S
 
     @property
     def is_staff(self) -> bool:
@@ -51,7 +65,11 @@ def new_code() -> str:
 
 
 def normalise_code(code: str) -> str:
-    """Typed codes compare case- and spacing-blind."""
+    """Typed codes compare case-, spacing- and dash-blind: `abcde fghjk...`, `ABCDEFGHJK...` and the printed
+    `ABCDE-FGHJK-...` are one code (stored hashes are of the printed form)."""
+    chars = "".join(c for c in code if not c.isspace() and c not in "-_").upper()
+    if len(chars) == 25 and all(c in CODE_ALPHABET for c in chars):
+        return "-".join(chars[i:i + 5] for i in range(0, 25, 5))
     return "".join(code.split()).upper()
 
 
@@ -66,15 +84,61 @@ def _same(stored_hash: str | None, secret: str) -> bool:
 def identify(conn: Connection, token: str) -> Caller | None:
     """Who holds `token`; None for an unknown or revoked one."""
     hashed = secret_hash(token)
-    row = conn.execute(select(db.workstations.c.id, db.workstations.c.token_hash)
-                       .where(db.workstations.c.token_hash == hashed)).first()
+    w, p = db.workstations, db.principals
+    row = conn.execute(select(w.c.id, w.c.token_hash, w.c.last_used_utc).where(w.c.token_hash == hashed)).first()
     if row is not None and _same(row.token_hash, token):
-        return Caller("workstation", row.id)
-    row = conn.execute(select(db.principals.c.name, db.principals.c.role, db.principals.c.token_hash)
-                       .where(db.principals.c.token_hash == hashed, db.principals.c.revoked_utc.is_(None))).first()
+        return Caller("workstation", row.id, None, row.last_used_utc)
+    row = conn.execute(select(p.c.id, p.c.name, p.c.role, p.c.token_hash, p.c.last_used_utc)
+                       .where(p.c.token_hash == hashed, p.c.revoked_utc.is_(None))).first()
     if row is not None and _same(row.token_hash, token):
-        return Caller(row.role, row.name)
+        return Caller(row.role, row.name, row.id, row.last_used_utc)
     return None
+
+
+def touch(conn: Connection, who: Caller) -> None:
+    """Record that `who`'s token was used now (shown by the token list)."""
+    now = db.now_utc()
+    if who.principal_id is not None:
+        conn.execute(update(db.principals).where(db.principals.c.id == who.principal_id).values(last_used_utc=now))
+    elif who.role == "workstation":
+        conn.execute(update(db.workstations).where(db.workstations.c.id == who.name).values(last_used_utc=now))
+
+
+def list_tokens(conn: Connection) -> list[dict]:
+    """Every qa/admin token (revoked ones too) and every workstation ever enrolled: who, role, times; no secret."""
+    p, w = db.principals, db.workstations
+    tokens = [{"id": r.id, "name": r.name, "role": r.role, "created_utc": r.created_utc,
+               "last_used_utc": r.last_used_utc, "revoked_utc": r.revoked_utc}
+              for r in conn.execute(select(p.c.id, p.c.name, p.c.role, p.c.created_utc, p.c.last_used_utc,
+                                           p.c.revoked_utc).order_by(p.c.id))]
+    tokens += [{"id": None, "name": r.id, "role": "workstation", "created_utc": r.enrolled_utc,
+                "last_used_utc": r.last_used_utc, "revoked_utc": r.revoked_utc}
+               for r in conn.execute(select(w.c.id, w.c.enrolled_utc, w.c.last_used_utc, w.c.revoked_utc)
+                                     .where(w.c.enrolled_utc.is_not(None)).order_by(w.c.id))]
+    return tokens
+
+
+class TokenError(Exception):
+    """No such token, or a name that several tokens share (the message says which)."""
+
+
+def revoke_token(conn: Connection, which: str | int) -> dict:
+    """Revoke a qa/admin token by id, or by name when one live token has it; the revoked row (id, name, role)."""
+    p = db.principals
+    if isinstance(which, int) or str(which).isdigit():
+        rows = conn.execute(select(p.c.id, p.c.name, p.c.role, p.c.revoked_utc).where(p.c.id == int(which))).all()
+    else:
+        rows = conn.execute(select(p.c.id, p.c.name, p.c.role, p.c.revoked_utc)
+                            .where(p.c.name == which, p.c.revoked_utc.is_(None))).all()
+    if not rows:
+        raise TokenError(f"no qa/admin token {which!r} (ids and names: workstation-server tokens)")
+    if len(rows) > 1:
+        raise TokenError(f"{len(rows)} live tokens are named {which!r} (ids {', '.join(str(r.id) for r in rows)}): "
+                         "give the id")
+    row = rows[0]
+    if row.revoked_utc is None:
+        conn.execute(update(p).where(p.c.id == row.id).values(revoked_utc=db.now_utc()))
+    return {"id": row.id, "name": row.name, "role": row.role}
 
 
 def ensure_workstation(conn: Connection, workstation_id: str) -> None:

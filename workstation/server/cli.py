@@ -1,9 +1,15 @@
 """`workstation-server`: serve the API, and the operator's commands on the same database.
 
     workstation-server serve [--database URL] [--host 127.0.0.1] [--port 8443] [--tls-cert F --tls-key F]
+                             [--workers N] [--insecure-http]
     workstation-server issue-code WORKSTATION_ID [--ttl-hours 72] [--database URL]   # prints the code
     workstation-server issue-token --role qa|admin --name NAME [--database URL]      # prints the token
+    workstation-server tokens [--database URL]                  # qa/admin tokens and workstations, no secrets
+    workstation-server revoke-token ID|NAME [--database URL]    # a qa/admin token stops working
     workstation-server revoke WORKSTATION_ID [--database URL]
+
+`serve` on an address other than loopback needs TLS (--tls-cert/--tls-key): tokens would travel in clear.
+`--insecure-http` allows it anyway (behind a TLS-terminating proxy on the same host), with a warning.
 
 The database defaults to $WORKSTATION_SERVER_DATABASE, else sqlite:///./workstation-server.sqlite;
 postgresql://user@host/db uses PostgreSQL (psycopg 3). Tables are created on first use.
@@ -12,6 +18,7 @@ postgresql://user@host/db uses PostgreSQL (psycopg 3). Tables are created on fir
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import re
@@ -59,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8443)
     serve.add_argument("--tls-cert", help="PEM certificate (chain) of the server; needs --tls-key")
     serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    serve.add_argument("--workers", type=int, default=1, help="API worker processes (default 1; the flood limits are "
+                       "kept per process)")
+    serve.add_argument("--insecure-http", action="store_true",
+                       help="serve plain HTTP on a non-loopback address (tokens in clear: only behind a local TLS proxy)")
 
     code = commands.add_parser("issue-code", parents=[database], help="print a one-time enrolment code")
     code.add_argument("workstation_id", type=_workstation_id)
@@ -70,7 +81,21 @@ def _parser() -> argparse.ArgumentParser:
 
     revoke = commands.add_parser("revoke", parents=[database], help="stop a workstation's token and unused codes")
     revoke.add_argument("workstation_id", type=_workstation_id)
+
+    commands.add_parser("tokens", parents=[database], help="list qa/admin tokens and enrolled workstations (no secrets)")
+    revoke_token = commands.add_parser("revoke-token", parents=[database], help="stop a qa or admin token")
+    revoke_token.add_argument("token", help="its id or its name (as `tokens` lists them)")
     return parser
+
+
+def loopback(host: str) -> bool:
+    """Whether `host` (as given to --host) is reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,6 +112,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--database: {exc}")
     if args.command == "issue-code" and not args.ttl_hours > 0:
         parser.error("--ttl-hours must be positive")
+    if args.command == "serve" and not 1 <= args.workers <= 64:
+        parser.error("--workers must be from 1 to 64")
+    if args.command == "serve" and not args.tls_cert and not loopback(args.host):
+        if not args.insecure_http:
+            parser.error(f"--host {args.host} without TLS would send every token in clear over the network: give "
+                         "--tls-cert and --tls-key, bind 127.0.0.1, or (behind a TLS proxy on this host only) "
+                         "--insecure-http")
+        log.warning("*** INSECURE: serving plain HTTP on %s (--insecure-http): bearer tokens and audit entries "
+                    "cross the network in clear unless a TLS proxy on this host is the only client ***", args.host)
     if args.command == "serve":
         return _serve(args)
     engine = db.make_engine(args.database)
@@ -99,6 +133,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"enrolment code for {args.workstation_id}, valid once until {expires}", file=sys.stderr)
             elif args.command == "issue-token":
                 print(auth.issue_token(conn, args.role, args.name))
+            elif args.command == "tokens":
+                _print_tokens(auth.list_tokens(conn))
+            elif args.command == "revoke-token":
+                try:
+                    row = auth.revoke_token(conn, args.token)
+                except auth.TokenError as exc:
+                    print(f"error: {exc}", file=sys.stderr)
+                    return 1
+                print(f"{row['role']} token {row['id']} ({row['name']}) revoked", file=sys.stderr)
             elif args.command == "revoke":
                 if not auth.revoke(conn, args.workstation_id):
                     print(f"error: unknown workstation {args.workstation_id}", file=sys.stderr)
@@ -107,6 +150,22 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         engine.dispose()
     return 0
+
+
+def _print_tokens(tokens: list[dict]) -> None:
+    header = ("id", "name", "role", "created", "last used", "revoked")
+    rows = [tuple("-" if t[k] is None else str(t[k]) for k in ("id", "name", "role", "created_utc", "last_used_utc",
+                                                                "revoked_utc")) for t in tokens]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip())
+
+
+def app_from_environment():
+    """The app of one worker process (`--workers N`: uvicorn imports this in each)."""
+    from .app import create_app
+
+    return create_app(os.environ["WORKSTATION_SERVER_DATABASE"])
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -119,11 +178,22 @@ def _serve(args: argparse.Namespace) -> int:
 
     from .app import create_app
 
-    app = create_app(args.database)
+    app = create_app(args.database)  # creates or migrates the schema once, before any worker starts
     scheme = "https" if args.tls_cert else "http"
-    log.info("serving %s://%s:%d%s on %s", scheme, args.host, args.port, "/api/v1", db.dialect(app.state.engine))
-    uvicorn.run(app, host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
-                log_config=None, timeout_graceful_shutdown=5, server_header=False)
+    log.info("serving %s://%s:%d%s on %s, %d worker process(es)", scheme, args.host, args.port, "/api/v1",
+             db.dialect(app.state.engine), args.workers)
+    path = db.sqlite_path(args.database)
+    warning = db.loose_mode(path) if path else None
+    if warning:
+        log.warning("%s", warning)
+    options = dict(host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
+                   log_config=None, timeout_graceful_shutdown=5, server_header=False)
+    if args.workers == 1:
+        uvicorn.run(app, **options)
+    else:
+        app.state.engine.dispose()
+        os.environ["WORKSTATION_SERVER_DATABASE"] = args.database
+        uvicorn.run("workstation.server.cli:app_from_environment", factory=True, workers=args.workers, **options)
     return 0
 
 

@@ -8,15 +8,17 @@ compare as text.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 
 from sqlalchemy import (BigInteger, Column, Connection, Engine, ForeignKey, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint, create_engine, event, select)
+                        UniqueConstraint, create_engine, event, select, update)
 from sqlalchemy.engine import make_url
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_DATABASE = "sqlite:///./workstation-server.sqlite"
 
 metadata = MetaData()
@@ -37,6 +39,7 @@ workstations = Table(
     Column("head_hash", String(64), nullable=False),
     Column("entries", BigInteger, nullable=False, default=0),
     Column("last_push_utc", String(40)),
+    Column("last_used_utc", String(40)),  # v2: its token, as for principals
 )
 
 enrolment_codes = Table(
@@ -56,6 +59,7 @@ principals = Table(  # qa and admin tokens
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_utc", String(40), nullable=False),
     Column("revoked_utc", String(40)),
+    Column("last_used_utc", String(40)),  # v2; updated at most once a minute (auth.identify)
 )
 
 entries = Table(
@@ -79,12 +83,23 @@ incidents = Table(
     "incidents", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("workstation_id", String(128), nullable=False, index=True),
-    Column("at_utc", String(40), nullable=False),
+    Column("at_utc", String(40), nullable=False),  # first seen
     Column("kind", String(32), nullable=False),  # gap, broken-link, altered, conflict, forbidden
     Column("seq", BigInteger),
     Column("entry_id", String(64)),
     Column("message", Text, nullable=False),
+    Column("occurrences", Integer, nullable=False, default=1, server_default="1"),  # v2: repeats folded in
+    Column("last_utc", String(40)),  # v2: last seen (NULL: seen once)
 )
+
+# Schema changes of an existing database, by the version they lead to (a new database gets the tables as
+# declared above and the current version). Append; never change a step that has shipped.
+MIGRATIONS: dict[int, list[str]] = {
+    2: ["ALTER TABLE principals ADD COLUMN last_used_utc VARCHAR(40)",
+        "ALTER TABLE workstations ADD COLUMN last_used_utc VARCHAR(40)",
+        "ALTER TABLE incidents ADD COLUMN occurrences INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE incidents ADD COLUMN last_utc VARCHAR(40)"],
+}
 
 
 def now_utc() -> str:
@@ -112,9 +127,41 @@ def engine_url(database_url: str) -> str:
     raise ValueError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql://...")
 
 
+def private_file(path: Path) -> None:
+    """Create `path` (mode 0600) and its missing folders (0700) unless it exists: the server's SQLite file holds
+    every workstation's audit trail; SQLite gives its -wal and -shm files the same mode."""
+    if path.exists():
+        return
+    missing = [p for p in path.parents if not p.exists()]
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+
+
+def loose_mode(path: Path) -> str | None:
+    """A warning when the database file can be read by others than its owner (made before v2, or by hand)."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return None
+    return f"{path} has mode {mode:04o}: others can read it; chmod 600 it" if mode & 0o077 else None
+
+
+def sqlite_path(database_url: str) -> Path | None:
+    url = make_url(database_url)
+    return Path(url.database).resolve() if url.get_backend_name() == "sqlite" and url.database else None
+
+
 def make_engine(database_url: str) -> Engine:
     url = engine_url(database_url)
     if url.startswith("sqlite"):
+        private_file(sqlite_path(url))
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
@@ -159,6 +206,15 @@ def create_schema(engine: Engine) -> None:
             conn.execute(schema_meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
         elif int(row[0]) > SCHEMA_VERSION:
             raise RuntimeError(f"the database has schema version {row[0]}; this server knows up to {SCHEMA_VERSION}")
+        elif int(row[0]) < SCHEMA_VERSION:
+            if conn.dialect.name == "postgresql":  # one server process migrates; the others wait for it here
+                conn.exec_driver_sql("LOCK TABLE schema_meta IN EXCLUSIVE MODE")
+                row = conn.execute(select(schema_meta.c.value).where(schema_meta.c.key == "schema_version")).first()
+            for version in range(int(row[0]) + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS.get(version, []):
+                    conn.exec_driver_sql(statement)
+            conn.execute(update(schema_meta).where(schema_meta.c.key == "schema_version")
+                         .values(value=str(SCHEMA_VERSION)))
 
 
 def dialect(engine: Engine) -> str:

@@ -17,12 +17,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi import Response
 from sqlalchemy import Connection, insert, select, update
 
 from workstation.core.audit import canonical_json
 from workstation.core.sync import SyncItem, continuation_problem
 
 from . import db
+from .limits import Window
 
 log = logging.getLogger(__name__)
 
@@ -144,12 +146,52 @@ def _column(value: Any, size: int) -> str:
     return str(value).replace("\x00", "")[:size]
 
 
-def record_incident(conn: Connection, workstation_id: str, problem: Problem) -> None:
-    conn.execute(insert(db.incidents).values(workstation_id=workstation_id, at_utc=db.now_utc(), kind=problem.kind,
-                                             seq=problem.seq, entry_id=problem.entry_id, message=problem.message))
+def record_incident(conn: Connection, workstation_id: str, problem: Problem, window: Window | None = None) -> None:
+    """One incident row, unless it repeats the workstation's latest (then that row's count and last time grow),
+    or the workstation already made `window`'s limit of rows this minute (then they are counted in one
+    "flood" row): a hostile or broken workstation cannot fill the table or bury older incidents."""
+    i = db.incidents
+    now = db.now_utc()
+    last = conn.execute(select(i.c.id, i.c.kind, i.c.seq, i.c.entry_id, i.c.message, i.c.occurrences)
+                        .where(i.c.workstation_id == workstation_id).order_by(i.c.id.desc()).limit(1)).first()
+    same = last is not None and (last.kind, last.seq, last.entry_id, last.message) == (
+        problem.kind, problem.seq, problem.entry_id, problem.message)
+    if not same and window is not None and not window.allow(workstation_id):
+        if last is not None and last.kind == "flood":
+            same = True
+        else:
+            problem = Problem("flood", problem.seq, problem.entry_id,
+                              f"more than {window.limit} incidents a minute from this workstation; the next ones are"
+                              f" counted here (the first: {problem.kind}: {problem.message})"[:4000])
+    if same:
+        conn.execute(update(i).where(i.c.id == last.id).values(occurrences=i.c.occurrences + 1, last_utc=now))
+        log.debug("incident %s of workstation %s repeated", problem.kind, workstation_id)
+        return
+    conn.execute(insert(i).values(workstation_id=workstation_id, at_utc=now, kind=problem.kind, seq=problem.seq,
+                                  entry_id=problem.entry_id, message=problem.message, occurrences=1))
     log.warning("incident %s for workstation %s at seq %s (%s)", problem.kind, workstation_id, problem.seq,
                 problem.entry_id)
 
 
-def stored_items(rows) -> list[dict[str, Any]]:
-    return [{**json.loads(row.item), "received_utc": row.received_utc} for row in rows]
+def _readable_object(text: Any) -> bool:
+    if not isinstance(text, str) or len(text) < 3 or text[0] != "{" or text[-1] != "}":
+        return False
+    try:
+        return isinstance(json.loads(text), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+def entries_page(rows, next_id: int | None) -> Response:
+    """GET /entries' body, made of the stored canonical texts as they are (no re-serialisation: an item stored
+    before the bounds existed - say, nested 300 levels - is handed out as it was pushed instead of failing the
+    page). A stored text that is not a readable JSON object is replaced by a note saying so."""
+    parts = []
+    for row in rows:
+        text, received = row.item, json.dumps(row.received_utc)
+        if _readable_object(text):
+            parts.append(f'{text[:-1]},"received_utc":{received}}}')
+        else:
+            parts.append(json.dumps({"unreadable": "the stored item is not a JSON object", "row": row.id,
+                                     "received_utc": row.received_utc}))
+    return Response(f'{{"items":[{",".join(parts)}],"next":{json.dumps(next_id)}}}', media_type="application/json")

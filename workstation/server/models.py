@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from workstation.core.audit import AuditEntry, canonical_json
-from workstation.core.sync import ENTRY_FIELDS, MAX_BATCH, Record, SyncItem
+from workstation.core.sync import ENTRY_FIELDS, MAX_BATCH, Record, SyncItem, free_form_problem
 
 WORKSTATION_ID = r"^[A-Za-z0-9_.-]{1,128}$"
 WorkstationId = Annotated[str, Field(pattern=WORKSTATION_ID, examples=["ws-rad-01"])]
@@ -48,6 +48,10 @@ class WireItem(Strict):
 
     @model_validator(mode="after")
     def _canonical(self) -> WireItem:
+        problem = free_form_problem(self.details, "details") or (
+            None if self.record is None else free_form_problem(self.record.payload, "record.payload"))
+        if problem is not None:
+            raise ValueError(problem)
         try:  # e.g. NaN, or a lone surrogate in a string: cannot be hashed
             self._text = canonical_json(self.model_dump()).decode("utf-8")
         except (ValueError, TypeError) as exc:
@@ -105,6 +109,25 @@ class RevokeResponse(BaseModel):
     revoked: bool
 
 
+class TokenInfo(BaseModel):
+    id: int | None = Field(description="qa/admin tokens: what POST /admin/tokens/{id}/revoke takes; null for workstations")
+    name: str = Field(description="the principal's name, or the workstation id")
+    role: Literal["qa", "admin", "workstation"]
+    created_utc: str | None
+    last_used_utc: str | None = Field(description="to the minute: updated at most once a minute")
+    revoked_utc: str | None
+
+
+class TokenList(BaseModel):
+    tokens: list[TokenInfo] = Field(description="every qa/admin token and every enrolled workstation; never a secret")
+
+
+class TokenRevokeResponse(BaseModel):
+    id: int
+    name: str
+    revoked: bool
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     database: str
@@ -112,11 +135,19 @@ class Health(BaseModel):
 
 
 class Incident(BaseModel):
-    at_utc: str
-    kind: str
+    id: int = Field(description="pass as `after` to GET /workstations/{id}/incidents for the ones after it")
+    at_utc: str = Field(description="first seen")
+    kind: str = Field(description="gap, broken-link, altered, conflict, forbidden; flood: too many to list one by one")
     seq: int | None
     entry_id: str | None
     message: str
+    occurrences: int = Field(description="how many times it happened (identical repeats are folded into one row)")
+    last_utc: str | None = Field(description="last seen (null when seen once)")
+
+
+class IncidentsPage(BaseModel):
+    items: list[Incident]
+    next: int | None = Field(description="pass as `after` for the next page; null on the last page")
 
 
 class WorkstationStatus(BaseModel):
@@ -126,7 +157,8 @@ class WorkstationStatus(BaseModel):
     last_push_utc: str | None
     enrolled: bool
     revoked_utc: str | None
-    incidents: list[Incident]
+    incidents: list[Incident] = Field(description="the last 100 incidents, oldest first")
+    incidents_total: int = Field(description="incident rows in all (GET /workstations/{id}/incidents pages them)")
 
 
 class AllStatus(BaseModel):
@@ -139,7 +171,8 @@ class EntriesPage(BaseModel):
 
 
 class ErrorDetail(BaseModel):
-    error: str = Field(description="unauthorized, forbidden, not-found, conflict, chain, too-large, invalid-json, invalid")
+    error: str = Field(description="unauthorized, forbidden, not-found, conflict, chain, too-large, invalid-json, "
+                                   "invalid, too-many-requests, internal")
     message: str
     seq: int | None = Field(default=None, description="409: the entry that was refused")
     entry_id: str | None = None
