@@ -513,6 +513,8 @@ def _remember_failure(path: Path, identity: Identity, reason: str) -> None:
 _RECORD_TABLES = (
     ("feedback", "entry_id", "feedback_entry_id", "feedback_sha256", ("finding.", "review."), ("series_instance_uid", "finding_id")),
     ("inference_runs", "run_id", "run_id", "record_sha256", ("inference.run",), ("series_instance_uid", "model", "version")),
+    ("measurements", "entry_id", "measurement_entry_id", "measurement_sha256", ("measurement.",),
+     ("series_instance_uid", "measurement_id")),
 )
 
 

@@ -94,4 +94,7 @@ CREATE INDEX result_objects_study ON result_objects(study_instance_uid, state);
 # (rows change state; the audit trail keeps the history). The SQL lives with its module.
 from workstation.store.triage_schema import SCHEMA as _TRIAGE  # noqa: E402
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _TRIAGE)
+# measurements (issue 15): the reader's own measurements, append-only entries like feedback.
+from workstation.store.measurement_schema import SCHEMA as _MEASUREMENTS  # noqa: E402
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _TRIAGE, _MEASUREMENTS)
