@@ -97,4 +97,6 @@ from workstation.store.triage_schema import SCHEMA as _TRIAGE  # noqa: E402
 # measurements (issue 15): the reader's own measurements, append-only entries like feedback.
 from workstation.store.measurement_schema import SCHEMA as _MEASUREMENTS  # noqa: E402
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _TRIAGE, _MEASUREMENTS)
+from workstation.store.report_schema import SCHEMA as _REPORTS  # noqa: E402
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _TRIAGE, _MEASUREMENTS, _REPORTS)
