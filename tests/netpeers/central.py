@@ -42,8 +42,9 @@ class CentralServer(PeerProcess):
     graceful_stop = True
 
     def __init__(self, workdir: Path, database_url: str | None = None, *, certs: TlsCerts | None = None,
-                 port: int | None = None):
+                 port: int | None = None, serve_args: tuple[str, ...] = ()):
         super().__init__(workdir)
+        self.serve_args = tuple(serve_args)  # more `serve` options, e.g. ("--workers", "2")
         self.database_url = database_url or f"sqlite:///{self.workdir / 'central.sqlite'}"
         self.port = port or free_port()
         self.certs = certs
@@ -85,7 +86,7 @@ class CentralServer(PeerProcess):
                 "--host", LOCALHOST, "--port", str(self.port)]
         if self.certs:
             argv += ["--tls-cert", str(self.certs.server_cert), "--tls-key", str(self.certs.server_key)]
-        self._spawn(argv)
+        self._spawn(argv + list(self.serve_args))
         self._wait_ready(self._healthy, timeout, f"GET {self.url}{API}/health")
         return self
 
