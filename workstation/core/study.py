@@ -134,6 +134,7 @@ class InstanceHeader:
     isolate_decode: bool = False  # the codestream claims far more than it holds: decode in a worker, with a timeout
     notes: tuple[str, ...] = ()  # values ignored as implausible (PixelSpacing 1e308): said as series warnings
     duplicate_of: str = ""  # the SOP Instance UID this instance shares with another file holding other pixels
+    frame_time_ms: float | None = None  # cine: FrameTime, else 1000 / CineRate or RecommendedDisplayFrameRate
 
 
 @dataclass(frozen=True)

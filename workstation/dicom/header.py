@@ -248,7 +248,17 @@ def _instance(location: FileLocation, ds: Dataset, head: bytes, pixel_start: int
         overlay_groups=overlay_groups(ds),
         pixel_data_offset=pixel_start,
         notes=shared.notes + notes,
+        frame_time_ms=_frame_time(ds),
     )
+
+
+def _frame_time(ds: Dataset) -> float | None:
+    """Milliseconds per frame for cine: FrameTime, else CineRate or RecommendedDisplayFrameRate; None if absent or absurd."""
+    value = _float(_get(ds, "FrameTime"))
+    if value is None:
+        rate = _float(_get(ds, "CineRate")) or _float(_get(ds, "RecommendedDisplayFrameRate"))
+        value = 1000.0 / rate if rate else None
+    return value if value is not None and 1.0 <= value <= 10_000.0 else None
 
 
 @dataclass(frozen=True)
