@@ -45,6 +45,8 @@ class SliceViewer(QWidget):
     boxEdited = Signal(str, object)  # finding id, new box (pixel edges) - queued: after the mouse release
     boxDrawn = Signal(int, object)  # frame, new box (pixel edges) drawn in draw mode
     findingClicked = Signal(str)
+    volumeChanged = Signal()  # another series (or the same one grown) is shown: layouts, MPR and cine follow
+    overlaysChanged = Signal()  # boxes, states, selection or heatmap redrawn: the MPR views redraw theirs
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -179,6 +181,7 @@ class SliceViewer(QWidget):
         else:
             self.viewbox.setRange(xRange=kept_range[0], yRange=kept_range[1], padding=0)
         self._refresh()
+        self.volumeChanged.emit()
 
     def frames_ready(self, indices: list[int]) -> None:
         """Called as decoding progresses; the first decoded frame fixes the opening window."""
@@ -412,6 +415,7 @@ class SliceViewer(QWidget):
             self.heat_item.setImage(colour_heatmap(result.heatmap[k], self._heat_lut), autoLevels=False, levels=None)
             self.heat_item.setRect(QRectF(0, 0, cols * col_mm, rows * row_mm))
         self.overlay.draw(k, self.states, self.spans, self.selected_id, self.editable)
+        self.overlaysChanged.emit()
 
     def _mouse_moved(self, scene_pos: QPointF) -> None:
         self._cursor = QPointF(scene_pos)
