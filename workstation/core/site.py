@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-from workstation.core.delivery import DELIVERY_TABLES, DeliveryConfigError, DeliverySettings, parse_delivery
+from workstation.core.delivery import (DELIVERY_TABLES, DeliveryConfigError, DeliverySettings, is_loopback,
+                                        parse_delivery)
 from workstation.core.sync import MAX_BATCH
 
 AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # default repertoire without backslash, 1-16 chars
@@ -218,6 +220,9 @@ def _server(table: dict[str, Any]) -> ServerSettings:
     url = _string(table, "server.url", None, required=False)
     if url is not None and not SERVER_URL.match(url):
         raise ConfigError("server.url", "must be an http:// or https:// URL (e.g. https://audit.hospital.example)")
+    if url is not None and url.lower().startswith("http://") and not is_loopback(urlsplit(url).hostname or ""):
+        raise ConfigError("server.url", "http:// to another machine would send the workstation's bearer token and "
+                                        "its audit trail in clear: use https:// (http:// only to this machine)")
     verify = table.get("verify", True)
     if not isinstance(verify, bool):
         raise ConfigError("server.verify", "must be true or false")
