@@ -11,6 +11,7 @@ import workstation
 from workstation.core.sync import API_PREFIX, MAX_BATCH, MAX_BODY_BYTES
 
 from . import db, errors, limits
+from . import monitoring
 from .api import router
 
 DRAIN_LIMIT = 8 * MAX_BODY_BYTES  # read (and drop) at most this much of a refused body, so the client gets the 413
@@ -84,6 +85,7 @@ def create_app(database_url: str = db.DEFAULT_DATABASE) -> FastAPI:
     app.state.enrol_failures = limits.Bucket(limits.ENROL_FAILURES_BURST, limits.ENROL_FAILURES_PER_MINUTE)
     app.state.incident_rows = limits.Window(limits.INCIDENT_ROWS_PER_MINUTE)
     app.include_router(router, prefix=API_PREFIX)
+    monitoring.register(app)  # /api/v1/monitoring/... and /dashboard (issue 16)
     errors.install(app)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     return app

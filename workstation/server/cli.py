@@ -85,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("tokens", parents=[database], help="list qa/admin tokens and enrolled workstations (no secrets)")
     revoke_token = commands.add_parser("revoke-token", parents=[database], help="stop a qa or admin token")
     revoke_token.add_argument("token", help="its id or its name (as `tokens` lists them)")
+    from .monitoring.cli import add_parser as add_monitor  # issue 16: `monitor`
+    add_monitor(commands, database)
     return parser
 
 
@@ -123,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
                     "cross the network in clear unless a TLS proxy on this host is the only client ***", args.host)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "monitor":
+        from .monitoring.cli import run as monitor
+
+        return monitor(args)
     engine = db.make_engine(args.database)
     try:
         db.create_schema(engine)
