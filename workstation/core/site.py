@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from workstation.core.delivery import (DELIVERY_TABLES, DeliveryConfigError, DeliverySettings, is_loopback,
                                         parse_delivery)
+from workstation.core.hanging import HangingProtocol, parse_hanging
 from workstation.core.sync import MAX_BATCH
 
 AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # default repertoire without backslash, 1-16 chars
@@ -149,6 +150,7 @@ class SiteConfig:
     results: ResultsSettings = ResultsSettings()
     triage: dict[str, Any] = field(default_factory=dict)  # [routing], [alerts], [worklist]: workstation.routing checks them
     delivery: DeliverySettings = DeliverySettings()  # [ris], [fhir]: where signed-off reports go
+    hanging: tuple[HangingProtocol, ...] = ()  # [[hanging]]: default layout, series and windows per modality/body part
 
     def node(self, name: str) -> PacsNode:
         if name not in self.nodes:
@@ -160,7 +162,7 @@ class SiteConfig:
 def parse_site_config(data: dict[str, Any]) -> SiteConfig:
     """Validate a parsed TOML document; raises ConfigError naming the first bad key."""
     _only(data, "", {"workstation", "pacs", "cache", "users", "store", "server", "review", "results", *TRIAGE_TABLES,
-                 *DELIVERY_TABLES})
+                 *DELIVERY_TABLES, "hanging"})
     workstation = _table(data, "workstation")
     store = _table(data, "store")
     _only(store, "store.", {"path"})
@@ -180,7 +182,12 @@ def parse_site_config(data: dict[str, Any]) -> SiteConfig:
         results=_results(_table(data, "results"), nodes),
         triage={name: _table(data, name) for name in TRIAGE_TABLES if name in data},
         delivery=_delivery(data),
+        hanging=parse_hanging(data.get("hanging", []), _raise),
     )
+
+
+def _raise(key: str, reason: str) -> None:
+    raise ConfigError(key, reason)
 
 
 def _delivery(data: dict[str, Any]) -> DeliverySettings:
