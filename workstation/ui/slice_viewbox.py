@@ -18,6 +18,7 @@ class SliceViewBox(pg.ViewBox):
         super().__init__(invertY=True, lockAspect=True, enableMenu=False)
         self.setMouseMode(pg.ViewBox.PanMode)
         self.draw_mode = False
+        self.mouse_hook = None  # measurement tools: drag(ev) / click(ev) return True when they took the event
 
     def wheelEvent(self, ev, axis=None):  # noqa: N802 - Qt naming
         if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
@@ -26,7 +27,14 @@ class SliceViewBox(pg.ViewBox):
         ev.accept()
         self.sigScroll.emit(-1 if ev.delta() > 0 else 1)
 
+    def mouseClickEvent(self, ev):  # noqa: N802 - Qt naming
+        if self.mouse_hook is not None and self.mouse_hook.click(ev):
+            return
+        super().mouseClickEvent(ev)
+
     def mouseDragEvent(self, ev, axis=None):  # noqa: N802 - Qt naming
+        if self.mouse_hook is not None and ev.button() == Qt.MouseButton.LeftButton and self.mouse_hook.drag(ev):
+            return
         if ev.button() == Qt.MouseButton.RightButton:
             ev.accept()
             delta = ev.screenPos() - ev.lastScreenPos()
