@@ -33,6 +33,7 @@ from workstation.ui.ai_controller import AiController
 from workstation.ui.ai_panel import AiPanel
 from workstation.ui.bridge import LibrarySignals, LoadSignals, ResultSignal
 from workstation.ui.browser import StudyBrowser
+from workstation.ui.layout_controller import LayoutController
 from workstation.ui.problems import ProblemsPanel
 from workstation.ui.results_controller import StoredResultsController
 from workstation.ui.results_send_controller import ResultsSendController
@@ -41,6 +42,7 @@ from workstation.ui.shortcuts_dialog import ShortcutsDialog
 from workstation.ui.sync_controller import SyncController
 from workstation.ui.sync_status import SyncStatus
 from workstation.ui.viewer import ZOOM_STEP, SliceViewer
+from workstation.ui.worklist_controller import WorklistController
 
 if TYPE_CHECKING:  # networking, HTTP and the store load when first used, not before the first picture
     from workstation.services.pacs import PacsService
@@ -87,7 +89,7 @@ class MainWindow(QMainWindow):
         self._thumbs.ready.connect(self._thumbnail_ready)
 
         self.viewer = SliceViewer()
-        self.setCentralWidget(self.viewer)
+        self.layouts = LayoutController(self)  # the central area: viewports, MPR, compare with prior, cine
         self.browser = StudyBrowser()
         self.browser.displaySetActivated.connect(self.open_display_set)
         self.problems = ProblemsPanel()
@@ -125,6 +127,7 @@ class MainWindow(QMainWindow):
         self.library_signals.scanProgress.connect(lambda d, t: self._busy(f"Scanning {d}/{t} files…", d, t))
         self.library_signals.catalogChanged.connect(self._catalog_changed)
         self.library_signals.scanFailed.connect(self._scan_failed)
+        self.worklist = WorklistController(self)  # its dock; with routing rules, the receiver and AI triage
         self._idle("Open a study with File > Open or drop files here")
 
     def _dock(self, widget, title: str, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -175,6 +178,7 @@ class MainWindow(QMainWindow):
         self.overlay_planes_action.setCheckable(True)
         self.overlay_planes_action.setChecked(True)
         self.overlay_planes_action.toggled.connect(self.viewer.show_overlay_planes)
+        self.layouts.add_to_menu(view_menu)
         review_menu = self.menuBar().addMenu("Re&view")
         review_actions = self.ai_panel.review.actions_for_window()
         for action in review_actions:
@@ -239,6 +243,7 @@ class MainWindow(QMainWindow):
             self.open_display_set(catalog.display_sets[0].key)  # before the thumbnails: the reader waits for it
         else:
             self._reload_if_grown()
+        self.layouts.catalog_changed(catalog)  # the site's hanging protocol for a study shown the first time
         for display_set in catalog.display_sets:
             if display_set.key in self._thumbnails:  # the tree was rebuilt: put known previews back
                 self.browser.set_thumbnail(display_set.key, self._thumbnails[display_set.key])
@@ -463,7 +468,7 @@ class MainWindow(QMainWindow):
             from workstation.services.pacs import PacsService
             from workstation.ui.query_window import QueryRetrieveWindow
 
-            self.pacs = PacsService(self.config, audit=self.work.audit if self.work is not None else None)
+            self.pacs = self.pacs or PacsService(self.config, audit=self.work.audit if self.work is not None else None)
             self.query_window = QueryRetrieveWindow(self.pacs, self.library, self)
         self.query_window.show()
         self.query_window.raise_()
@@ -482,6 +487,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
         self.results_send.close()  # before the store closes: a send in flight records what the PACS took
+        self.layouts.close()
         self.cancel()
         for signals in self.loads.values():
             signals.load.cancel()
@@ -490,6 +496,7 @@ class MainWindow(QMainWindow):
         if self.query_window is not None:
             self.query_window.cancel()
             self.query_window.close()
+        self.worklist.close()
         if self.pacs is not None:
             self.pacs.close()
         self.syncing.stop()

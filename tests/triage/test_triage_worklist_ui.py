@@ -1,0 +1,118 @@
+"""The worklist panel in the real window (offscreen): flagged, pending and signed-off studies in priority order,
+the threshold in use said, and a double-click opening the flagged study at its strongest finding. Saves
+resources/screenshots/worklist.png."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workstation.core.audit import AuditEvent
+from workstation.core.findings import Finding, InferenceResult, ModelRef
+from workstation.core.site import parse_site_config
+from workstation.dicom.scan import scan_paths
+from workstation.services.review import ReviewSession, SeriesKey
+from workstation.store.triage_queue import NOT_APPLICABLE, TriageQueue
+
+pytestmark = pytest.mark.ui
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+SCREENSHOT = Path(__file__).resolve().parents[2] / "resources" / "screenshots" / "worklist.png"
+MODEL = ModelRef("nodule-detector", "1.1.0", "d7" * 32)
+LOGIN_VARIABLE = "WS_TRIAGE_LOGIN"
+
+
+def _finding(fid: str, score: float, frame: int, sop: str) -> Finding:
+    return Finding(fid, "nodule", score, frame, (100.0, 100.0, 120.0, 120.0), ((0.0, 0.0, 0.0), (10.0, 10.0, 0.0)),
+                   (5.0, 5.0, 0.0), (frame, frame), sop)
+
+
+def _record(store, study: str, series: str, findings: list[Finding]) -> None:
+    result = InferenceResult(MODEL, "cpu", study, series, findings, np.zeros((1, 1, 1), np.uint8), 1.0,
+                             "2026-12-04T08:00:00+00:00")
+    store.record_inference(result, AuditEvent("inference.run", result.started_utc, {
+        "series_instance_uid": series, "model": MODEL.name, "version": MODEL.version, "findings": len(findings)}))
+
+
+@pytest.fixture
+def session(tmp_path, monkeypatch, backend, triage_studies):
+    from workstation.ui.app import open_work_session
+
+    monkeypatch.setenv("WORKSTATION_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv(LOGIN_VARIABLE, "dr.smith")
+    config = parse_site_config({"users": {"default_role": "reviewer", "login_variable": LOGIN_VARIABLE},
+                                "workstation": {"id": "ws-ui"}, "alerts": {"nodule-detector": 0.6},
+                                "worklist": {"show_at_start": True}})
+    work, problem = open_work_session(config, backend)
+    assert work is not None, problem
+    store, queue = work.store, TriageQueue(work.store)
+    flagged = scan_paths([triage_studies["nodules"]]).display_sets[0]
+    clean = scan_paths([triage_studies["clean"]]).display_sets[0]
+    for ds, name in ((clean, "CLEAN^PHANTOM"), (flagged, "NODULES^PHANTOM")):  # the flagged one arrives last
+        series = ds.series
+        queue.note_study(series.study.study_instance_uid, patient_name=name, patient_id="DEMO", study_date="20261204",
+                         description="CT CHEST", source="received from CT01", folder=str(ds.first.location.path).rsplit("/", 1)[0],
+                         series_uid=series.series_instance_uid, modality="CT", series_description=series.description,
+                         instances=len(ds.frames))
+    sop = flagged.frames[7].instance.sop_instance_uid
+    _record(store, flagged.series.study.study_instance_uid, flagged.series.series_instance_uid,
+            [_finding("a", 0.97, 7, sop), _finding("b", 0.81, 6, sop), _finding("c", 0.52, 5, sop)])
+    queue.add(clean.series.study.study_instance_uid, clean.series.series_instance_uid, "nodule-detector",
+              "chest-ct", 7, instances=12)  # pending: queued
+    # an older study, read and signed off; and an MR no rule routes
+    queue.note_study("1.2.826.0.1.99.1", patient_name="EARLIER^STUDY", study_date="20261203", description="CT CHEST",
+                     source="retrieved", series_uid="1.2.826.0.1.99.1.1", modality="CT", instances=120)
+    signed = [_finding("s1", 0.31, 40, "1.2.826.0.1.99.1.1.40")]
+    _record(store, "1.2.826.0.1.99.1", "1.2.826.0.1.99.1.1", signed)
+    review = ReviewSession(store, SeriesKey("1.2.826.0.1.99.1", "1.2.826.0.1.99.1.1", ()), MODEL, signed)
+    review.reject("s1")
+    review.sign_off()
+    queue.note_study("1.2.826.0.1.99.2", patient_name="HEAD^MR", study_date="20261204", description="MR BRAIN",
+                     source="received from MR01", series_uid="1.2.826.0.1.99.2.1", modality="MR", instances=1)
+    queue.add("1.2.826.0.1.99.2", "1.2.826.0.1.99.2.1", "-", "-", 0, state=NOT_APPLICABLE,
+              reason="no routing rule matches: chest-ct: modality MR is not CT")
+    return config, work, flagged
+
+
+def test_worklist_rows_thresholds_and_opening_at_the_strongest_finding(qtbot, session):
+    from PySide6.QtCore import Qt
+
+    from workstation.ui.main_window import MainWindow
+
+    config, work, flagged = session
+    win = MainWindow(config=config, session=work)
+    qtbot.addWidget(win)
+    win.resize(1500, 700)
+    win.show()
+    panel = win.worklist.panel
+    qtbot.waitUntil(lambda: panel.table.rowCount() == 4, timeout=10_000)
+    texts = [[panel.table.item(r, c).text() for c in range(panel.table.columnCount())] for r in range(4)]
+    assert texts[0][2] == "NODULES, PHANTOM" and texts[0][0] == "⚑" and texts[0][1] == "2 ≥ 0.60 · top 0.97"
+    assert [t[2] for t in texts[1:]] == ["CLEAN, PHANTOM", "EARLIER, STUDY", "HEAD, MR"] or \
+        {t[2] for t in texts[1:]} == {"CLEAN, PHANTOM", "EARLIER, STUDY", "HEAD, MR"}
+    by_patient = {t[2]: t for t in texts}
+    assert by_patient["CLEAN, PHANTOM"][6] == "queued"
+    assert by_patient["EARLIER, STUDY"][7] == "signed off by dr.smith"
+    assert by_patient["HEAD, MR"][6].startswith("not applicable: no routing rule matches")
+    assert "nodule-detector ≥ 0.60 (site threshold)" in panel.thresholds.text()
+    assert not win.worklist.dock.visibleRegion().isEmpty()  # the site shows the worklist at start
+    win.resize(1700, 560)
+    win.resizeDocks([win.worklist.dock], [1150], Qt.Orientation.Horizontal)
+    qtbot.wait(100)
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    assert win.grab().save(str(SCREENSHOT))
+    # filters
+    panel.flagged.setChecked(True)
+    qtbot.waitUntil(lambda: panel.table.rowCount() == 1)
+    panel.flagged.setChecked(False)
+    qtbot.waitUntil(lambda: panel.table.rowCount() == 4)
+    # a double-click opens the study at its strongest finding (series and slice)
+    rect = panel.table.visualItemRect(panel.table.item(0, 2))
+    qtbot.mouseClick(panel.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    with qtbot.waitSignal(win.seriesLoaded, timeout=30_000):
+        qtbot.mouseDClick(panel.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert win.active.load.display_set.series.series_instance_uid == flagged.series.series_instance_uid
+    qtbot.waitUntil(lambda: win.viewer.frame_index == 7, timeout=5000)
+    win.close()

@@ -1,0 +1,179 @@
+"""Worklist in the window: the panel's rows from services.worklist, refreshed while triage works; opening a row
+opens the study at its strongest finding. With routing rules in the site file it also runs triage: the C-STORE
+receiver listens while the app runs, and the queue's worker yields to the reader's own loading and AI runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtWidgets import QDockWidget
+
+from workstation.core.study import Catalog
+from workstation.ui.worklist_panel import WorklistPanel
+
+if TYPE_CHECKING:
+    from workstation.ui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+REFRESH_MS = 2000
+START_DELAY_MS = 300
+
+
+class WorklistController(QObject):
+    def __init__(self, window: MainWindow, start_triage: bool = True) -> None:
+        super().__init__(window)
+        self.window = window
+        self.panel = WorklistPanel()
+        self.dock = QDockWidget("Worklist", window)
+        self.dock.setObjectName("worklist-dock")
+        self.dock.setWidget(self.panel)
+        window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.dock)
+        studies_dock = window.browser.parentWidget()
+        if isinstance(studies_dock, QDockWidget):
+            window.tabifyDockWidget(studies_dock, self.dock)
+            studies_dock.raise_()
+        self.service = None
+        self.triage = None
+        self._target: tuple[str, int] | None = None  # (series UID, frame) to show once the study is scanned
+        self._closed = False
+        session = window.work
+        if session is None or window.config_problem:
+            why = window.config_problem or "the encrypted store is not open"
+            self.panel.thresholds.setText(f"Worklist unavailable: {why}")
+            return
+        from workstation.services.worklist import WorklistService
+
+        self.service = WorklistService(window.config, session.store)
+        self.panel.filtersChanged.connect(self.refresh)
+        self.panel.openRequested.connect(self.open_row)
+        window.library_signals.catalogChanged.connect(self._catalog_changed)
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self.refresh)
+        if self.service.settings.worklist_at_start:
+            self.dock.raise_()
+        # after the first picture: the receiver loads networking, the rows the review service
+        self._starter = QTimer(self)
+        self._starter.setSingleShot(True)
+        self._starter.timeout.connect(lambda: self._start(start_triage))
+        self._starter.start(START_DELAY_MS)
+
+    def _start(self, start_triage: bool) -> None:
+        if self._closed:
+            return
+        if start_triage and self.service.settings.rules:
+            self._start_triage()
+        self.timer.start(REFRESH_MS)
+        self.refresh()
+
+    # ----- triage while the app runs
+    def _start_triage(self) -> None:
+        from workstation.services import triage_intake
+        from workstation.services.pacs import PacsService
+        from workstation.services.triage import TriageService
+
+        window = self.window
+        try:
+            triage = TriageService(window.config, window.work.store)
+            triage.check_models()
+            if window.pacs is None:
+                window.pacs = PacsService(window.config, audit=window.work.audit)
+            triage_intake.connect(window.pacs, triage)
+            window.pacs.start_receiver()
+        except Exception as exc:  # noqa: BLE001 - the viewer stays usable; the reason is shown
+            log.error("AI triage not started: %s", exc)
+            window._notify(f"AI triage not started: {exc}")
+            return
+        triage.interactive_busy = self._reader_busy
+        triage.start()
+        self.triage = triage
+
+    def _reader_busy(self) -> bool:
+        """The reader's own work comes first: a series decoding or a manual AI run."""
+        active = self.window.active
+        return (active is not None and active.load.busy) or bool(getattr(self.window.ai, "running", False))
+
+    def close(self) -> None:
+        self._closed = True
+        if self.service is not None:
+            self.timer.stop()
+        if self.triage is not None:
+            self.triage.stop()
+            self.triage = None
+
+    # ----- rows
+    def refresh(self) -> None:
+        if self.service is None:
+            return
+        try:
+            filters, modality = self.panel.filters()
+            rows = self.service.rows(filters, modality)
+        except Exception as exc:  # noqa: BLE001 - a store error is shown, the window goes on
+            log.exception("worklist refresh failed")
+            self.panel.thresholds.setText(f"Worklist not updated: {exc}")
+            return
+        self.panel.set_modalities(sorted({m for r in rows for m in r.study.modalities.split("\\") if m}))
+        self.panel.show_rows(rows, _thresholds_text(rows, self.service.settings))
+
+    def open_row(self, row) -> None:
+        """Open the study (its folder) and show the series and slice of its strongest finding."""
+        folder = row.study.folder
+        if not folder or not Path(folder).exists():
+            self.window._notify("This study's files are no longer on this workstation")
+            return
+        strongest = row.strongest
+        self._target = (strongest.series_instance_uid, strongest.frame_index) if strongest else None
+        known = {ds.series.study.study_instance_uid for ds in self.window.catalog.display_sets}
+        if row.study.study_instance_uid in known:
+            self._go_to_target(self.window.catalog)
+        else:
+            self.window.open_paths([folder])
+
+    def _catalog_changed(self, catalog: Catalog, _problems) -> None:
+        self._note_opened(catalog)
+        self._go_to_target(catalog)
+
+    def _go_to_target(self, catalog: Catalog) -> None:
+        if self._target is None:
+            return
+        series_uid, frame = self._target
+        match = [ds for ds in catalog.display_sets if ds.series.series_instance_uid == series_uid]
+        if match:
+            self._target = None
+            display_set = max(match, key=lambda ds: len(ds.frames))
+            self.window.open_display_set(display_set.key, start_frame=min(frame, len(display_set.frames) - 1))
+            self.window.viewer.show_frame(min(frame, len(display_set.frames) - 1))
+
+    def _note_opened(self, catalog: Catalog) -> None:
+        """Studies opened from disk join the worklist (source 'opened')."""
+        for study in catalog.studies():
+            sets = catalog.display_sets_of(study)
+            paths = [f.instance.location.path for ds in sets for f in ds.frames[:1]]
+            try:
+                folder = os.path.commonpath(paths) if paths else ""
+                if folder and not Path(folder).is_dir():
+                    folder = str(Path(folder).parent)
+                self.service.note_opened(
+                    study.study_instance_uid, patient_name=study.patient.name, patient_id=study.patient.patient_id,
+                    study_date=study.date, study_time=study.time, description=study.description, folder=folder,
+                    series=[(ds.series.series_instance_uid, ds.series.modality, ds.series.description,
+                             len(ds.instances)) for ds in sets])
+            except Exception:  # noqa: BLE001 - the worklist is a convenience; viewing goes on
+                log.exception("could not note an opened study in the worklist")
+
+
+def _thresholds_text(rows, settings) -> str:
+    used = {}
+    for row in rows:
+        for flag in row.flags:
+            used[flag.model] = (flag.threshold, flag.threshold_source)
+    for model, value in settings.alert_thresholds.items():
+        used.setdefault(model, (value, "site threshold"))
+    if not used:
+        return "Alert thresholds: the models' own (no AI result yet)"
+    return "Alert thresholds: " + "; ".join(f"{m} ≥ {t:.2f} ({source})" for m, (t, source) in sorted(used.items()))
