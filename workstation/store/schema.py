@@ -99,4 +99,7 @@ from workstation.store.measurement_schema import SCHEMA as _MEASUREMENTS  # noqa
 
 from workstation.store.report_schema import SCHEMA as _REPORTS  # noqa: E402
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _TRIAGE, _MEASUREMENTS, _REPORTS)
+# sync (issue 13): the sync worker's last outcome, for doctor and the window (rows change; key/value).
+from workstation.store.sync_schema import SCHEMA as _SYNC_STATUS  # noqa: E402
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _TRIAGE, _MEASUREMENTS, _REPORTS, _SYNC_STATUS)
