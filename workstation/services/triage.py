@@ -257,6 +257,10 @@ class TriageService:
         display_set, problems = _display_set(job)
         if display_set is None:
             return FAILED, problems or "no readable image of the series is in the cache", ""
+        readable = len(display_set.instances)
+        if job.instances and readable < job.instances:  # a corrupt instance fails its series' job, not the queue
+            return FAILED, (f"{job.instances - readable} of {job.instances} instance(s) cannot be read"
+                            + (f": {problems}" if problems else "")), ""
         service = InferenceService(self.models_root)
         try:
             service.choose(display_set, job.model)
@@ -323,10 +327,10 @@ def _display_set(job: Job) -> tuple[DisplaySet | None, str]:
         return None, "the series' folder is no longer in the cache"
     catalog = scan_paths([job.folder])
     sets = [ds for ds in catalog.display_sets if ds.series.series_instance_uid == job.series_instance_uid]
+    reasons = "; ".join(dict.fromkeys(p.reason for p in catalog.problems))[:300]
     if not sets:
-        reasons = "; ".join(dict.fromkeys(p.reason for p in catalog.problems))
         return None, "no readable image of the series" + (f" ({reasons})" if reasons else "")
-    return max(sets, key=lambda ds: len(ds.frames)), ""
+    return max(sets, key=lambda ds: len(ds.frames)), reasons
 
 
 def _describe(header: InstanceHeader | None) -> str:

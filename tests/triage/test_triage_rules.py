@@ -1,0 +1,135 @@
+"""Routing rules validated with key and reason, matching with the reason a series is not routed, completion by
+quiet time or expected count, the queue's order, cancel and recovery; and a corrupt instance failing only its
+series' job."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from workstation.core.roles import Role, User
+from workstation.core.site import ConfigError, parse_site_config
+from workstation.routing.completion import CompletionTracker
+from workstation.routing.matching import SeriesFacts, route
+from workstation.routing.rules import parse_routing
+from workstation.services.config import load_site_config
+from workstation.services.triage import TriageService
+from workstation.store.database import Identity, Store
+from workstation.store.triage_queue import CANCELLED, DONE, FAILED, QUEUED, RUNNING, TriageQueue
+
+RULE = {"name": "chest-ct", "modality": "CT", "models": ["nodule-detector"]}
+
+
+@pytest.mark.parametrize(("routing", "key", "reason"), [
+    ({"rules": [{**RULE, "models": []}]}, "routing.rules[0].models", "at least one model"),
+    ({"rules": [{**RULE, "priority": 12}]}, "routing.rules[0].priority", "from 0 (lowest) to 9"),
+    ({"rules": [{**RULE, "slices": [50, 10]}]}, "routing.rules[0].slices", "min <= max"),
+    ({"rules": [{**RULE, "thickness_mm": "thin"}]}, "routing.rules[0].thickness_mm", "[min, max]"),
+    ({"rules": [{**RULE, "calling_ae": ["A\\B"]}]}, "routing.rules[0].calling_ae", "not an AE title"),
+    ({"rules": [RULE, RULE]}, "routing.rules[1].name", "duplicate"),
+    ({"rules": [{**RULE, "colour": "red"}]}, "routing.rules[0].colour", "unknown setting"),
+    ({"quiet_s": 0}, "routing.quiet_s", "above 0"),
+    ({"rules": [{**RULE, "models": ["bad model"]}]}, "routing.rules[0].models", "NAME or NAME:VERSION"),
+])
+def test_a_bad_rule_is_refused_with_its_key_and_reason(routing, key, reason):
+    with pytest.raises(ConfigError) as error:
+        parse_routing(routing)
+    assert error.value.key == key and reason in error.value.reason
+
+
+def test_the_site_file_is_checked_at_start(tmp_path):
+    site = tmp_path / "site.toml"
+    site.write_text('[alerts]\n"nodule-detector" = 1.5\n')
+    with pytest.raises(ConfigError, match=r"site.toml: alerts.nodule-detector: must be a calibrated score"):
+        load_site_config(site)
+    site.write_text('[[routing.rules]]\nname = "x"\nmodality = "CT"\nmodels = ["nodule-detector"]\n'
+                    '[worklist]\nshow_at_start = true\n')
+    config = load_site_config(site)
+    assert config.triage["worklist"] == {"show_at_start": True}
+
+
+def test_matching_takes_the_first_rule_and_says_why_none_matched():
+    rules = parse_routing({"rules": [
+        {"name": "ct-from-er", "calling_ae": "ER_CT", "modality": ["CT"], "models": ["a"], "priority": 9},
+        {"name": "thin-chest", "modality": "ct", "body_part": "chest", "series_description": "*lung*|*chest*",
+         "study_description": "CT*", "slices": [10, 600], "thickness_mm": [0.5, 3], "models": ["nodule-detector"]},
+    ]}).rules
+    chest = SeriesFacts("CT01", "CT", "CHEST", "Chest CT phantom 2.5 mm", "CT CHEST", 120, 2.5)
+    assert route(rules, chest).rule.name == "thin-chest"
+    assert route(rules, SeriesFacts(**{**chest.__dict__, "calling_ae": "ER_CT"})).rule.name == "ct-from-er"
+    thick = route(rules, SeriesFacts(**{**chest.__dict__, "thickness_mm": 5.0}))
+    assert thick.rule is None and thick.why_not == ("no routing rule matches: ct-from-er: sender CT01 is not ER_CT; "
+                                                     "thin-chest: slice thickness 5 mm outside 0.5-3 mm")
+    assert "8 slices, outside 10-600" in route(rules, SeriesFacts(**{**chest.__dict__, "slices": 8})).why_not
+    assert "series description does not match" in route(rules, SeriesFacts(**{**chest.__dict__, "series_description": "Abdomen"})).why_not
+    assert route((), chest).why_not == "no routing rule is configured"
+
+
+def test_a_series_is_complete_after_the_quiet_time_or_at_its_expected_count():
+    now = [0.0]
+    tracker = CompletionTracker(10.0, clock=lambda: now[0])
+    for i in range(3):
+        assert tracker.arrived("st", "se1", f"sop{i}") is None
+        now[0] += 4
+    tracker.arrived("st", "se1", "sop1")  # a resend counts once
+    assert tracker.due() == []
+    now[0] += 10
+    [done] = tracker.due()
+    assert done.count == 3 and done.reason == "no new instance for 10 s"
+    assert tracker.arrived("st", "se2", "a", expected=2) is None
+    finished = tracker.arrived("st", "se2", "b", expected=2)
+    assert finished is not None and finished.reason == "expected count 2 reached" and tracker.pending() == []
+
+
+@pytest.fixture
+def store(tmp_path, backend):
+    with Store.open(tmp_path / "store.sqlite", Identity(User("reader", Role.REVIEWER), "ws-q"), backend) as opened:
+        yield opened
+
+
+def test_queue_order_cancel_and_recovery(store):
+    queue = TriageQueue(store)
+    low = queue.add("st", "s1", "m", "r", 2)
+    high = queue.add("st", "s2", "m", "r", 8)
+    again = queue.add("st", "s1", "m", "r", 5, instances=40)  # the series grew before it ran: same job
+    assert again.job_id == low.job_id and again.instances == 40 and again.priority == 5
+    claimed = queue.claim("otherhost:1")
+    assert claimed.job_id == high.job_id and claimed.state == RUNNING and claimed.state_text == "running 0%"
+    assert queue.progress(high.job_id, 0.42) is False and queue.job(high.job_id).state_text == "running 42%"
+    assert queue.cancel(low.job_id).state == CANCELLED
+    assert queue.cancel(high.job_id).cancel_requested == 1 and queue.progress(high.job_id, 0.5) is True
+    assert queue.recover(alive=lambda worker: True) == []  # its worker is alive: left alone
+    [(job, what)] = queue.recover(alive=lambda worker: False)
+    assert what == "cancelled" and queue.job(high.job_id).state == CANCELLED
+    third = queue.add("st", "s3", "m", "r", 5)
+    queue.claim("gone:1")
+    [(_, what)] = queue.recover(alive=lambda worker: False)
+    assert what == "queued again" and queue.job(third.job_id).state == QUEUED
+
+
+def test_a_corrupt_instance_fails_only_its_series_job(tmp_path, store, triage_studies):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for key in ("clean", "nodules"):
+        for path in sorted(Path(triage_studies[key]).iterdir()):
+            shutil.copy(path, cache / f"{key}-{path.name}")
+    victim = sorted(cache.glob("clean-*"))[3]
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])  # truncated in its pixel data
+    config = parse_site_config({"routing": {"quiet_s": 0.01, "rules": [RULE]}})
+    triage = TriageService(config, store)
+    for path in sorted(cache.iterdir()):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        triage.on_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, path, calling_ae="CT01")
+    jobs, deadline = [], time.monotonic() + 30
+    while len(jobs) < 2 and time.monotonic() < deadline:  # quiet time 0.01 s
+        jobs += triage.poll()
+    assert len(jobs) == 2
+    finished = [triage.run_next(), triage.run_next()]
+    by_state = {job.state: job for job in finished}
+    assert set(by_state) == {DONE, FAILED}, [j.state_text for j in finished]
+    assert by_state[FAILED].state_text.startswith("failed: 1 of 12 instance(s) cannot be read")
+    assert by_state[DONE].run_id and by_state[DONE].calling_ae == "CT01"
