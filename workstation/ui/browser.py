@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QMimeData, QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon
 from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QWidget
 
 from workstation.core.names import format_person_name
+from workstation.core.priors import patient_groups
 from workstation.core.study import Catalog, DisplaySet
 from workstation.ui.images import to_pixmap
 
 THUMB = 72
 KEY_ROLE = Qt.ItemDataRole.UserRole
 TEXT_ROLE = Qt.ItemDataRole.UserRole + 1
+SERIES_MIME = "application/x-workstation-display-set"  # a series dragged onto a viewport: its DisplaySet key
 
 
 class StudyBrowser(QTreeWidget):
@@ -27,6 +29,8 @@ class StudyBrowser(QTreeWidget):
         self.setMinimumWidth(280)
         self._items: dict[str, QTreeWidgetItem] = {}
         self._marks: dict[str, str] = {}  # DisplaySet.key -> "✔ reviewed by ... at ..." (kept across rebuilds)
+        self.setDragEnabled(True)  # a series can be dropped onto any viewport of the layout
+        self.setDragDropMode(QTreeWidget.DragDropMode.DragOnly)
         self.itemActivated.connect(self._activated)
         self.itemClicked.connect(self._activated)
 
@@ -36,11 +40,14 @@ class StudyBrowser(QTreeWidget):
         self._items.clear()
         bold = QFont(self.font())
         bold.setBold(True)
-        for patient in catalog.patients():
-            p_item = QTreeWidgetItem(self, [f"{format_person_name(patient.name) or '(no name)'}   ID {patient.patient_id or '-'}"])
+        for group in patient_groups(catalog):  # one patient ID + issuer: the priors under the current study
+            patient = group.patient
+            count = f"   ({len(group.studies)} studies)" if len(group.studies) > 1 else ""
+            p_item = QTreeWidgetItem(self, [f"{format_person_name(patient.name) or '(no name)'}   ID {patient.patient_id or '-'}{count}"])
             p_item.setFont(0, bold)
-            for study in (s for s in catalog.studies() if s.patient == patient):
-                s_item = QTreeWidgetItem(p_item, [f"{_date(study.date)}  {study.description or '(no study description)'}"])
+            for n, study in enumerate(group.studies):
+                prior = "   (prior)" if n else ""
+                s_item = QTreeWidgetItem(p_item, [f"{_date(study.date)}  {study.description or '(no study description)'}{prior}"])
                 for display_set in catalog.display_sets_of(study):
                     item = QTreeWidgetItem(s_item, [series_text(display_set)])
                     item.setData(0, KEY_ROLE, display_set.key)
@@ -53,6 +60,14 @@ class StudyBrowser(QTreeWidget):
         self.expandAll()
         if current in self._items:
             self.setCurrentItem(self._items[current])
+
+    def mimeData(self, items) -> QMimeData:  # noqa: N802 - Qt naming
+        """A dragged series carries its key; patients and studies carry nothing."""
+        data = QMimeData()
+        keys = [item.data(0, KEY_ROLE) for item in items if item.data(0, KEY_ROLE)]
+        if keys:
+            data.setData(SERIES_MIME, keys[0].encode("utf-8"))
+        return data
 
     def set_thumbnail(self, key: str, image) -> None:
         item = self._items.get(key)

@@ -1,0 +1,134 @@
+"""MPR in the window (offscreen Qt): three linked planes, crosshair by click and wheel, one window, AI boxes and
+heatmap in every plane, thick-slab MIP, refusal with the reason; screenshot resources/screenshots/mpr.png."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydicom.data import get_testdata_file
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QApplication
+from review_helpers import canned_result
+
+from workstation.core.windowing import CT_PRESETS
+from workstation.render.windowing import WindowRenderer
+
+pytestmark = pytest.mark.ui
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "resources" / "screenshots"
+
+
+@pytest.fixture
+def mpr_window(window):
+    viewer = window.viewer
+    result = canned_result(viewer.display_set, viewer.volume.array.shape[:3])
+    viewer.set_result(result)  # the canned AI run: finding f-a spans frames 18-22, heatmap over its box
+    assert window.layouts.show_mpr()
+    return window, result
+
+
+def _widget_pos(pane, x_mm, y_mm) -> QPoint:
+    scene = pane.viewbox.mapViewToScene(QPointF(x_mm, y_mm))
+    return pane.view.mapFromScene(scene)
+
+
+def _wheel(widget, delta: int):
+    pos = QPointF(widget.width() / 2, widget.height() / 2)
+    event = QWheelEvent(pos, widget.mapToGlobal(pos), QPoint(0, 0), QPoint(0, delta), Qt.MouseButton.NoButton,
+                        Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(widget, event)
+
+
+def test_three_planes_with_the_ai_box_and_heatmap_in_each(mpr_window, qtbot):
+    window, result = mpr_window
+    mpr, volume = window.layouts.mpr, window.viewer.volume
+    assert window.layouts.stack.currentWidget() is mpr
+    finding = result.findings[0]
+    c0, r0, c1, r1 = finding.box_px
+    mpr.set_point(volume.index_to_patient((c0 + c1) / 2, (r0 + r1) / 2, finding.frame_index))
+    letters = {n: (p.annotations.markers["left"].text(), p.annotations.markers["top"].text()) for n, p in mpr.panes.items()}
+    assert letters == {"axial": ("R", "A"), "coronal": ("R", "H"), "sagittal": ("A", "H")}
+    row_mm, col_mm = volume.pixel_spacing
+    slice_mm = abs(volume.frame_origins[1][2] - volume.frame_origins[0][2])
+    for name, pane in mpr.panes.items():
+        boxes = [item for item in pane.box_items if item.data(0) == finding.finding_id]
+        assert len(boxes) == 1, name
+        rect = boxes[0].rect()
+        width = {"axial": (c1 - c0) * col_mm, "coronal": (c1 - c0) * col_mm, "sagittal": (r1 - r0) * row_mm}[name]
+        height = {"axial": (r1 - r0) * row_mm, "coronal": 5 * slice_mm, "sagittal": 5 * slice_mm}[name]
+        assert rect.width() == pytest.approx(width, abs=1e-6) and rect.height() == pytest.approx(height, abs=1e-6)
+        # the heatmap is reformatted too: opaque over the box centre, transparent far from it
+        heat = pane.heat_item.image
+        assert pane.heat_item.isVisible() and heat.shape[:2] == pane.plane.shape
+        x, y, _ = pane.plane.coords(mpr.point)
+        s = pane.plane.spacing
+        assert heat[int(round(y / s)), int(round(x / s)), 3] > 0
+        assert heat[0, 0, 3] == 0
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    window.resize(1500, 950)
+    mpr.slab_box.setCurrentIndex(mpr.slab_box.findData(10.0))  # as a reader searching nodules would
+    QApplication.processEvents()
+    for pane in mpr.panes.values():
+        pane.viewbox.autoRange(padding=0.0, items=[pane.image_item])
+    window.grab().save(str(SCREENSHOTS / "mpr.png"))
+
+
+def test_click_moves_the_other_planes_and_wheel_scrolls_one(mpr_window, qtbot):
+    window, _ = mpr_window
+    mpr, volume = window.layouts.mpr, window.viewer.volume
+    axial, coronal = mpr.panes["axial"], mpr.panes["coronal"]
+    before = mpr.point.copy()
+    target = volume.index_to_patient(60, 150, window.viewer.frame_index)
+    x, y, _ = axial.plane.coords(target)
+    qtbot.mouseClick(axial.view.viewport(), Qt.MouseButton.LeftButton, pos=_widget_pos(axial, x, y))
+    moved = mpr.point
+    assert moved[2] == pytest.approx(before[2])  # the axial plane stays where it is
+    assert moved[0] == pytest.approx(target[0], abs=2 * axial.plane.spacing)
+    assert moved[1] == pytest.approx(target[1], abs=2 * axial.plane.spacing)
+    # the coronal and sagittal views now pass through the new point, and their lines cross there
+    assert abs(mpr.panes["coronal"].plane.coords(moved)[2]) < 1e-6
+    assert abs(mpr.panes["sagittal"].plane.coords(moved)[2]) < 1e-6
+    assert coronal.lines["sagittal"].value() == pytest.approx(coronal.plane.coords(moved)[0])
+    assert coronal.lines["axial"].value() == pytest.approx(coronal.plane.coords(moved)[1])
+    _wheel(coronal.view.viewport(), -120)  # one step down: one native pixel posterior
+    assert mpr.point[1] == pytest.approx(moved[1] + volume.pixel_spacing[0])
+    assert mpr.point[0] == pytest.approx(moved[0]) and mpr.point[2] == pytest.approx(moved[2])
+    # the main viewer follows the crosshair's slice, so leaving the MPR shows it
+    assert window.viewer.frame_index == int(round(volume.patient_to_index(tuple(mpr.point))[2]))
+
+
+def test_one_window_in_all_planes_and_the_viewer(mpr_window, qtbot):
+    window, _ = mpr_window
+    mpr = window.layouts.mpr
+    mpr.setFocus()
+    qtbot.keyClick(mpr, Qt.Key.Key_1)
+    assert mpr.window == CT_PRESETS[0] and window.viewer.window == CT_PRESETS[0]
+    renderer = WindowRenderer(window.viewer.volume.array.dtype)
+    for pane in mpr.panes.values():
+        np.testing.assert_array_equal(pane.image_item.image[..., 0], renderer.render(pane.image, CT_PRESETS[0]))
+    window.viewer.set_window(CT_PRESETS[3])  # and the other way round
+    assert mpr.window == CT_PRESETS[3]
+
+
+def test_thick_slab_mip(mpr_window):
+    window, _ = mpr_window
+    mpr = window.layouts.mpr
+    thin = mpr.panes["coronal"].image.copy()
+    mpr.slab_box.setCurrentIndex(mpr.slab_box.findData(10.0))
+    assert mpr.slab_mm == 10.0
+    slab = mpr.panes["coronal"].image
+    assert slab.shape == thin.shape and np.all(slab >= thin - 1) and (slab > thin).mean() > 0.05
+    assert "MIP 10 mm" in mpr.panes["coronal"].corners["bl"].text()
+
+
+def test_refused_with_the_reason_for_a_single_slice(window, qtbot):
+    with qtbot.waitSignal(window.library_signals.catalogChanged, timeout=30_000):
+        window.open_paths([get_testdata_file("CT_small.dcm")])
+    key = next(d.key for d in window.catalog.display_sets if len(d.frames) == 1)
+    with qtbot.waitSignal(window.seriesLoaded, timeout=30_000):
+        window.open_display_set(key)
+    assert window.layouts.show_mpr() is False
+    assert window.layouts.stack.currentWidget() is window.layouts.grid
+    assert "MPR not available: 1 frame(s): MPR needs a stack of at least 3 slices" in window.statusBar().currentMessage()

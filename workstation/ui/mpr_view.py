@@ -1,0 +1,344 @@
+"""MPR: axial, coronal and sagittal views of one volume with a linked crosshair (sampling in render/mpr.py).
+
+A left click (or drag) in one view moves the crosshair point, and the other
+two views move to the planes through it; the wheel scrolls each view along
+its own normal; right-drag sets the window of all three; 0-5 are the viewer's
+presets. AI boxes are cut by each plane and the heatmap is reformatted like
+the image. A thick-slab MIP (5, 10 or 20 mm) helps to find nodules.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QKeyEvent, QPen
+from PySide6.QtWidgets import QComboBox, QGraphicsRectItem, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from workstation.core.review import FindingState
+from workstation.core.study import DisplaySet
+from workstation.core.volume import Volume
+from workstation.core.windowing import CT_PRESETS, WindowLevel
+from workstation.render.mpr import PLANES, MprGeometry, MprUnavailable, Plane, geometry_problem
+from workstation.render.overlay import colour_heatmap, heat_lut
+from workstation.render.windowing import WindowRenderer
+from workstation.ui.corner_text import ImageAnnotations, window_text
+from workstation.ui.review_style import BOX_COLOURS
+from workstation.ui.slice_viewbox import SliceViewBox
+
+PLANE_NAMES = ("axial", "coronal", "sagittal")
+PLANE_COLOURS = {"axial": QColor(255, 200, 0), "coronal": QColor(0, 200, 255), "sagittal": QColor(255, 90, 210)}
+SLABS_MM = (0.0, 5.0, 10.0, 20.0)
+
+
+class MprViewBox(SliceViewBox):
+    """Left click or drag places the crosshair; middle-drag pans; wheel and right-drag as in the viewer."""
+
+    sigPlace = Signal(object)  # QPointF in view (plane mm) coordinates
+
+    def mouseClickEvent(self, ev):  # noqa: N802 - Qt naming
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self.sigPlace.emit(self.mapSceneToView(ev.scenePos()))
+            return
+        super().mouseClickEvent(ev)
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 - Qt naming
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self.sigPlace.emit(self.mapSceneToView(ev.scenePos()))
+            return
+        super().mouseDragEvent(ev, axis)
+
+
+class MprPane(QWidget):
+    """One plane: image, heatmap, crosshair lines, AI boxes, orientation letters and corner text."""
+
+    def __init__(self, name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.name = name
+        self.plane: Plane | None = None
+        self.image: np.ndarray | None = None  # the reformatted modality values on screen
+        self.view = pg.GraphicsView(background="k")
+        self.viewbox = MprViewBox()
+        self.view.setCentralItem(self.viewbox)
+        self.view.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.image_item = pg.ImageItem()
+        self.heat_item = pg.ImageItem()
+        self.heat_item.setZValue(10)
+        self.viewbox.addItem(self.image_item)
+        self.viewbox.addItem(self.heat_item)
+        others = [n for n in PLANE_NAMES if n != name]
+        # the vertical line is the plane whose normal runs along this view's x, the horizontal one along its y
+        self.lines: dict[str, pg.InfiniteLine] = {}
+        for other in others:
+            line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(PLANE_COLOURS[other], width=1))
+            line.setZValue(30)
+            self.viewbox.addItem(line)
+            self.lines[other] = line
+        self.box_items: list[QGraphicsRectItem] = []
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(1, 1, 1, 1)
+        layout.addWidget(self.view)
+        self.setStyleSheet(f"border: 1px solid {PLANE_COLOURS[name].name()};")
+        self.annotations = ImageAnnotations(self.view)
+        self.corners = self.annotations.corners
+        self.message = self.annotations.message
+        self.viewbox.sigResized.connect(lambda *_: self.annotations.place())
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        super().resizeEvent(event)
+        self.annotations.place()
+
+    def show_plane(self, plane: Plane, rgba: np.ndarray, heat: np.ndarray | None) -> None:
+        first = self.plane is None or self.plane.shape != plane.shape
+        self.plane = plane
+        nv, nu = plane.shape
+        s = plane.spacing
+        rect = QRectF(-s / 2, -s / 2, nu * s, nv * s)
+        self.image_item.setImage(rgba, autoLevels=False, levels=None)
+        self.image_item.setRect(rect)
+        self.heat_item.setVisible(heat is not None)
+        if heat is not None:
+            self.heat_item.setImage(heat, autoLevels=False, levels=None)
+            self.heat_item.setRect(rect)
+        self.annotations.set_markers(plane.labels)
+        if first:
+            self.viewbox.autoRange(padding=0.0, items=[self.image_item])
+
+    def place_lines(self, point) -> None:
+        if self.plane is None:
+            return
+        x, y, _ = self.plane.coords(point)
+        for other, line in self.lines.items():
+            normal = np.cross(*(np.asarray(a) for a in _plane_axes(other)))
+            vertical = abs(float(normal @ self.plane.u)) > 0.5
+            line.setAngle(90 if vertical else 0)
+            line.setValue(x if vertical else y)
+
+    def show_boxes(self, boxes: list[tuple[tuple[float, float, float, float], FindingState, bool]]) -> None:
+        for item in self.box_items:
+            self.viewbox.removeItem(item)
+        self.box_items = []
+        for (x0, y0, x1, y1), state, selected in boxes:
+            item = QGraphicsRectItem(QRectF(x0, y0, x1 - x0, y1 - y0))
+            pen = QPen(BOX_COLOURS[state.state], 3 if selected else 2)
+            pen.setCosmetic(True)
+            item.setPen(pen)
+            item.setZValue(20)
+            item.setData(0, state.finding_id)
+            self.viewbox.addItem(item)
+            self.box_items.append(item)
+
+
+def _plane_axes(name: str):
+    return PLANES[name]
+
+
+class MprView(QWidget):
+    """The three linked views of the volume the reader is looking at."""
+
+    windowChanged = Signal(object)
+    pointChanged = Signal(object)  # patient (x, y, z) mm of the crosshair
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.display_set: DisplaySet | None = None
+        self.volume: Volume | None = None
+        self.geometry: MprGeometry | None = None
+        self.problem = ""
+        self.window: WindowLevel | None = None
+        self.point = np.zeros(3)
+        self.slab_mm = 0.0
+        self.active_pane = "axial"  # the view the arrow keys scroll: the last one clicked or scrolled
+        self.states: list[FindingState] = []
+        self.spans: dict[str, tuple[int, int]] = {}
+        self.selected_id: str | None = None
+        self.heatmap: np.ndarray | None = None
+        self._heat_lut = heat_lut(0.5)
+        self._renderer: WindowRenderer | None = None
+        self._shown: dict[str, tuple] = {}  # pane -> what it shows (plane origin, window, slab, loaded): skip equal redraws
+        self._loaded_seen = -1
+        self.panes = {name: MprPane(name) for name in PLANE_NAMES}
+        for name, pane in self.panes.items():
+            pane.viewbox.sigPlace.connect(lambda pos, n=name: self.place(n, pos))
+            pane.viewbox.sigScroll.connect(lambda step, n=name: self.scroll(n, step))
+            pane.viewbox.sigWindowDrag.connect(self._drag_window)
+        self.slab_box = QComboBox()
+        for slab in SLABS_MM:
+            self.slab_box.addItem("Thin (no slab)" if slab == 0 else f"MIP slab {slab:g} mm", slab)
+        self.slab_box.setToolTip("Thick-slab maximum intensity projection in all three planes (nodule search)")
+        self.slab_box.currentIndexChanged.connect(lambda i: self.set_slab(self.slab_box.itemData(i)))
+        self.title = QLabel()
+        bar = QHBoxLayout()
+        bar.setContentsMargins(4, 2, 4, 2)
+        bar.addWidget(self.title, 1)
+        bar.addWidget(QLabel("Slab:"))
+        bar.addWidget(self.slab_box)
+        grid = QGridLayout()  # axial large on the left, coronal and sagittal stacked on the right
+        grid.setSpacing(2)
+        grid.addWidget(self.panes["axial"], 0, 0, 2, 1)
+        grid.addWidget(self.panes["coronal"], 0, 1)
+        grid.addWidget(self.panes["sagittal"], 1, 1)
+        grid.setColumnStretch(0, 3)
+        grid.setColumnStretch(1, 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(bar)
+        layout.addLayout(grid, 1)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self._poll = QTimer(self)  # frames still decoding: redraw as they arrive
+        self._poll.setInterval(300)
+        self._poll.timeout.connect(self._check_loading)
+
+    # ----- content
+    def show_volume(self, display_set: DisplaySet, volume: Volume, window: WindowLevel | None, point=None) -> str:
+        """Show the volume's three planes through `point` (default: its centre); the refusal reason, or ''."""
+        self.display_set, self.volume, self.window = display_set, volume, window
+        self.problem = geometry_problem(display_set, volume) or ""
+        self.geometry = None
+        if not self.problem:
+            try:
+                self.geometry = MprGeometry(volume)
+            except MprUnavailable as exc:
+                self.problem = str(exc)
+        self._shown.clear()
+        for pane in self.panes.values():
+            pane.plane = None
+            pane.message.setText(f"No MPR for this series:\n{self.problem}" if self.problem else "")
+            pane.annotations.place()
+        if self.problem:
+            self.title.setText(f"MPR not available: {self.problem}")
+            for pane in self.panes.values():
+                pane.image_item.clear()
+                pane.heat_item.clear()
+                pane.show_boxes([])
+                pane.annotations.set_markers(None)
+            self._poll.stop()
+            return self.problem
+        self._renderer = WindowRenderer(volume.array.dtype, invert=display_set.first.pixel.inverted)
+        self.point = self.geometry.clamp(self.geometry.center if point is None else point)
+        series = display_set.series
+        self.title.setText(f"MPR  {series.modality} {series.description or ''}  "
+                           f"({volume.frame_count} slices, shown at {self.geometry.spacing:.2f} mm)")
+        self._loaded_seen = volume.loaded_count
+        if not volume.fully_loaded:
+            self._poll.start()
+        self.refresh()
+        return ""
+
+    def set_window(self, window: WindowLevel | None) -> None:
+        if window is None or window == self.window:
+            return
+        self.window = window
+        self.refresh()
+        self.windowChanged.emit(window)
+
+    def set_slab(self, slab_mm: float) -> None:
+        self.slab_mm = float(slab_mm or 0.0)
+        index = self.slab_box.findData(self.slab_mm)
+        if index >= 0 and index != self.slab_box.currentIndex():
+            self.slab_box.setCurrentIndex(index)
+        self.refresh()
+
+    def set_findings(self, states: list[FindingState], spans: dict[str, tuple[int, int]], selected_id: str | None,
+                     heatmap: np.ndarray | None) -> None:
+        """The AI boxes and heatmap of the series (the viewer's, so both always agree)."""
+        if heatmap is not None and self.volume is not None and heatmap.shape != self.volume.array.shape[:3]:
+            heatmap = None
+        changed = heatmap is not self.heatmap
+        self.states, self.spans, self.selected_id, self.heatmap = list(states), dict(spans), selected_id, heatmap
+        if changed:
+            self._shown.clear()
+        self.refresh()
+
+    # ----- navigation
+    def place(self, name: str, pos: QPointF) -> None:
+        """A click at `pos` (plane mm) in view `name`: the crosshair goes there, the other planes follow."""
+        pane = self.panes[name]
+        self.active_pane = name
+        if self.geometry is None or pane.plane is None:
+            return
+        self.set_point(pane.plane.point(pos.x(), pos.y()))
+
+    def set_point(self, point) -> None:
+        if self.geometry is None:
+            return
+        self.point = self.geometry.clamp(point)
+        self.refresh()
+        self.pointChanged.emit(self.point.copy())
+
+    def scroll(self, name: str, steps: int) -> None:
+        """Move the `name` plane by whole native slices along its normal (the other views' lines follow)."""
+        if self.geometry is None:
+            return
+        self.active_pane = name
+        u, v = (np.asarray(a, dtype=float) for a in _plane_axes(name))
+        self.set_point(self.point + steps * self.geometry.step_mm(name) * np.cross(u, v))
+
+    def _drag_window(self, dx: float, dy: float) -> None:
+        if self.window is None or self.volume is None:
+            return
+        sensitivity = max(self.window.width / 300.0, 0.05 if self.volume.array.dtype.kind == "f" else 0.5)
+        self.set_window(self.window.dragged(d_center=dy * sensitivity, d_width=dx * sensitivity))
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt naming
+        key = event.key()
+        if Qt.Key.Key_1 <= key <= Qt.Key.Key_5 and self.display_set is not None and self.display_set.series.modality == "CT":
+            self.set_window(CT_PRESETS[key - Qt.Key.Key_1])
+        elif key in (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown):
+            steps = {Qt.Key.Key_Up: -1, Qt.Key.Key_Down: 1, Qt.Key.Key_PageUp: -10, Qt.Key.Key_PageDown: 10}[key]
+            self.scroll(self.active_pane, steps)
+        else:
+            super().keyPressEvent(event)
+
+    def _check_loading(self) -> None:
+        if self.volume is None or self.volume.loaded_count == self._loaded_seen:
+            if self.volume is None or self.volume.fully_loaded:
+                self._poll.stop()
+            return
+        self._loaded_seen = self.volume.loaded_count
+        self._shown.clear()
+        self.refresh()
+
+    # ----- drawing
+    def refresh(self) -> None:
+        if self.geometry is None or self.window is None or self._renderer is None:
+            return
+        for name, pane in self.panes.items():
+            plane = self.geometry.plane(name, self.point)
+            key = (tuple(np.round(plane.origin, 4)), self.window, self.slab_mm)
+            if self._shown.get(name) != key:
+                self._shown[name] = key
+                image = self.geometry.reformat(plane, slab_mm=self.slab_mm)
+                pane.image = image
+                heat = None
+                if self.heatmap is not None:
+                    heat = colour_heatmap(self.geometry.reformat(plane, self.heatmap, self.slab_mm, fill=0), self._heat_lut)
+                pane.show_plane(plane, self._renderer.render_rgba(image, self.window), heat)
+            pane.place_lines(self.point)
+            pane.show_boxes(self._boxes(plane))
+            self._corner_text(pane, plane)
+
+    def _boxes(self, plane: Plane):
+        out = []
+        for state in self.states:
+            if not state.visible:
+                continue
+            own = state.geometry.frame_index
+            first, last = self.spans.get(state.finding_id, (own, own))
+            rect = self.geometry.box_on_plane(plane, state.geometry.box_px, min(first, own), max(last, own))
+            if rect is not None:
+                out.append((rect, state, state.finding_id == self.selected_id))
+        return out
+
+    def _corner_text(self, pane: MprPane, plane: Plane) -> None:
+        axis = {"axial": 2, "coronal": 1, "sagittal": 0}[pane.name]
+        letter = {"axial": ("F", "H"), "coronal": ("A", "P"), "sagittal": ("R", "L")}[pane.name]
+        value = float(self.point[axis])
+        pane.corners["tl"].setText(f"{pane.name.capitalize()}\n{abs(value):.1f} mm {letter[int(value >= 0)]}")
+        slab = f"MIP {self.slab_mm:g} mm" if self.slab_mm else f"{plane.spacing:.2f} mm pixels"
+        shown = sum(1 for item in pane.box_items)
+        pane.corners["bl"].setText("\n".join(filter(None, [slab, f"AI: {shown} box(es) here" if self.states else ""])))
+        pane.corners["br"].setText(window_text(self.window, False))
+        pane.annotations.place()
