@@ -41,7 +41,7 @@ def contexts_for_series(store: Store, series_instance_uid: str,
     stored = runs[0]
     catalog = sources if isinstance(sources, Catalog) else scan_paths(list(sources))
     heatmap = store.heatmap(stored.run_id)
-    display_set = _display_set(catalog, stored, None if heatmap is None else heatmap.shape[0])
+    display_set = display_set_for_run(catalog, stored, None if heatmap is None else heatmap.shape[0])
     run = RunContext(sources=[_header(frame.instance.location) for frame in display_set.frames], model=stored.model,
                      device=stored.device, started_utc=stored.started_utc, run_id=stored.run_id,
                      findings=list(stored.findings), heatmap=heatmap, workstation_id=store.identity.workstation_id)
@@ -73,7 +73,7 @@ def write_objects(objects: list[BuiltObject], out_dir: str | os.PathLike) -> lis
     return paths
 
 
-def _display_set(catalog: Catalog, run: StoredRun, heat_frames: int | None) -> DisplaySet:
+def display_set_for_run(catalog: Catalog, run: StoredRun, heat_frames: int | None) -> DisplaySet:
     """The series' display set the run was made on: the one holding its findings' images (and heatmap's frames)."""
     candidates = [d for d in catalog.display_sets if d.series.series_instance_uid == run.series_instance_uid]
     if not candidates:
