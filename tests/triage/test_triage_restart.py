@@ -3,6 +3,7 @@ runs exactly once (the interrupted one again, the queued ones once), and the que
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -62,7 +63,7 @@ class Receiver:
             return self.process.wait()
 
 
-def test_sigkill_with_jobs_queued_and_running_then_each_runs_exactly_once(tmp_path, triage_studies):
+def test_sigkill_with_jobs_queued_and_running_then_each_runs_exactly_once(tmp_path, triage_studies, monkeypatch, capsys):
     extra = write_ct(tmp_path, 13, 1)
     port = free_port()
     config = tmp_path / "site.toml"
@@ -130,3 +131,19 @@ models = ["nodule-detector"]
     assert [j.state for j in jobs] == [DONE] * 3
     assert sorted(runs) == sorted(j.job_id for j in jobs)  # each exactly once
     assert sorted(j.attempts for j in jobs) == [1, 1, 2]  # the interrupted one ran again
+
+    # the command line shows the same queue and the worklist, most urgent first
+    from workstation.cli import main
+
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    capsys.readouterr()
+    assert main(["queue", "--json", "--config", str(config)]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["format"] == "workstation.queue/1" and [j["state"] for j in document["jobs"]] == ["done"] * 3
+    assert main(["worklist", "--json", "--config", str(config)]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert len(rows) == 3 and rows[0]["flagged"] and not rows[-1]["flagged"]
+    assert rows[0]["models"][0]["threshold_source"] == "model threshold" and rows[0]["open_at"] is not None
+    assert main(["worklist", "--config", str(config)]) == 0
+    assert capsys.readouterr().out.startswith("! ")
