@@ -150,6 +150,7 @@ class SiteConfig:
     results: ResultsSettings = ResultsSettings()
     triage: dict[str, Any] = field(default_factory=dict)  # [routing], [alerts], [worklist]: workstation.routing checks them
     delivery: DeliverySettings = DeliverySettings()  # [ris], [fhir]: where signed-off reports go
+    deid: dict[str, Any] = field(default_factory=dict)  # [deid]: de-identified export (workstation.deid checks it)
     hanging: tuple[HangingProtocol, ...] = ()  # [[hanging]]: default layout, series and windows per modality/body part
 
     def node(self, name: str) -> PacsNode:
@@ -161,7 +162,7 @@ class SiteConfig:
 
 def parse_site_config(data: dict[str, Any]) -> SiteConfig:
     """Validate a parsed TOML document; raises ConfigError naming the first bad key."""
-    _only(data, "", {"workstation", "pacs", "cache", "users", "store", "server", "review", "results", *TRIAGE_TABLES,
+    _only(data, "", {"workstation", "pacs", "cache", "users", "store", "server", "review", "results", "deid", *TRIAGE_TABLES,
                  *DELIVERY_TABLES, "hanging"})
     workstation = _table(data, "workstation")
     store = _table(data, "store")
@@ -182,6 +183,7 @@ def parse_site_config(data: dict[str, Any]) -> SiteConfig:
         results=_results(_table(data, "results"), nodes),
         triage={name: _table(data, name) for name in TRIAGE_TABLES if name in data},
         delivery=_delivery(data),
+        deid=_table(data, "deid"),
         hanging=parse_hanging(data.get("hanging", []), _raise),
     )
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from platformdirs import site_config_dir, user_config_dir
 
 from workstation.core.site import ConfigError, SiteConfig, parse_site_config
+from workstation.deid.options import deid_settings
 from workstation.routing.rules import routing_settings
 
 ENV_VAR = "WORKSTATION_CONFIG"
@@ -49,6 +50,7 @@ def load_site_config(option: str | os.PathLike | None = None) -> SiteConfig:
     try:
         config = parse_site_config(data)
         routing_settings(config)  # the routing rules, alert thresholds and worklist keys, checked at start too
+        deid_settings(config)  # [deid]: export options and roles
         return config
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc.key}", exc.reason) from None

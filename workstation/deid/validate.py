@@ -1,0 +1,56 @@
+"""The last check before anything leaves: the written bytes of a de-identified object against what it must not
+hold. An object that fails is left out of the export (with the reason), never sent "nearly clean"."""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+from pydicom.dataset import Dataset
+
+from workstation.deid.profile import InstanceResult
+
+PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+
+
+def encode(ds: Dataset) -> bytes:
+    buffer = BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def problems(result: InstanceResult, written: bytes | None = None) -> list[str]:
+    """What is wrong with the de-identified object (empty: nothing found). Never names the values found."""
+    ds = result.dataset
+    found = []
+    if str(ds.get("PatientIdentityRemoved", "")) != "YES":
+        found.append("PatientIdentityRemoved is not YES")
+    private, overlay = False, False
+    for elem in ds.iterall():
+        group = elem.tag.group
+        private |= elem.tag.is_private
+        overlay |= (0x6000 <= group <= 0x60FF or 0x5000 <= group <= 0x50FF) and group % 2 == 0
+    if private:
+        found.append("a private attribute remains")
+    if overlay:
+        found.append("an overlay or curve group remains")
+    header = _header_bytes(ds)  # pixel bytes may hold any short byte string by chance
+    for kind, needles in (("a patient identifier", result.identifiers), ("an original UID", result.original_uids)):
+        for needle in needles:
+            if any(form in header for form in _forms(needle)):
+                found.append(f"{kind} remains in the written bytes")
+                break
+    return found
+
+
+def _header_bytes(ds: Dataset) -> bytes:
+    held = {tag: ds._dict.pop(tag) for tag in PIXEL_TAGS if tag in ds._dict}
+    try:
+        return encode(ds)
+    finally:
+        ds._dict.update(held)
+
+
+def _forms(text: str) -> list[bytes]:
+    forms = {text.encode("utf-8", "ignore"), text.encode("latin-1", "ignore"), text.encode("utf-16-le", "ignore"),
+             text.upper().encode("utf-8", "ignore")}
+    return [f for f in forms if len(f) >= 3]

@@ -1,0 +1,445 @@
+"""Use case "export de-identified": select studies, de-identify every object, check it, write it atomically to a
+folder, a zip or a research PACS node, and record one audit entry and a manifest (no patient data in either).
+
+Only roles the site allows (default reviewer, admin) may export; a refusal is itself recorded. Each object
+that cannot go out (burned-in text the site does not clean, undecodable pixels, a residue found by the final
+check, a node's refusal) is left out and named with the reason; the others still go. Nothing half-written is
+left in a destination: folders and zips are written under a temporary name and moved into place at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import uuid
+import zipfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keyring.backend
+import keyring.errors
+import pydicom
+
+from workstation import __version__
+from workstation.core.audit import Outcome
+from workstation.core.site import ConfigError, SiteConfig
+from workstation.core.study import FileLocation
+from workstation.core.tasks import CancelToken
+from workstation.deid import DeidError, DeidOptions, Deidentifier, KeyedMapping, deid_settings
+from workstation.deid.pixels import OcrUnavailable
+from workstation.deid.validate import encode, problems
+from workstation.dicom.sources import iter_locations, open_location
+from workstation.net.store_scu import outgoing, store_objects
+from workstation.store.keys import SERVICE, KeyringUnavailable, usable_backend
+
+FORMAT = "workstation.deid-export/1"
+PROFILE = "DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile"
+TABLE_EDITION = "Table E.1-1 as of 2024-09-19"
+SECRET_NAME = "deid-site-secret"
+SEND_BATCH = 200  # objects per association to a research node (memory stays bounded)
+DESTINATION_KINDS = ("folder", "zip", "node")
+
+
+class ExportRefused(PermissionError):
+    """The user's role may not export (recorded as access.denied)."""
+
+
+class ExportError(Exception):
+    """The export cannot start: destination, selection, secret or OCR (the message says which)."""
+
+
+@dataclass(frozen=True)
+class Destination:
+    kind: str  # folder | zip | node
+    target: str  # a path, or a [pacs.NAME] node name
+
+    def describe(self) -> str:
+        return f"node {self.target}" if self.kind == "node" else self.kind
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    destination: Destination
+    paths: tuple[str, ...] = ()
+    study_uids: tuple[str, ...] = ()
+    options: DeidOptions | None = None  # None: the site's
+    include_results: bool = True  # our AI result / review SRs, GSPS, maps of the stored runs
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    item: str  # "input #N" (+ the file where the user may see it)
+    source: str  # the file, for the person exporting (not in the manifest)
+    reason: str
+
+
+@dataclass
+class ExportReport:
+    export_id: str
+    destination: Destination
+    written: int = 0
+    left_out: list[LeftOut] = field(default_factory=list)
+    manifest: dict = field(default_factory=dict)
+    cancelled: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if not self.left_out and not self.cancelled and self.written else 1
+
+
+def site_secret(backend: keyring.backend.KeyringBackend | None = None) -> bytes:
+    """The site's de-identification secret in the OS keyring, made on first use (never written to a file).
+    Workstations of one site share it (IT copies it once) so that their exports link up."""
+    try:
+        chosen = usable_backend(backend)
+        value = chosen.get_password(SERVICE, SECRET_NAME)
+        if value is None:
+            chosen.set_password(SERVICE, SECRET_NAME, os.urandom(32).hex())
+            value = chosen.get_password(SERVICE, SECRET_NAME)
+    except (KeyringUnavailable, keyring.errors.KeyringError) as exc:
+        raise ExportError(f"no de-identification secret: {exc}") from None
+    try:
+        secret = bytes.fromhex(value or "")
+    except ValueError:
+        secret = b""
+    if len(secret) < 16:
+        raise ExportError(f"the keyring entry {SERVICE}/{SECRET_NAME} is not a de-identification secret")
+    return secret
+
+
+def check_role(config: SiteConfig, session) -> None:
+    """ExportRefused (recorded as access.denied) unless the user's role may export."""
+    allowed = deid_settings(config).export_roles
+    role = session.user.role.value if session.user.role else None
+    if role not in allowed:
+        session.audit.record("access.denied", outcome=Outcome.MINOR_FAILURE, function="export",
+                             outcome_text=f"role {role or 'none'} may not export (allowed: {', '.join(allowed)})")
+        raise ExportRefused(f"{session.user.login} ({role or 'no role'}) may not export de-identified studies "
+                            f"(allowed: {', '.join(allowed)})")
+
+
+def export_deidentified(request: ExportRequest, config: SiteConfig, session, secret: bytes,
+                        progress: Callable[[int, int], None] = lambda _d, _t: None,
+                        cancel: CancelToken | None = None, results_builder=None) -> ExportReport:
+    """Run the export (ExportRefused / ExportError before anything is written)."""
+    check_role(config, session)
+    settings = deid_settings(config)
+    options = request.options or settings.options
+    if request.destination.kind not in DESTINATION_KINDS:
+        raise ExportError(f"unknown destination kind {request.destination.kind!r}")
+    node = config.node(request.destination.target) if request.destination.kind == "node" else None
+    locations, left_out = _select(request, config)
+    extra = _results(request, session, locations, results_builder) if request.include_results else []
+    if not locations and not extra:
+        raise ExportError("nothing to export: no DICOM objects found for the selection")
+    report = ExportReport(uuid.uuid4().hex[:16], request.destination, left_out=left_out)
+    writer = _writer(request.destination, report.export_id)
+    deid = Deidentifier(options, KeyedMapping(secret), settings.safe_private)
+    entries, studies, patients, totals = [], set(), {}, Counter()
+    sources = [(f"input #{n + 1}", loc) for n, loc in enumerate(locations)] + \
+              [(f"result object #{n + 1}", ds) for n, ds in enumerate(extra)]
+    try:
+        for number, (item, source) in enumerate(sources):
+            if cancel is not None and cancel.cancelled:
+                report.cancelled = True
+                break
+            shown = str(source) if isinstance(source, FileLocation) else item
+            try:
+                ds = _read(source)
+                studies.add(str(ds.get("StudyInstanceUID", "")))
+                result = deid.deidentify(ds)
+                found = problems(result)
+                if found:
+                    raise DeidError("; ".join(found))
+                data = encode(result.dataset)
+            except OcrUnavailable as exc:
+                raise ExportError(str(exc)) from None
+            except DeidError as exc:
+                report.left_out.append(LeftOut(item, shown, str(exc)))
+                continue
+            except Exception as exc:  # noqa: BLE001 - an unreadable object is left out, the rest go on
+                report.left_out.append(LeftOut(item, shown, f"cannot be read: {type(exc).__name__}"))
+                continue
+            out = result.dataset
+            name = writer.add(out, data)
+            patients.setdefault(result.pseudonym.patient_id, set()).add(str(out.StudyInstanceUID))
+            totals.update({f"scrubbed.{k}": v for k, v in result.scrubbed.items()})
+            if result.pixel_boxes is not None:
+                totals["pixel_text_boxes"] += result.pixel_boxes
+                totals["pixel_cleaned_instances"] += 1
+            entries.append({"file": name, "sop_class": pydicom.uid.UID(str(out.SOPClassUID)).name,
+                            "modality": str(out.get("Modality", "")), "study_uid": str(out.StudyInstanceUID),
+                            "series_uid": str(out.get("SeriesInstanceUID", "")),
+                            "sop_instance_uid": str(out.SOPInstanceUID), "actions": dict(sorted(result.actions.items())),
+                            "scrubbed": dict(result.scrubbed), "pixel_text_boxes": result.pixel_boxes})
+            progress(number + 1, len(sources))
+        manifest = _manifest(report, options, entries, patients, totals)
+        report.manifest = manifest
+        if report.cancelled:
+            writer.abort()
+            entries = []
+        else:
+            failed = writer.commit(manifest, node, config, cancel)
+            report.left_out += failed
+            sent = {e["file"] for e in entries} - {f.item for f in failed}
+            report.written = len(sent)
+            manifest["counts"] = {"written": report.written, "left_out": len(report.left_out)}
+            manifest["left_out"] = [{"item": lo.item, "reason": lo.reason} for lo in report.left_out]
+            writer.keep_manifest(manifest, config)
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        _audit(session, request, report, options, studies)
+    return report
+
+
+def _select(request: ExportRequest, config: SiteConfig) -> tuple[list[FileLocation], list[LeftOut]]:
+    paths = list(request.paths)
+    if request.study_uids and not paths:
+        from workstation.services.pacs import default_cache
+
+        cache = default_cache(config)
+        for uid in request.study_uids:
+            folder = cache.study_dir(uid)
+            if not folder.is_dir():
+                raise ExportError(f"study {uid} is not in the retrieval cache (give its files as PATH)")
+            paths.append(str(folder))
+    if not paths:
+        raise ExportError("nothing selected: give PATHs or --study UIDs")
+    locations, left_out = [], []
+    for found in iter_locations(paths):
+        if isinstance(found, FileLocation):
+            locations.append(found)
+        elif type(found).__name__ != "Skipped":  # not DICOM at all (a text file beside the images): not listed
+            left_out.append(LeftOut(f"input file {len(left_out) + 1}", str(found.location), found.reason))
+    if request.study_uids and request.paths:
+        wanted = set(request.study_uids)
+        locations = [loc for loc in locations if _study_of(loc) in wanted]
+    return locations, left_out
+
+
+def _study_of(location: FileLocation) -> str:
+    try:
+        with open_location(location) as handle:
+            ds = pydicom.dcmread(handle, stop_before_pixels=True, specific_tags=["StudyInstanceUID"])
+        return str(ds.get("StudyInstanceUID", ""))
+    except Exception:  # noqa: BLE001 - unreadable: not part of the selection
+        return ""
+
+
+def _read(source) -> pydicom.Dataset:
+    if isinstance(source, pydicom.Dataset):
+        return source
+    with open_location(source) as handle:
+        return pydicom.dcmread(handle)
+
+
+def _results(request: ExportRequest, session, locations: list[FileLocation], builder) -> list[pydicom.Dataset]:
+    """Our own objects (AI result SR, review SR, GSPS, map) for the selected series with stored runs."""
+    if builder is None:
+        builder = _build_results
+    try:
+        return list(builder(session, locations))
+    except Exception:  # noqa: BLE001 - the images still go; the report names what is missing
+        return []
+
+
+def _build_results(session, locations: list[FileLocation]) -> list[pydicom.Dataset]:
+    from workstation.dicom.scan import scan_paths
+    from workstation.services.results_build import NothingToBuild, build_for_series
+
+    if not locations or session is None:
+        return []
+    catalog = scan_paths(sorted({loc.path for loc in locations}))
+    made = []
+    for series in sorted({h.series_instance_uid for h in catalog.headers}):
+        if not session.store.inference_runs(series):
+            continue
+        try:
+            made += [obj.dataset for obj in build_for_series(session.store, series, catalog)]
+        except NothingToBuild:
+            continue
+    return made
+
+
+def _tesseract_version() -> str:
+    try:
+        done = subprocess.run(["tesseract", "--version"], capture_output=True, timeout=10, check=False)
+        return (done.stdout or done.stderr).decode(errors="replace").splitlines()[0].strip()
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "not installed"
+
+
+def _manifest(report: ExportReport, options: DeidOptions, entries: list[dict], patients: dict, totals: Counter) -> dict:
+    return {
+        "format": FORMAT, "export_id": report.export_id,
+        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "profile": PROFILE, "table": TABLE_EDITION, "options": options.names(),
+        "codes": [{"value": v, "scheme": "DCM", "meaning": m} for v, m in options.codes(options.clean_pixel_data)],
+        "mapping": "HMAC-SHA-256 under the site secret: UIDs as 2.25.<128-bit>, patients as P-<code>, "
+                   "one date shift per patient",
+        "tools": {"workstation": __version__, "pydicom": pydicom.__version__, "tesseract": _tesseract_version()},
+        "destination": report.destination.describe(),
+        "patients": [{"pseudonym": p, "studies": sorted(s)} for p, s in sorted(patients.items())],
+        "summary": dict(sorted(totals.items())),
+        "instances": entries,
+    }
+
+
+def _audit(session, request: ExportRequest, report: ExportReport, options: DeidOptions, studies: set[str]) -> None:
+    outcome = Outcome.SUCCESS if report.exit_code == 0 else Outcome.MINOR_FAILURE
+    text = "cancelled" if report.cancelled else (f"{len(report.left_out)} left out" if report.left_out else "")
+    session.audit.record("export", next(iter(sorted(studies)), ""), outcome, text, export_id=report.export_id,
+                         instances=report.written, left_out=len(report.left_out), profile=PROFILE,
+                         options=options.names(), destination=request.destination.describe(),
+                         studies=sorted(s for s in studies if s),
+                         manifest_sha256=hashlib.sha256(json.dumps(report.manifest, sort_keys=True).encode()).hexdigest())
+
+
+# ----- destinations
+
+def _writer(destination: Destination, export_id: str):
+    if destination.kind == "folder":
+        return _FolderWriter(Path(destination.target), export_id)
+    if destination.kind == "zip":
+        return _ZipWriter(Path(destination.target), export_id)
+    return _NodeWriter(export_id)
+
+
+class _Names:
+    """File names we make (never from data set values): DICOM/Pnnn/Snnn/Ennn/Innnnn.dcm by order seen."""
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[str, str], int] = {}
+        self.count = 0
+
+    def name(self, ds: pydicom.Dataset) -> str:
+        parts = []
+        for level, key in (("P", str(ds.PatientID)), ("S", str(ds.get("StudyInstanceUID", ""))),
+                           ("E", str(ds.get("SeriesInstanceUID", "")))):
+            parts.append(f"{level}{self.ids.setdefault((level, key), len(self.ids) + 1):03d}")
+        self.count += 1
+        return "/".join(["DICOM", *parts, f"I{self.count:05d}.dcm"])
+
+
+class _FolderWriter(_Names):
+    def __init__(self, target: Path, export_id: str) -> None:
+        super().__init__()
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise ExportError(f"{target} exists and is not an empty folder")
+        if not target.parent.is_dir():
+            raise ExportError(f"{target.parent} is not a folder")
+        self.target = target
+        self.temp = target.parent / f".{target.name}.partial-{export_id}"
+        self.temp.mkdir()
+
+    def add(self, ds: pydicom.Dataset, data: bytes) -> str:
+        name = self.name(ds)
+        path = self.temp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return name
+
+    def commit(self, manifest: dict, node, config, cancel) -> list[LeftOut]:
+        (self.temp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        for path in self.temp.rglob("*"):
+            if path.is_file():
+                with open(path, "rb") as handle:
+                    os.fsync(handle.fileno())
+        if self.target.exists():
+            self.target.rmdir()
+        os.rename(self.temp, self.target)
+        return []
+
+    def keep_manifest(self, manifest: dict, config) -> None:
+        (self.target / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+    def abort(self) -> None:
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
+class _ZipWriter(_Names):
+    def __init__(self, target: Path, export_id: str) -> None:
+        super().__init__()
+        if target.exists():
+            raise ExportError(f"{target} exists (choose a new file name)")
+        if not target.parent.is_dir():
+            raise ExportError(f"{target.parent} is not a folder")
+        self.target = target
+        self.temp = target.parent / f".{target.name}.partial-{export_id}"
+        self.zip = zipfile.ZipFile(self.temp, "x", zipfile.ZIP_STORED)
+
+    def add(self, ds: pydicom.Dataset, data: bytes) -> str:
+        name = self.name(ds)
+        self.zip.writestr(name, data)
+        return name
+
+    def commit(self, manifest: dict, node, config, cancel) -> list[LeftOut]:
+        self.manifest_at_commit = manifest
+        return []
+
+    def keep_manifest(self, manifest: dict, config) -> None:
+        self.zip.writestr("manifest.json", json.dumps(manifest, indent=2))
+        self.zip.close()
+        with open(self.temp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(self.temp, self.target)
+
+    def abort(self) -> None:
+        try:
+            self.zip.close()
+        finally:
+            self.temp.unlink(missing_ok=True)
+
+
+class _NodeWriter(_Names):
+    """Objects go to the research node by C-STORE; the manifest stays here (user data folder, exports/)."""
+
+    def __init__(self, export_id: str) -> None:
+        super().__init__()
+        self.export_id = export_id
+        self.objects: list[tuple[str, bytes]] = []
+
+    def add(self, ds: pydicom.Dataset, data: bytes) -> str:
+        name = self.name(ds)
+        self.objects.append((name, data))
+        return name
+
+    def commit(self, manifest: dict, node, config, cancel) -> list[LeftOut]:
+        failed = []
+        for start in range(0, len(self.objects), SEND_BATCH):
+            batch = self.objects[start:start + SEND_BATCH]
+            try:
+                outcomes = store_objects(node, config.local, [outgoing(data) for _, data in batch], cancel)
+            except Exception as exc:  # noqa: BLE001 - node down / association refused: every object of the batch
+                failed += [LeftOut(name, name, f"not sent to {node.name}: {exc}") for name, _ in batch]
+                continue
+            for (name, _), outcome in zip(batch, outcomes):
+                if not outcome.stored:
+                    failed.append(LeftOut(name, name, f"not stored by {node.name}: {outcome.reason or outcome.status}"))
+        self.objects = []
+        return failed
+
+    def keep_manifest(self, manifest: dict, config) -> None:
+        from workstation.services.session import store_path
+
+        folder = store_path(config).parent / "exports"
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = folder / f".{self.export_id}.json.partial"
+        temp.write_text(json.dumps(manifest, indent=2))
+        os.replace(temp, folder / f"{self.export_id}.json")
+        self.manifest_path = folder / f"{self.export_id}.json"
+
+    def abort(self) -> None:
+        self.objects = []
+
+
+__all__ = ["ConfigError", "Destination", "ExportError", "ExportRefused", "ExportReport", "ExportRequest", "LeftOut",
+           "check_role", "export_deidentified", "site_secret"]
