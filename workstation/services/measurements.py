@@ -178,7 +178,7 @@ class MeasurementSession:
     def edit(self, measurement_id: str, points, image: np.ndarray | None = None) -> Shown:
         old = self.get(measurement_id).measurement
         measurement = self._measurement(measurement_id, old.kind, old.frame_index, points, image, old.finding_id)
-        if measurement.points == old.points:
+        if np.allclose(np.array(measurement.points), np.array(old.points), atol=1e-3):
             return self.get(measurement_id)
         self._write(MeasureAction.EDIT, measurement_id, measurement)
         return self.get(measurement_id)

@@ -41,6 +41,7 @@ from workstation.ui.review_controller import ReviewController
 from workstation.ui.shortcuts_dialog import ShortcutsDialog
 from workstation.ui.sync_controller import SyncController
 from workstation.ui.sync_status import SyncStatus
+from workstation.ui.tools.controller import MeasureController
 from workstation.ui.viewer import ZOOM_STEP, SliceViewer
 from workstation.ui.worklist_controller import WorklistController
 
@@ -120,6 +121,8 @@ class MainWindow(QMainWindow):
         self.syncing = SyncController(sync, sync_problem, self.sync_status, self._notify, self)
         self._show_review_status(disabled)
         self._build_menus()
+        self.measure = MeasureController(self, self.viewer, session, self._notify, self.browser.parentWidget(),
+                                         self.ai_panel.findings)  # Measure toolbar, menu and keys, Measurements panel
         self.syncing.start()
 
         self.library_signals = LibrarySignals(self.library, self)
