@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.captureWarnings(True)  # pydicom's complaints about odd files go to the log, not the user
     commands = {"scan": _scan, "demo-data": _demo_data, "pacs": _pacs, "infer": _infer, "audit": _audit,
                 "enrol": _enrol, "sync": _sync, "doctor": _doctor, "review": _review, "results": _results,
-                "receive": _receive, "queue": _queue, "worklist": _worklist,
+                "receive": _receive, "report": _report, "queue": _queue, "worklist": _worklist,
                 "install-support": _install_support}  # the last one: for installer/install.py only
     if argv and argv[0] in commands:
         return commands[argv[0]](argv[1:])
@@ -54,6 +54,12 @@ def _review(argv: list[str]) -> int:
     from workstation.cli.review import review_main
 
     return review_main(argv)
+
+
+def _report(argv: list[str]) -> int:
+    from workstation.cli.report import report_main
+
+    return report_main(argv)
 
 
 def _results(argv: list[str]) -> int:
