@@ -19,12 +19,13 @@ def _y(v: float) -> float:
     return TOP + (H - TOP - BOTTOM) * (1 - v)
 
 
-def _frame(title: str, body: list[str], x_label: str, y_label: str, y_max_label: str = "100%") -> str:
+def _frame(title: str, body: list[str], x_label: str, y_label: str, y_max: float | None = None) -> str:
+    """Axes, grid and labels around `body`; y ticks in percent, or in counts up to `y_max`."""
     ticks = []
     for v in (0, 0.25, 0.5, 0.75, 1):
         y = _y(v)
         ticks.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{W - RIGHT}" y2="{y:.1f}" stroke="#e0e0e0"/>')
-        label = f"{v:.0%}" if y_max_label == "100%" else ""
+        label = f"{v:.0%}" if y_max is None else f"{v * y_max:.3g}"
         ticks.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{label}</text>')
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" '
             f'aria-label="{escape(title)}" class="chart"><title>{escape(title)}</title>'
@@ -61,6 +62,9 @@ def acceptance_weekly(weeks: list[dict[str, Any]], band: tuple[float, float] | N
     for i in range(0, n, step):
         body.append(f'<text x="{_x(i + 0.5, n):.1f}" y="{H - BOTTOM + 14}" text-anchor="middle" font-size="10">'
                     f'{escape(weeks[i]["week"][5:])}</text>')
+    if band:
+        body.append(f'<text x="{W - RIGHT - 4}" y="{_y(band[1]) - 3:.1f}" text-anchor="end" font-size="10" '
+                    f'fill="{BLUE}">baseline interval</text>')
     return _frame("Acceptance per week with 95% interval", body, "week (Monday)", "acceptance")
 
 
@@ -83,9 +87,11 @@ def score_histogram(bins: list[dict[str, Any]], threshold: float | None) -> str:
     if threshold is not None:
         x = _x(threshold * n, n)
         body.append(f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{_y(0):.1f}" stroke="{DARK}" stroke-dasharray="4 3"/>'
-                    f'<text x="{x + 4:.1f}" y="{TOP + 10}" font-size="10">threshold {threshold:.3g}</text>')
-    body.append(f'<text x="{W - RIGHT}" y="{TOP + 10}" text-anchor="end" font-size="10">max {peak} per bin</text>')
-    return _frame("Score histogram: accepted, rejected, undecided", body, "score", "findings (share of the tallest bin)")
+                    f'<text x="{x:.1f}" y="{TOP - 4}" text-anchor="middle" font-size="10">threshold {threshold:.3g}</text>')
+    body.append(f'<text x="{W - RIGHT}" y="{TOP - 4}" text-anchor="end" font-size="10">'
+                f'<tspan fill="{GREEN}">accepted</tspan> <tspan fill="{RED}">rejected</tspan> '
+                f'<tspan fill="{GREY}">undecided</tspan></text>')
+    return _frame("Score histogram: accepted, rejected, undecided", body, "score", "findings", peak)
 
 
 def operating_curve(points: list[dict[str, Any]]) -> str:
@@ -101,7 +107,9 @@ def operating_curve(points: list[dict[str, Any]]) -> str:
         body.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{5 if p["in_force"] else 3}" fill="{colour}">'
                     f'<title>threshold {p["threshold"]:.2f}: {p["shown"]} shown</title></circle>')
         if p["in_force"]:
-            body.append(f'<text x="{x + 7:.1f}" y="{y + 4:.1f}" font-size="10">in force</text>')
+            anchor, dx = ("end", -8) if x > W / 2 else ("start", 8)
+            body.append(f'<text x="{x + dx:.1f}" y="{y + 14:.1f}" text-anchor="{anchor}" font-size="10">'
+                        f'threshold in force ({p["threshold"]:.2f})</text>')
     for v in (0, 0.5, 1):
         body.append(f'<text x="{_x(v, 1):.1f}" y="{H - BOTTOM + 14}" text-anchor="middle" font-size="10">{v:.0%}</text>')
     return _frame("Operating points: accepted kept against rejected kept", body, "rejected findings still shown",

@@ -256,7 +256,7 @@ def version_page(model: str, version: str, request: Request) -> Response:
         + _table("summary", [("model", "model version")], [v], link=lambda r: base)
         + f'<h2>Alerts</h2>{alerts}'
         '<h2>Charts</h2><div class="charts">'
-        f'{charts.acceptance_weekly(data["weekly"])}{charts.score_histogram(data["scores"], v["threshold"])}'
+        f'{charts.acceptance_weekly(data["weekly"], _band(data["alerts"]))}{charts.score_histogram(data["scores"], v["threshold"])}'
         f'{charts.operating_curve(data["operating_points"])}</div>'
         f'<p class="note">{escape(NOTE)}</p>'
         f'<h2>Per week{_export(base + "/export/weekly.csv", period)}</h2>'
@@ -271,6 +271,15 @@ def version_page(model: str, version: str, request: Request) -> Response:
                                 ("kernel", "kernel")], data["scanners"])
     )
     return _page(f"{model} {version}", body, who)
+
+
+def _band(alerts: list[dict[str, Any]]) -> tuple[float, float] | None:
+    """The baseline interval of an open acceptance alert, drawn behind the weekly points."""
+    for alert in alerts:
+        if alert["rule"] == "acceptance" and alert["limit"]:
+            low, high = (float(v) for v in alert["limit"].split("-"))
+            return low, high
+    return None
 
 
 @router.get("/export/{name}.csv")

@@ -52,7 +52,13 @@ def _grouped(conn: Connection, grain: str, keys: list, period: Period, **equal: 
         if value is not None:
             query = query.where(C[name] == value)
     query = period.where(query).group_by(*keys).order_by(*keys)
-    return [dict(row) for row in conn.execute(query).mappings()]
+    out = []
+    for row in conn.execute(query).mappings():  # PostgreSQL sums bigint as numeric (Decimal)
+        values = dict(row)
+        for name in MEASURES:
+            values[name] = float(values[name]) if name == "decision_s" else int(values[name])
+        out.append(values)
+    return out
 
 
 def figures(row: dict[str, Any], confidence: float = 0.95) -> dict[str, Any]:
