@@ -43,6 +43,7 @@ from workstation.ui.sync_controller import SyncController
 from workstation.ui.sync_status import SyncStatus
 from workstation.ui.tools.controller import MeasureController
 from workstation.ui.viewer import ZOOM_STEP, SliceViewer
+from workstation.ui.report_controller import ReportController
 from workstation.ui.worklist_controller import WorklistController
 
 if TYPE_CHECKING:  # networking, HTTP and the store load when first used, not before the first picture
@@ -131,6 +132,7 @@ class MainWindow(QMainWindow):
         self.library_signals.catalogChanged.connect(self._catalog_changed)
         self.library_signals.scanFailed.connect(self._scan_failed)
         self.worklist = WorklistController(self)  # its dock; with routing rules, the receiver and AI triage
+        self.report = ReportController(self)  # Report dock: draft after sign-off, edit, send to RIS / FHIR
         self._idle("Open a study with File > Open or drop files here")
 
     def _dock(self, widget, title: str, area: Qt.DockWidgetArea) -> QDockWidget:
