@@ -91,3 +91,23 @@ def test_a_role_without_the_decision_right_is_refused_and_recorded(tmp_path, cat
         with pytest.raises(PermissionDenied):
             service(store).draft(display_set.series.study.study_instance_uid, catalog)
         assert store.last_entry("access.denied") is not None
+
+
+def test_the_readers_diameter_measurement_replaces_the_estimate(signed_store, catalog, display_set):
+    from workstation.core.measure_log import MeasureAction, Measurement, MeasurementEntry
+    from workstation.store.database import now_utc
+    from workstation.store.measurements import MeasurementStore
+
+    series = display_set.series
+    measured = Measurement("m-1", "diameter", 8, ((42, 40), (58, 40), (50, 33), (50, 47)),
+                           display_set.frames[8].instance.sop_instance_uid, {"long": 11.2, "short": 9.8, "mean": 10.5},
+                           "mm", "11.2 x 9.8 mm", finding_id="f-a")
+    MeasurementStore(signed_store).record(MeasurementEntry(
+        "e-1", MeasureAction.ADD, "m-1", series.study.study_instance_uid, series.series_instance_uid, "bob",
+        "reviewer", "ws-reports", now_utc(), measured))
+    version = service(signed_store).draft(series.study.study_instance_uid, catalog)
+    accepted = next(f for f in version.structured["findings"] if f["state"] == "accepted")
+    assert (accepted["long_mm"], accepted["short_mm"]) == (11.2, 9.8)
+    assert accepted["diameter_source"] == "measured by the reader" and "measured by the reader" in version.text
+    others = [f for f in version.structured["findings"] if f["state"] != "accepted"]
+    assert all(f["diameter_source"].startswith("estimated") for f in others)
