@@ -115,6 +115,7 @@ class MprGeometry:
         self.center = (self.low + self.high) / 2
         self._corners = corners
         self._fill_key: tuple | None = None
+        self._spec_cache: dict[tuple, list | bool] = {}
         self._fill = 0.0
 
     # ----- planes
@@ -199,17 +200,32 @@ class MprGeometry:
         return self._fill
 
     def _separable(self, plane: Plane):
-        """Per volume axis: ("u"|"v", fractional indices) or ("n", index, half-slab in index steps); None if oblique."""
+        """Per volume axis: ("u"|"v", fractional indices) or ("n", index, index steps per mm); None if oblique.
+
+        The in-plane indices depend only on the plane's kind (the stack is straight), so they are kept per kind;
+        moving the plane along its normal changes only the "n" index.
+        """
+        cache_key = (plane.name, plane.shape, tuple(np.round(plane.u, 9)), tuple(np.round(plane.v, 9)))
+        cached = self._spec_cache.get(cache_key)
+        if cached is None:
+            cached = self._spec_cache[cache_key] = self._separable_spec(plane)
+        if cached is False:
+            return None
+        n_axis = next(a for a, s in enumerate(cached) if s[0] == "n")
+        centre = float(self.to_index(plane.origin)[n_axis])
+        return [("n", centre, s[2]) if s[0] == "n" else s for s in cached]
+
+    def _separable_spec(self, plane: Plane):
         axes = (self._normal, self._row_dir, self._col_dir)
         roles: list = [None, None, None]
         for role, direction in (("u", plane.u), ("v", plane.v), ("n", plane.normal)):
             shares = np.abs([direction @ a for a in axes])
             axis = int(np.argmax(shares))
             if abs(shares[axis] - 1.0) > _ALIGNED or roles[axis] is not None:
-                return None
+                return False
             roles[axis] = role
         if not self._stack_straight():
-            return None
+            return False
         nv, nu = plane.shape
         coords = {"u": np.arange(nu) * plane.spacing, "v": np.arange(nv) * plane.spacing}
         spec = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPoint, QPointF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QWidget
 
 from workstation.core.names import format_person_name
@@ -29,6 +29,8 @@ class OutlinedText(QWidget):
     def __init__(self, parent: QWidget, alignment: Qt.AlignmentFlag, point_size: float = 10.0, bold: bool = False) -> None:
         super().__init__(parent)
         self._text = ""
+        self._pixmap: QPixmap | None = None
+        self._pixmap_key: tuple | None = None
         self._alignment = alignment
         font = QFont("DejaVu Sans")
         font.setPointSizeF(point_size)
@@ -53,8 +55,22 @@ class OutlinedText(QWidget):
         return QSize(int(np.ceil(width)) + 2 * PAD + 2, int(np.ceil(metrics.lineSpacing() * len(lines))) + 2 * PAD)
 
     def paintEvent(self, _event) -> None:  # noqa: N802 - Qt naming
+        """The outlined text is drawn once into a pixmap: the image under it repaints every frame, the text rarely changes."""
         if not self._text:
             return
+        ratio = self.devicePixelRatioF()
+        key = (self._text, self.width(), self.height(), self.font().key(), ratio)
+        if self._pixmap_key != key:
+            pixmap = QPixmap(max(1, round(self.width() * ratio)), max(1, round(self.height() * ratio)))
+            pixmap.setDevicePixelRatio(ratio)
+            pixmap.fill(Qt.GlobalColor.transparent)
+            self._paint_text(pixmap)
+            self._pixmap, self._pixmap_key = pixmap, key
+        painter = QPainter(self)
+        painter.drawPixmap(0, 0, self._pixmap)
+        painter.end()
+
+    def _paint_text(self, device) -> None:
         metrics = QFontMetricsF(self.font())
         path = QPainterPath()
         for i, line in enumerate(self._text.split("\n")):
@@ -66,7 +82,7 @@ class OutlinedText(QWidget):
             else:
                 x = PAD + 1
             path.addText(QPointF(x, PAD + metrics.ascent() + i * metrics.lineSpacing()), self.font(), line)
-        painter = QPainter(self)
+        painter = QPainter(device)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.strokePath(path, QPen(OUTLINE, OUTLINE_WIDTH, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
                                       Qt.PenJoinStyle.RoundJoin))

@@ -71,12 +71,17 @@ class MprPane(QWidget):
         others = [n for n in PLANE_NAMES if n != name]
         # the vertical line is the plane whose normal runs along this view's x, the horizontal one along its y
         self.lines: dict[str, pg.InfiniteLine] = {}
+        u, v = (np.asarray(a, dtype=float) for a in PLANES[name])
+        self._vertical = {o: abs(float(np.cross(*(np.asarray(a, dtype=float) for a in PLANES[o])) @ u)) > 0.5 for o in others}
         for other in others:
-            line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(PLANE_COLOURS[other], width=1))
+            line = pg.InfiniteLine(angle=90 if self._vertical[other] else 0, movable=False,
+                                   pen=pg.mkPen(PLANE_COLOURS[other], width=1))
             line.setZValue(30)
             self.viewbox.addItem(line)
             self.lines[other] = line
         self.box_items: list[QGraphicsRectItem] = []
+        self.position = ""  # where the plane is, e.g. "12.5 H"
+        self._boxes_key: list = []
         layout = QVBoxLayout(self)
         layout.setContentsMargins(1, 1, 1, 1)
         layout.addWidget(self.view)
@@ -111,12 +116,15 @@ class MprPane(QWidget):
             return
         x, y, _ = self.plane.coords(point)
         for other, line in self.lines.items():
-            normal = np.cross(*(np.asarray(a) for a in _plane_axes(other)))
-            vertical = abs(float(normal @ self.plane.u)) > 0.5
-            line.setAngle(90 if vertical else 0)
-            line.setValue(x if vertical else y)
+            value = x if self._vertical[other] else y
+            if line.value() != value:
+                line.setValue(value)
 
     def show_boxes(self, boxes: list[tuple[tuple[float, float, float, float], FindingState, bool]]) -> None:
+        key = [(rect, state.finding_id, state.state, selected) for rect, state, selected in boxes]
+        if key == self._boxes_key:
+            return
+        self._boxes_key = key
         for item in self.box_items:
             self.viewbox.removeItem(item)
         self.box_items = []
@@ -170,9 +178,11 @@ class MprView(QWidget):
         self.slab_box.setToolTip("Thick-slab maximum intensity projection in all three planes (nodule search)")
         self.slab_box.currentIndexChanged.connect(lambda i: self.set_slab(self.slab_box.itemData(i)))
         self.title = QLabel()
+        self.where = QLabel()  # the crosshair in patient mm: outside the images, so moving it repaints no outlined text
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 2)
         bar.addWidget(self.title, 1)
+        bar.addWidget(self.where)
         bar.addWidget(QLabel("Slab:"))
         bar.addWidget(self.slab_box)
         grid = QGridLayout()  # axial large on the left, coronal and sagittal stacked on the right
@@ -319,6 +329,8 @@ class MprView(QWidget):
             pane.place_lines(self.point)
             pane.show_boxes(self._boxes(plane))
             self._corner_text(pane, plane)
+        p = self.panes
+        self.where.setText(f"Crosshair  {p['sagittal'].position}  {p['coronal'].position}  {p['axial'].position} mm")
 
     def _boxes(self, plane: Plane):
         out = []
@@ -336,9 +348,12 @@ class MprView(QWidget):
         axis = {"axial": 2, "coronal": 1, "sagittal": 0}[pane.name]
         letter = {"axial": ("F", "H"), "coronal": ("A", "P"), "sagittal": ("R", "L")}[pane.name]
         value = float(self.point[axis])
-        pane.corners["tl"].setText(f"{pane.name.capitalize()}\n{abs(value):.1f} mm {letter[int(value >= 0)]}")
+        pane.position = f"{abs(value):.1f} {letter[int(value >= 0)]}"
         slab = f"MIP {self.slab_mm:g} mm" if self.slab_mm else f"{plane.spacing:.2f} mm pixels"
         shown = sum(1 for item in pane.box_items)
-        pane.corners["bl"].setText("\n".join(filter(None, [slab, f"AI: {shown} box(es) here" if self.states else ""])))
-        pane.corners["br"].setText(window_text(self.window, False))
-        pane.annotations.place()
+        texts = {"tl": pane.name.capitalize(), "bl": "\n".join(filter(None, [slab, f"AI: {shown} box(es) here" if self.states else ""])),
+                 "br": window_text(self.window, False)}
+        if any(pane.corners[k].text() != t for k, t in texts.items()):  # placing the labels costs; the image repaints anyway
+            for k, t in texts.items():
+                pane.corners[k].setText(t)
+            pane.annotations.place()
