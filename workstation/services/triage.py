@@ -280,6 +280,8 @@ class TriageService:
         last = [0.0]
 
         def progress(done: int, total: int) -> None:
+            while self.interactive_busy() and not token.cancelled and not self._stop.is_set():
+                time.sleep(POLL_S)  # between slices: the reader's own load or AI run goes first
             now = time.monotonic()
             if total and (now - last[0] >= PROGRESS_EVERY_S or done == total):
                 last[0] = now

@@ -96,7 +96,7 @@ class WorklistController(QObject):
     def _reader_busy(self) -> bool:
         """The reader's own work comes first: a series decoding or a manual AI run."""
         active = self.window.active
-        return (active is not None and active.load.busy) or bool(getattr(self.window.ai, "running", False))
+        return (active is not None and active.load.busy) or getattr(self.window.ai, "_cancel", None) is not None
 
     def close(self) -> None:
         self._closed = True
