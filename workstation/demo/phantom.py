@@ -197,6 +197,8 @@ class _Canvas:
             return None
         dx = (self.x[c0:c1] - cx)[None, :]
         dy = (self.y[r0:r1] - cy)[:, None]
+        if a == 0 or b == 0:  # a degenerate ellipse covers no pixel (the division would only warn and say so)
+            return _Region(r0, r1, c0, c1, np.zeros((r1 - r0, c1 - c0), bool))
         ca, sa = math.cos(angle), math.sin(angle)
         u, v = (dx * ca + dy * sa) / a, (-dx * sa + dy * ca) / b
         return _Region(r0, r1, c0, c1, u * u + v * v <= 1.0)
