@@ -34,8 +34,9 @@ class Route:
         return "no routing rule matches: " + "; ".join(self.reasons)
 
 
-def mismatch(rule: RoutingRule, facts: SeriesFacts) -> str | None:
-    """None when the rule applies, else the first condition the series fails, in words."""
+def mismatch(rule: RoutingRule, facts: SeriesFacts, check_count: bool = True) -> str | None:
+    """None when the rule applies, else the first condition the series fails, in words (`check_count` False:
+    while the series still arrives, its slice count is not known yet)."""
     if rule.calling_ae and facts.calling_ae.strip() not in rule.calling_ae:
         return f"sender {facts.calling_ae.strip() or '(unknown)'} is not {_any(rule.calling_ae)}"
     if rule.modality and facts.modality.strip().upper() not in rule.modality:
@@ -46,7 +47,7 @@ def mismatch(rule: RoutingRule, facts: SeriesFacts) -> str | None:
         return f"series description does not match {rule.series_description.text!r}"
     if rule.study_description and not rule.study_description.matches(facts.study_description):
         return f"study description does not match {rule.study_description.text!r}"
-    if rule.slices and not rule.slices[0] <= facts.slices <= rule.slices[1]:
+    if check_count and rule.slices and not rule.slices[0] <= facts.slices <= rule.slices[1]:
         return f"{facts.slices} slices, outside {rule.slices[0]}-{rule.slices[1]}"
     if rule.thickness_mm:
         low, high = rule.thickness_mm
