@@ -1,8 +1,10 @@
 """Burned-in text: which images carry it, and blanking it where OCR (Debian tesseract-ocr) finds it.
 
-Each frame goes to `tesseract` as an 8-bit PNG upscaled 3x (small overlay fonts read far better), in sparse-text
-mode; every word box with a letter or digit is blanked (set to 0 in every sample) with a small margin. OCR
-misses text it cannot read (handwriting, tiny or rotated fonts): the README says so.
+Annotations are burned in bright (white, yellow) over darker anatomy; speckle makes tesseract see "words"
+everywhere in the raw image, so each frame is first reduced to its bright pixels (>= TEXT_LEVEL of the frame's
+range) as black on white, upscaled 3x (small overlay fonts read far better), and read in sparse-text mode; every
+word box with a letter or digit is blanked (set to 0 in every sample) with a small margin. OCR misses text it
+cannot read (dark or dim text, handwriting, tiny or rotated fonts): the README says so.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 import pydicom
 
 OCR_SCALE = 3
+TEXT_LEVEL = 200  # of 255: what counts as annotation brightness
 MARGIN_PX = 2
 OCR_TIMEOUT_S = 60
 # Classes and modalities known to carry burned-in annotation (US, SC, XA/RF, endoscopy, photographs).
@@ -77,15 +80,33 @@ def text_boxes(frame8: np.ndarray, binary: str | None = None) -> list[tuple[int,
     return boxes
 
 
-def eight_bit(frame: np.ndarray) -> np.ndarray:
-    """A frame as 8-bit greyscale for OCR (colour: luminance; more bits: scaled to the frame's range)."""
+def eight_bit(frame: np.ndarray, bits_stored: int = 8, signed: bool = False) -> np.ndarray:
+    """A frame as 8-bit greyscale for OCR (colour: luminance), scaled from the range its bits can hold, not
+    the frame's own range: a frame without bright text must not have its anatomy stretched up to "bright"."""
     data = frame.astype(np.float32)
     if data.ndim == 3:
         data = data[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    low, high = float(data.min()), float(data.max())
-    if high <= low:
-        return np.zeros(data.shape, dtype=np.uint8)
-    return ((data - low) * (255.0 / (high - low))).astype(np.uint8)
+    low = -(2.0 ** (bits_stored - 1)) if signed else 0.0
+    high = 2.0 ** (bits_stored - 1) - 1 if signed else 2.0 ** bits_stored - 1
+    return ((data.clip(low, high) - low) * (255.0 / (high - low))).astype(np.uint8)
+
+
+def frames_of(ds: pydicom.Dataset) -> np.ndarray:
+    pixels = ds.pixel_array
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    return pixels if frames > 1 else pixels[np.newaxis]
+
+
+def bright_text(frame: np.ndarray, ds: pydicom.Dataset) -> np.ndarray:
+    """Black-on-white image of the frame's bright pixels: what tesseract reads."""
+    grey = eight_bit(frame, int(ds.get("BitsStored", 8) or 8), int(ds.get("PixelRepresentation", 0) or 0) == 1)
+    return np.where(grey >= TEXT_LEVEL, 0, 255).astype(np.uint8)
+
+
+def burned_in_words(ds: pydicom.Dataset) -> list[str]:
+    """The words OCR reads in the image (every frame), as cleaning sees them."""
+    binary = tesseract()
+    return [box[4] for frame in frames_of(ds) for box in text_boxes(bright_text(frame, ds), binary)]
 
 
 def clean_pixel_data(ds: pydicom.Dataset, margin: int = MARGIN_PX) -> int:
@@ -93,16 +114,15 @@ def clean_pixel_data(ds: pydicom.Dataset, margin: int = MARGIN_PX) -> int:
     uncompressed (RGB for YCbCr sources) and sets BurnedInAnnotation to NO."""
     binary = tesseract()
     pixels = ds.pixel_array.copy()
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    stack = pixels if frames > 1 else pixels[np.newaxis]
+    stack = pixels if int(ds.get("NumberOfFrames", 1) or 1) > 1 else pixels[np.newaxis]  # views into pixels
     count = 0
     for frame in stack:
-        for x0, y0, x1, y1, _ in text_boxes(eight_bit(frame), binary):
+        for x0, y0, x1, y1, _ in text_boxes(bright_text(frame, ds), binary):
             frame[max(0, y0 - margin):y1 + margin, max(0, x0 - margin):x1 + margin] = 0
             count += 1
     photometric = str(ds.PhotometricInterpretation)
     if photometric.startswith("YBR"):
         photometric = "RGB"  # pydicom decoded it to RGB
-    ds.set_pixel_data(pixels, photometric, int(ds.BitsStored))
+    ds.set_pixel_data(pixels, photometric, int(ds.BitsStored), generate_instance_uid=False)
     ds.BurnedInAnnotation = "NO"
     return count

@@ -22,7 +22,7 @@ from workstation.deid.dates import DateShift
 from workstation.deid.mapping import KeyedMapping, Pseudonym
 from workstation.deid.options import DeidOptions
 from workstation.deid.pixels import burned_in_reason, clean_pixel_data
-from workstation.deid.table import single_tags
+from workstation.deid.table import resolve, single_tags
 from workstation.deid.text import Scrubber, identifiers_of
 
 MAX_DEPTH = 32  # sequences nested deeper than this are refused, not walked
@@ -138,7 +138,8 @@ class _Walk:
                 self.result.actions["X"] += 1
                 continue
             elem = ds[tag]
-            action = self.owner._actions.get(int(tag)) or self._default(elem.VR)
+            code = self.owner._actions.get(int(tag))
+            action = resolve(code, elem.VR) if code else self._default(elem.VR)
             self.result.actions[action] += 1
             self._apply(ds, elem, action, depth, clean, done)
 
@@ -203,7 +204,7 @@ class _Walk:
             keyword = keyword_for_tag(elem.tag)
             time_keyword = keyword[:-4] + "Time" if keyword.endswith("Date") else ""
             time = ds.data_element(time_keyword) if time_keyword and time_keyword in ds else None
-            if time is not None and time.VM == 1 and time.value and self.owner._actions.get(int(time.tag), "C") == "C":
+            if time is not None and time.VM == 1 and time.value and resolve(self.owner._actions.get(int(time.tag), "C"), "TM") == "C":
                 pair = shift.pair(str(elem.value), str(time.value))
                 if pair is not None:
                     elem.value, time.value = pair

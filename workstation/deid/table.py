@@ -4,7 +4,8 @@ attribute under the chosen options.
 Action codes are the standard's: D dummy, Z zero length, X remove, K keep, C clean, U keyed UID; the composite
 ones (X/Z, X/D, Z/D, X/Z/D, X/Z/U*) leave the choice to the implementation "unless required for consistency":
 we always keep the element (Z, D or U), since we cannot know each IOD's Type 1/2 and a removed Type 1
-attribute breaks the object (dciodvfy errors); its value is still gone.
+attribute breaks the object (dciodvfy errors); its value is still gone. A sequence under a composite code keeps
+its items, every attribute in them de-identified by the same table.
 """
 
 from __future__ import annotations
@@ -43,8 +44,15 @@ class Rule:
     def action(self, columns: frozenset[str]) -> str:
         """The action under the chosen option columns: a retaining option (K) wins over a cleaning one (C)."""
         chosen = [self.options[c] for c in columns if c in self.options]
-        code = "K" if "K" in chosen else "C" if "C" in chosen else chosen[0] if chosen else self.basic
-        return COMPOSITES.get(code, code)
+        return "K" if "K" in chosen else "C" if "C" in chosen else chosen[0] if chosen else self.basic
+
+
+def resolve(code: str, vr: str) -> str:
+    """One action for a (possibly composite) code. A sequence under a composite keeps its items, each
+    de-identified in turn (its references stay resolvable; an emptied Type 1C sequence breaks the IOD)."""
+    if vr == "SQ" and code in COMPOSITES:
+        return "D"
+    return COMPOSITES.get(code, code)
 
 
 @lru_cache(maxsize=1)

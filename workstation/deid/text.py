@@ -16,7 +16,7 @@ PATTERNS: dict[str, re.Pattern] = {
     "email": re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),
     "mrn": re.compile(r"\b(?:MRN|PID|ID|Patient\s*ID|Acc(?:ession)?\.?(?:\s*No\.?)?)\s*[:#=]?\s*[A-Z0-9][A-Z0-9-]{2,}\b",
                       re.IGNORECASE),
-    "phone": re.compile(r"(?<![\w.])\+?\(?\d{2,4}\)?[\s./-]?\d{2,4}[\s./-]?\d{3,5}(?![\w.])"),
+    "phone": re.compile(r"(?<![\w.])\+?\(?\d[\d ().-]{5,}\d(?![\w.])"),  # with 7 digits at least (below)
     "date": re.compile(r"\b(?:\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{4}[./-]\d{1,2}[./-]\d{1,2}|(?:19|20)\d{2}(?:0[1-9]|1[0-2])"
                        r"(?:0[1-9]|[12]\d|3[01]))\b"),
     "number": re.compile(r"\b\d{6,}\b"),  # long digit runs: record numbers, phone numbers without separators
@@ -41,13 +41,18 @@ class Scrubber:
         return result
 
     def clean(self, text: str) -> str:
-        """Identifiers, then e-mail, MRN-, phone-, date- and long-number-like patterns."""
-        text = self.identifiers_only(text)
+        """E-mail, MRN-, phone-, date- and long-number-like patterns, then the patient's identifiers."""
         for kind, pattern in PATTERNS.items():
-            text, n = pattern.subn(REDACTED, text)
+            text, n = pattern.subn(_replacement(kind), text)
             if n:
                 self.counts[kind] += n
-        return text
+        return self.identifiers_only(text)
+
+
+def _replacement(kind: str):
+    if kind != "phone":
+        return REDACTED
+    return lambda m: REDACTED if sum(c.isdigit() for c in m.group()) >= 7 else m.group()
 
 
 def identifiers_of(name_parts: Iterable[str], ids: Iterable[str], dates: Iterable[str]) -> list[str]:

@@ -6,10 +6,11 @@ from __future__ import annotations
 from io import BytesIO
 
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 
 from workstation.deid.profile import InstanceResult
 
-PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+PIXEL_TAGS = tuple(Tag(t) for t in (0x7FE00010, 0x7FE00008, 0x7FE00009))
 
 
 def encode(ds: Dataset) -> bytes:

@@ -317,14 +317,15 @@ class _Names:
     """File names we make (never from data set values): DICOM/Pnnn/Snnn/Ennn/Innnnn.dcm by order seen."""
 
     def __init__(self) -> None:
-        self.ids: dict[tuple[str, str], int] = {}
+        self.ids: dict[str, dict[str, int]] = {"P": {}, "S": {}, "E": {}}
         self.count = 0
 
     def name(self, ds: pydicom.Dataset) -> str:
         parts = []
         for level, key in (("P", str(ds.PatientID)), ("S", str(ds.get("StudyInstanceUID", ""))),
                            ("E", str(ds.get("SeriesInstanceUID", "")))):
-            parts.append(f"{level}{self.ids.setdefault((level, key), len(self.ids) + 1):03d}")
+            known = self.ids[level]
+            parts.append(f"{level}{known.setdefault(key, len(known) + 1):03d}")
         self.count += 1
         return "/".join(["DICOM", *parts, f"I{self.count:05d}.dcm"])
 
