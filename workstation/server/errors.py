@@ -64,14 +64,38 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> JSONRespo
     return JSONResponse(content, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
-async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # Starlette re-raises after this answer is sent: the traceback goes to the server's log, never to the client
-    log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
-    return JSONResponse(body("internal", "the server failed to answer this request; its log has the details"),
-                        status_code=500)
+class LastResort:
+    """ASGI middleware: an exception no handler took becomes a 500 in the documented body (its traceback goes to
+    the server's log only). Starlette's own handler for Exception re-raises after answering, and uvicorn then
+    drops the connection before some clients read the answer."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def sending(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:  # noqa: BLE001 - the last resort
+            log.error("unexpected %s on %s %s", type(exc).__name__, scope.get("method"), scope.get("path"),
+                      exc_info=exc)
+            if started:
+                raise
+            response = JSONResponse(body("internal", "the server failed to answer this request; its log has the "
+                                                     "details"), status_code=500)
+            await response(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(Exception, unexpected)
+    app.add_middleware(LastResort)
