@@ -1,5 +1,6 @@
-"""DCMTK storescu pushes chest CTs and an MR to the workstation's receiver: the CTs are routed to the model and
-run, the MR is not (its row says why), and the worklist puts the study with nodules first."""
+"""DCMTK storescu pushes a chest CT and an MR to the workstation's receiver, Orthanc pushes a chest CT with planted
+nodules by its REST `/modalities/{id}/store`: the CTs are routed to the model and run, the MR is not (its row says
+why), and the worklist puts the study with nodules first."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import time
 import pytest
 
 from netpeers.dcmtk import storescu
+from netpeers.orthanc import OrthancPeer
+from netpeers.process import PeerError
 from netpeers.process import free_port
 from triage_data import site
 from workstation.core.roles import Role, User
@@ -30,7 +33,15 @@ def pushed(tmp_path_factory, triage_studies):
     backend = PlaintextKeyring()
     backend.file_path = str(tmp / "keyring.cfg")
     port = free_port()
-    config = parse_site_config({**site(port), "cache": {"directory": str(tmp / "cache")}})
+    orthanc = OrthancPeer(tmp / "orthanc", ws_aet="WSTEST", ws_port=port)
+    try:
+        orthanc.start()
+    except PeerError as exc:
+        orthanc.stop()
+        pytest.fail(str(exc), pytrace=False)
+    document = site(port)
+    document["pacs"]["ORTHANC"] = {"ae_title": orthanc.aet, "host": "127.0.0.1", "port": orthanc.port}
+    config = parse_site_config({**document, "cache": {"directory": str(tmp / "cache")}})
     store = Store.open(tmp / "store.sqlite", Identity(User("reader", Role.REVIEWER), "ws-triage"), backend)
     pacs = PacsService(config)
     triage = TriageService(config, store)
@@ -40,15 +51,19 @@ def pushed(tmp_path_factory, triage_studies):
     pacs.start_receiver()
     triage.start()
     try:
-        for key in ("clean", "mr", "nodules"):
+        for key in ("clean", "mr"):
             done = storescu(config.local.store_port, "WSTEST", [triage_studies[key]])
             assert done.returncode == 0, done.stdout + done.stderr
+        study = orthanc.upload([triage_studies["nodules"]])[0]["ParentStudy"]
+        answer = orthanc.post("/modalities/ws/store", {"Resources": [study], "Synchronous": True})
+        assert answer.get("InstancesCount", 12) == 12 and answer.get("FailedInstancesCount", 0) == 0, answer
         assert triage.wait_idle(120), "\n".join(lines)
         yield store, config, triage, lines
     finally:
         triage.stop()
         pacs.close()
         store.close()
+        orthanc.stop()
 
 
 def test_the_ct_gets_a_run_and_the_mr_says_why_not(pushed):
@@ -57,7 +72,7 @@ def test_the_ct_gets_a_run_and_the_mr_says_why_not(pushed):
     ct = [j for j in jobs if j.model == "nodule-detector"]
     mr = [j for j in jobs if j.model == "-"]
     assert len(ct) == 2 and all(j.state == DONE and j.run_id for j in ct), [j.state_text for j in jobs]
-    assert all(j.instances == 12 and j.rule == "chest-ct" and j.calling_ae in ("", "STORESCU") for j in ct)
+    assert all(j.instances == 12 and j.rule == "chest-ct" and j.calling_ae in ("", "STORESCU", "ORTHANC") for j in ct)
     assert len(mr) == 1 and mr[0].state == NOT_APPLICABLE
     assert "modality MR is not CT" in mr[0].state_text
     # every run is audited like a manual one, naming the job that ran it, exactly once
