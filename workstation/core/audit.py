@@ -57,6 +57,9 @@ KINDS: dict[str, EventKind] = {
     "study.opened": EventKind(INSTANCES_ACCESSED, "R"),
     "pacs.query": EventKind(QUERY, "E"),
     "pacs.retrieve": EventKind(INSTANCES_TRANSFERRED, "C"),
+    "receiver.association": EventKind(INSTANCES_TRANSFERRED, "C"),  # an association our C-STORE receiver accepted
+    "receiver.conflict": EventKind(INSTANCES_TRANSFERRED, "C"),  # a held SOP Instance UID arrived with other content
+    "receiver.refused": EventKind(SECURITY_ALERT, "E", Code("110126", "Node Authentication")),
     "inference.run": EventKind(INSTANCES_ACCESSED, "E"),
     "finding.accept": EventKind(INSTANCES_ACCESSED, "U"),
     "finding.reject": EventKind(INSTANCES_ACCESSED, "U"),
