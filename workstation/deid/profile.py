@@ -30,7 +30,8 @@ TEXT_VRS = {"LO", "SH", "LT", "ST", "UT", "UC", "CS", "AE", "PN"}
 FREE_TEXT_VRS = {"LT", "ST", "UT", "UC"}
 DUMMIES = {"PN": "ANONYMOUS", "DA": "19000101", "TM": "000000", "DT": "19000101000000", "AS": "000Y", "IS": "0",
            "DS": "0", "CS": "ANONYMIZED", "AE": "ANONYMIZED", "SH": "ANONYMIZED", "LO": "ANONYMIZED",
-           "LT": "ANONYMIZED", "ST": "ANONYMIZED", "UT": "ANONYMIZED", "UC": "ANONYMIZED", "UR": ""}
+           "LT": "ANONYMIZED", "ST": "ANONYMIZED", "UT": "ANONYMIZED", "UC": "ANONYMIZED",
+           "UR": "urn:anonymized"}
 NAME_KEYWORDS = ("PatientName", "OtherPatientNames", "PatientBirthName", "PatientMotherBirthName",
                  "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName", "PhysiciansOfRecord",
                  "NameOfPhysiciansReadingStudy", "RequestingPhysician", "ResponsiblePerson")
@@ -193,6 +194,8 @@ class _Walk:
             elem.value = DUMMIES[elem.VR]
         elif elem.VR in ("US", "SS", "UL", "SL", "FL", "FD", "UV", "SV"):
             elem.value = 0
+        elif elem.VR in ("OB", "OW", "UN", "OD", "OF", "OL", "OV"):
+            elem.value = bytes(8)
         else:
             elem.value = None
 
