@@ -185,10 +185,9 @@ class MprGeometry:
             out = _sample_separable(array, separable, slab_mm, fill)
         else:
             out = self._sample_general(array, plane, slab_mm, fill)
-        if array.dtype.kind in "iu":
-            info = np.iinfo(array.dtype)
-            return np.clip(np.rint(out), info.min, info.max).astype(array.dtype)
-        return out.astype(array.dtype, copy=False)
+        if array.dtype.kind in "iu":  # interpolation and maximum stay within the stored values: no clip needed
+            np.rint(out, out=out)
+        return out.astype(array.dtype, order="C")
 
     def _fill_value(self, array: np.ndarray) -> float:
         """Outside the volume: its lowest value (air for CT), from a coarse sample: a full min costs a redraw."""
@@ -293,14 +292,18 @@ def _sample_separable(array: np.ndarray, spec, slab_mm: float, fill: float) -> n
     elif -0.5 <= centre <= size - 0.5:
         k = int(np.clip(np.floor(centre), 0, size - 1))
         w = np.float32(centre - k) if k + 1 < size else np.float32(0.0)
-        data = _along(array, n_axis, k).astype(np.float32)
-        if w > 1e-4:
-            data += (_along(array, n_axis, k + 1).astype(np.float32) - data) * w
+        if w > 1e-4:  # both neighbours in one strided pass (a sagittal plane reads every row of the volume)
+            pair = array[(slice(None),) * n_axis + (slice(k, k + 2),)].astype(np.float32)
+            data = _along(pair, n_axis, 0)
+            data += (_along(pair, n_axis, 1) - data) * w
+        else:
+            data = _along(array, n_axis, k).astype(np.float32)
     else:
         data = np.full(np.delete(array.shape[:3], n_axis), fill, np.float32)
     rest = [spec[a] for a in range(3) if a != n_axis]
-    for axis, (role, indices) in enumerate(rest):
-        data = _lerp_take(data, indices, axis, fill)
+    # the axis that shrinks most first: less data for the second pass
+    for axis in sorted((0, 1), key=lambda a: len(rest[a][1]) / max(1, data.shape[a])):
+        data = _lerp_take(data, rest[axis][1], axis, fill)
     return data.T if rest[0][0] == "u" else data  # (rows along v, columns along u)
 
 
@@ -322,11 +325,12 @@ def _lerp_take(data: np.ndarray, indices: np.ndarray, axis: int, fill: float) ->
     shape = [1] * data.ndim
     shape[axis] = len(indices)
     w = w.reshape(shape)
-    low = np.take(data, a, axis=axis).astype(np.float32)
-    if np.all(w == 0):
-        out = low
-    else:
-        out = low + (np.take(data, b, axis=axis).astype(np.float32) - low) * w
+    out = np.take(data, a, axis=axis).astype(np.float32, copy=False)
+    if not np.all(w == 0):
+        high = np.take(data, b, axis=axis).astype(np.float32, copy=False)
+        high -= out
+        high *= w
+        out = out + high
     if not inside.all():
         out = np.where(inside.reshape(shape), out, np.float32(fill))
     return out
