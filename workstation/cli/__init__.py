@@ -20,10 +20,16 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"scan": _scan, "demo-data": _demo_data, "pacs": _pacs, "infer": _infer, "audit": _audit,
                 "enrol": _enrol, "sync": _sync, "doctor": _doctor, "review": _review, "results": _results,
                 "receive": _receive, "report": _report, "queue": _queue, "worklist": _worklist,
-                "install-support": _install_support}  # the last one: for installer/install.py only
+                "export": _export, "install-support": _install_support}  # the last one: for installer/install.py only
     if argv and argv[0] in commands:
         return commands[argv[0]](argv[1:])
     return _viewer(argv)
+
+
+def _export(argv: list[str]) -> int:
+    from workstation.cli.export import export_main
+
+    return export_main(argv)
 
 
 def _receive(argv: list[str]) -> int:
