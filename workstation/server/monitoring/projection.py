@@ -43,6 +43,7 @@ DECIDED = ("accepted", "edited", "rejected", "deleted")
 STATES = ("pending",) + DECIDED
 MEASURES = ("runs", "signed_runs", "added", "decision_s", "findings", "pending", "accepted", "edited", "rejected",
             "deleted", "kept")
+_STATE_INDEX = {state: MEASURES.index(state) for state in STATES}
 CELL_KEYS = ("grain", "model", "version", "week", "workstation_id", "manufacturer", "scanner_model", "kernel",
              "score_bin")
 EPOCH = date(1970, 1, 1)
@@ -157,35 +158,6 @@ class Run:
     dirty: bool = False
     changed_findings: set[str] = field(default_factory=set)
 
-    def contributions(self) -> dict[tuple, list[float]]:
-        row = self.row
-        signed = bool(row["signoff_id"])
-        base = (row["model"], row["version"], row["week"])
-        run_measures = [0.0] * len(MEASURES)
-        run_measures[0] = 1
-        if signed:
-            run_measures[1] = 1
-            run_measures[2] = row["added"]
-            run_measures[3] = max(0.0, _seconds(row["started_utc"], row["decided_utc"]))
-        cells: dict[tuple, list[float]] = defaultdict(lambda: [0.0] * len(MEASURES))
-        ws_key = ("ws", *base, row["workstation_id"], "", "", "", -1)
-        scanner_key = ("scanner", *base, "", row["manufacturer"], row["scanner_model"], row["kernel"], -1)
-        for key in (ws_key, scanner_key):
-            _add(cells[key], run_measures)
-        for label, score, state, kept in self.findings.values():
-            counts = [0.0] * len(MEASURES)
-            counts[4] = 1
-            counts[MEASURES.index(state)] += 1
-            counts[10] = kept
-            for key in (ws_key, scanner_key, ("bin", *base, "", "", "", "", score_bin(score))):
-                _add(cells[key], counts)
-        return cells
-
-
-def _add(target: list[float], values: list[float], sign: float = 1) -> None:
-    for i, value in enumerate(values):
-        target[i] += sign * value
-
 
 def _seconds(start: str, end: str | None) -> float:
     if not end:
@@ -202,11 +174,12 @@ class Pass:
         self.series_index: dict[tuple[str, str, str, str], list[tuple[int, str]]] = {}
         self.deltas: dict[tuple, list[float]] = defaultdict(lambda: [0.0] * len(MEASURES))
         self.versions: dict[tuple[str, str], dict[str, Any]] = {}
+        self.fetched: set[tuple[str, str]] = set()  # (workstation, series) whose stored runs are in series_index
 
     # -- entries -------------------------------------------------------------------------------------
     def apply(self, workstation_id: str, seq: int, kind: str, item: dict[str, Any]) -> None:
-        record = item.get("record") or {}
-        payload = record.get("payload")
+        record = item.get("record")
+        payload = record.get("payload") if isinstance(record, dict) else None
         if not isinstance(payload, dict):
             return
         try:
@@ -243,8 +216,8 @@ class Pass:
                 continue
             findings[_cut(finding["finding_id"], 64)] = [_cut(finding.get("label", ""), 64), score, "pending", 0]
         key = (workstation_id, row["run_id"])
-        if key in self.runs or self._stored(key):
-            return  # the same run twice: counted once
+        if key in self.runs:
+            return  # the same run twice: counted once (against stored runs: checked in write)
         run = Run(key, row, findings, new=True)
         self.runs[key] = run
         self._index(workstation_id, row).append((seq, row["run_id"]))
@@ -293,14 +266,23 @@ class Pass:
         self._count(run, 1)
 
     # -- runs ----------------------------------------------------------------------------------------
+    def prefetch(self, workstation_id: str, series_uids: set[str]) -> None:
+        """Load the stored runs of these series at once (one query per 500 series, not one per sign-off)."""
+        wanted = sorted(uid for uid in series_uids if (workstation_id, uid) not in self.fetched)
+        r = monitor_runs.c
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            for s in self.conn.execute(select(r.seq, r.run_id, r.series_uid, r.model, r.version).where(
+                    r.workstation_id == workstation_id, r.series_uid.in_(chunk))):
+                self.series_index.setdefault((workstation_id, s.series_uid, s.model, s.version), []).append((s.seq, s.run_id))
+            self.fetched.update((workstation_id, uid) for uid in chunk)
+        for key in self.series_index:
+            self.series_index[key].sort()
+
     def _index(self, workstation_id: str, row: dict[str, Any]) -> list[tuple[int, str]]:
-        key = (workstation_id, row["series_uid"], row["model"], row["version"])
-        if key not in self.series_index:
-            r = monitor_runs.c
-            stored = self.conn.execute(select(r.seq, r.run_id).where(
-                r.workstation_id == key[0], r.series_uid == key[1], r.model == key[2], r.version == key[3]))
-            self.series_index[key] = sorted((s.seq, s.run_id) for s in stored)
-        return self.series_index[key]
+        if (workstation_id, row["series_uid"]) not in self.fetched:
+            self.prefetch(workstation_id, {row["series_uid"]})
+        return self.series_index.setdefault((workstation_id, row["series_uid"], row["model"], row["version"]), [])
 
     def _run_for(self, workstation_id: str, payload: dict[str, Any], covered: set) -> Run | None:
         """The newest run of the series and model version whose findings the sign-off covers."""
@@ -311,10 +293,6 @@ class Pass:
             if run is not None and set(run.findings) <= covered:
                 return run
         return None
-
-    def _stored(self, key: tuple[str, str]) -> bool:
-        return self.conn.execute(select(monitor_runs.c.seq).where(
-            monitor_runs.c.workstation_id == key[0], monitor_runs.c.run_id == key[1])).first() is not None
 
     def _load(self, key: tuple[str, str]) -> Run | None:
         if key in self.runs:
@@ -331,13 +309,42 @@ class Pass:
         return run
 
     def _count(self, run: Run, sign: int) -> None:
-        for key, values in run.contributions().items():
-            _add(self.deltas[key], values, sign)
+        """Add (sign 1) or take away (-1) what `run` contributes to the cells (hot: no intermediate structures)."""
+        row, deltas = run.row, self.deltas
+        base = (row["model"], row["version"], row["week"])
+        by_ws = deltas[("ws", *base, row["workstation_id"], "", "", "", -1)]
+        by_scanner = deltas[("scanner", *base, "", row["manufacturer"], row["scanner_model"], row["kernel"], -1)]
+        signed = bool(row["signoff_id"])
+        for cell in (by_ws, by_scanner):
+            cell[0] += sign
+            if signed:
+                cell[1] += sign
+                cell[2] += sign * row["added"]
+                cell[3] += sign * max(0.0, _seconds(row["started_utc"], row["decided_utc"]))
+        for _label, score, state, kept in run.findings.values():
+            index = _STATE_INDEX[state]
+            for cell in (by_ws, by_scanner, deltas[("bin", *base, "", "", "", "", score_bin(score))]):
+                cell[4] += sign
+                cell[index] += sign
+                cell[10] += sign * kept
 
     # -- writing -------------------------------------------------------------------------------------
     def write(self) -> None:
         conn = self.conn
         new = [r for r in self.runs.values() if r.new]
+        by_workstation: dict[str, list[Run]] = defaultdict(list)
+        for run in new:
+            by_workstation[run.key[0]].append(run)
+        for workstation_id, runs in by_workstation.items():  # a run id already stored (a hostile repeat): left out
+            for start in range(0, len(runs), 500):
+                ids = [r.key[1] for r in runs[start:start + 500]]
+                for held in conn.execute(select(monitor_runs.c.run_id).where(
+                        monitor_runs.c.workstation_id == workstation_id, monitor_runs.c.run_id.in_(ids))):
+                    run = self.runs[(workstation_id, held.run_id)]
+                    self._count(run, -1)
+                    run.new = False
+                    log.warning("monitoring: run %s of workstation %s repeated; counted once", held.run_id, workstation_id)
+        new = [r for r in new if r.new]
         for start in range(0, len(new), 1000):
             batch = new[start:start + 1000]
             conn.execute(monitor_runs.insert(), [r.row for r in batch])
@@ -402,6 +409,20 @@ def _number(value: Any) -> float | None:
     return number if number == number and abs(number) != float("inf") else None
 
 
+def _item(text_: str) -> dict[str, Any]:
+    try:
+        item = json.loads(text_)
+    except ValueError:
+        return {}
+    return item if isinstance(item, dict) else {}
+
+
+def _series(item: dict[str, Any]) -> str:
+    payload = (item.get("record") or {}).get("payload") if isinstance(item.get("record"), dict) else None
+    uid = payload.get("series_instance_uid", "") if isinstance(payload, dict) else ""
+    return _cut(uid, 128) if isinstance(uid, str) else ""
+
+
 def refresh(engine: Engine) -> int:
     """Read the entries that arrived since the last pass into the monitoring tables; how many were read.
     One write transaction (serialised: SQLite BEGIN IMMEDIATE, PostgreSQL an advisory lock)."""
@@ -428,8 +449,10 @@ def refresh(engine: Engine) -> int:
                 rows = conn.execute(select(e.seq, e.kind, e.item).where(
                     e.workstation_id == workstation_id, e.seq > start, e.seq <= stop, e.kind.in_(KINDS))
                     .order_by(e.seq)).all()
-                for row in rows:
-                    work.apply(workstation_id, row.seq, row.kind, json.loads(row.item))
+                items = [(row.seq, row.kind, _item(row.item)) for row in rows]
+                work.prefetch(workstation_id, {_series(item) for _seq, _kind, item in items} - {""})
+                for seq, kind, item in items:
+                    work.apply(workstation_id, seq, kind, item)
                 read += len(rows)
                 start = stop
             if workstation_id in done:
