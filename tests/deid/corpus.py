@@ -55,7 +55,7 @@ def _patient(ds: Dataset, p: _Planter) -> None:
     ds.PatientName = p.keep("QUIMBY^XAVERIA^JOLENE", "PatientName", "QUIMBY^XAVERIA^JOLENE", "QUIMBY", "XAVERIA",
                             "JOLENE")
     ds.PatientID = p.keep("7654321", "PatientID")
-    ds.IssuerOfPatientID = p.text("IssuerOfPatientID")
+    ds.IssuerOfPatientID = p.keep("ZPHISSUERQW", "IssuerOfPatientID")
     ds.PatientBirthDate = p.keep("19530917", "PatientBirthDate")
     ds.PatientAddress = p.keep("17 Wisteria Lane Springfield", "PatientAddress", "Wisteria Lane", "Springfield")
     ds.PatientTelephoneNumbers = p.keep("+44 20 7946 0958", "PatientTelephoneNumbers")
@@ -66,14 +66,14 @@ def _patient(ds: Dataset, p: _Planter) -> None:
     ds.ReferringPhysicianName = p.keep("OBERHOLZER^DIETER", "ReferringPhysicianName")
     ds.InstitutionName = p.keep("Saint Quimby Memorial Hospital", "InstitutionName")
     ds.InstitutionAddress = p.keep("99 Harbour Road Quayside", "InstitutionAddress")
-    ds.StationName = p.text("StationName")
+    ds.StationName = p.keep("ZPHSTATIONQW", "StationName")
     ds.OperatorsName = p.keep("FENWICK^ORLA", "OperatorsName")
-    ds.StudyID = p.text("StudyID")
+    ds.StudyID = p.keep("ZPHSTUDYQW", "StudyID")
     ds.StudyDate = p.keep("20210314", "StudyDate")
     ds.StudyTime = p.keep("101112", "StudyTime")
     ds.StudyDescription = p.keep("CT chest for Quimby 7654321", "StudyDescription", "Quimby", "7654321")
     ds.AcquisitionDateTime = p.keep("20210314101530", "AcquisitionDateTime")
-    ds.DeviceSerialNumber = p.text("DeviceSerialNumber")
+    ds.DeviceSerialNumber = p.keep("ZPHSERIALQW", "DeviceSerialNumber")
 
 
 def _deep(ds: Dataset, p: _Planter) -> None:

@@ -1,0 +1,55 @@
+"""`workstation export` end to end in-process: a real encrypted store with a file keyring chosen explicitly."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from workstation.cli import main
+
+
+@pytest.fixture
+def site_file(tmp_path, monkeypatch):
+    config = tmp_path / "site.toml"
+    config.write_text(f"""
+[workstation]
+id = "ws-export"
+
+[store]
+path = "{tmp_path / 'store.sqlite'}"
+
+[users]
+login_variable = "WS_LOGIN"
+roles = {{ rita = "reviewer", rob = "radiologist" }}
+""", encoding="utf-8")
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("WS_LOGIN", "rita")
+    return config
+
+
+def run(site_file, *argv, login="rita"):
+    os.environ["WS_LOGIN"] = login
+    return main(["export", *argv, "--config", str(site_file)])
+
+
+def test_export_exit_codes(corpus, site_file, tmp_path, capsys):
+    assert run(site_file, str(corpus.folder), "--out", str(tmp_path / "a"), "--json") == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["manifest"]["counts"] == {"written": 5, "left_out": 0} and document["left_out"] == []
+    # the same secret from the keyring: a second export links up with the first
+    assert run(site_file, str(corpus.files["ct1"]), "--zip", str(tmp_path / "b.zip")) == 0
+    first = {e["sop_instance_uid"] for e in document["manifest"]["instances"]}
+    assert capsys.readouterr().out.startswith("exported 1 object(s)")
+    assert run(site_file, str(corpus.folder), "--out", str(tmp_path / "c"), "--options", "clean_pixel_data=false") == 1
+    out = capsys.readouterr().out
+    assert "left out:" in out and "us.dcm" in out and "does not clean pixel data" in out
+    assert run(site_file, str(corpus.folder), "--out", str(tmp_path / "d"), login="rob") == 2
+    assert "refused" in capsys.readouterr().err and not (tmp_path / "d").exists()
+    assert run(site_file, str(corpus.folder), "--out", str(tmp_path / "e"), "--options", "colour=true") == 2
+    assert run(site_file, str(corpus.folder), "--zip", str(tmp_path / "f.zip"), "--node", "X") == 2
+    assert run(site_file, str(corpus.folder), "--node", "NOPE") == 2
+    assert "no such PACS node" in capsys.readouterr().err
+    assert len(first) == 5
