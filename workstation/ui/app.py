@@ -61,6 +61,7 @@ def run(paths: list[str], screenshot: Path | None = None, config_option: str | N
     from PySide6.QtWidgets import QApplication
 
     from workstation.ui.main_window import MainWindow
+    from workstation.ui import theme
 
     from workstation.core.site import ConfigError, SiteConfig
     from workstation.services.config import load_site_config
@@ -76,8 +77,11 @@ def run(paths: list[str], screenshot: Path | None = None, config_option: str | N
     sync, sync_problem = open_sync(config, session)
     window = MainWindow(config=config, config_problem=problem, session=session, review_problem=review_problem,
                         sync=sync, sync_problem=sync_problem)
-    window.resize(1400, 900)
+    theme.install(window, app, dark=True)  # the dark reading theme by default (View > Dark theme)
+    window.resize(*theme.PREFERRED_SIZE)  # a screenshot has this size; on a screen the window fits it (below)
     window.show()
+    if screenshot is None:
+        theme.fit_to_screen(window)  # the preferred size, or 95% of the screen at any scaling
     _report_unexpected_errors(window)
     if first_paint:
         _exit_after_first_paint(window, app)

@@ -98,4 +98,4 @@ class MeasurementsPanel(QWidget):
 
     def set_note(self, text: str, error: bool = False) -> None:
         self.note.setText(text)
-        self.note.setStyleSheet("color: #ff8a80;" if error else "")
+        self.note.setStyleSheet("color: #b00020;" if error else "")

@@ -94,6 +94,11 @@ class MeasureController(QObject):
         self.toolbar = QToolBar("Measure", self.window)
         self.toolbar.setObjectName("Measure")
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        short = {LENGTH: "Length", ANGLE: "Angle", ELLIPSE: "Ellipse", RECTANGLE: "Rectangle", DIAMETER: "Diameter"}
+        for kind, action in self.tool_actions.items():
+            action.setIconText(short[kind])  # the toolbar's text; the menu shows the full name
+        self.pan_action.setIconText("Pan")
+        self.measure_action.setIconText("Measure box")
         for action in (self.pan_action, *self.tool_actions.values(), self.measure_action):
             self.toolbar.addAction(action)
         self.window.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.toolbar)
@@ -371,8 +376,18 @@ class MeasureController(QObject):
             label.setPos(label_anchor(m.kind, points))
             self.viewer.viewbox.addItem(item)
             self.viewer.viewbox.addItem(label)
+            self._keep_inside(label, m.kind, points)
             self.items[m.measurement_id], self.labels[m.measurement_id] = item, label
         self.changed.emit()
+
+    def _keep_inside(self, label: OutlinedLabel, kind: str, points: list[QPointF]) -> None:
+        """Values that would run off the right edge of the view move left (they stay below their point)."""
+        view, box = self.viewer.viewbox.sceneBoundingRect(), label.sceneBoundingRect()
+        overflow = box.right() - view.right()
+        if overflow > 0:
+            shift = max(0.0, min(overflow, box.left() - view.left()))
+            here = self.viewer.viewbox.mapViewToScene(label.pos())
+            label.setPos(self.viewer.viewbox.mapSceneToView(QPointF(here.x() - shift, here.y())))
 
     def _update_actions(self) -> None:
         session = self.session

@@ -115,9 +115,13 @@ class OutlinedLabel(QGraphicsItem):
         self.prepareGeometryChange()
         self._text = text
         self._colour = colour or self._colour
+        self._build()
+
+    def _build(self) -> None:
         metrics = QFontMetricsF(self._font)
+        lines = self._text.split("\n") if self._text else []
         self._path = QPainterPath()
-        for i, line in enumerate(text.split("\n") if text else []):
+        for i, line in enumerate(lines):
             self._path.addText(QPointF(6, 4 + metrics.ascent() + i * metrics.lineSpacing()), self._font, line)
         self.update()
 
