@@ -111,9 +111,9 @@ class CentralServer(PeerProcess):
             raise PeerError(f"workstation-server {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
         return done.stdout.strip()
 
-    def issue_code(self, workstation_id: str, ttl_hours: float | None = None) -> str:
+    def issue_code(self, workstation_id: str, ttl_hours: float | None = None, replace: bool = False) -> str:
         args = ["issue-code", workstation_id] + (["--ttl-hours", str(ttl_hours)] if ttl_hours is not None else [])
-        return self.cli(*args)
+        return self.cli(*args, *(["--replace"] if replace else []))
 
     def issue_token(self, role: str = "qa", name: str | None = None) -> str:
         self._tokens += 1
@@ -134,10 +134,12 @@ class CentralServer(PeerProcess):
             self._admin_token = self.issue_token("admin", "central-fixture-admin")
         return self._admin_token
 
-    def enrol(self, workstation_id: str) -> str:
-        """Issue a code (admin API) and enrol with it; the workstation's token."""
+    def enrol(self, workstation_id: str, replace: bool = False) -> str:
+        """Issue a code (admin API; `replace`: one that takes over an id with entries) and enrol with it; the
+        workstation's token."""
         with self.client(self.admin_token) as http:
-            issued = http.post(f"{API}/admin/enrolment-codes", json={"workstation_id": workstation_id})
+            issued = http.post(f"{API}/admin/enrolment-codes", json={"workstation_id": workstation_id,
+                                                                     **({"replace": True} if replace else {})})
             if issued.status_code != 201:
                 raise PeerError(f"no enrolment code for {workstation_id}: {issued.status_code} {issued.text}")
             code = issued.json()["code"]

@@ -50,7 +50,9 @@ def test_enrolling_again_replaces_the_token_and_revocation_ends_it(server, make_
     old = server.enrol(workstation_id)
     with server.client(old) as http:
         assert push(http, workstation_id, items[:2]).status_code == 200
-    new = server.enrol(workstation_id)
+    with pytest.raises(PeerError, match="already has 2 entries"):  # a second machine may not take the id silently
+        server.enrol(workstation_id)
+    new = server.enrol(workstation_id, replace=True)  # IT moves the id on purpose (issue 13)
     with server.client(old) as http:
         refused = push(http, workstation_id, items[2:])
         assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"

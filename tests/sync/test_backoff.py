@@ -80,6 +80,6 @@ def test_status_line():
     assert describe(SyncState(0, last, running=True), now) == f"Sync: up to date · last {local}"
     assert describe(SyncState(3, None, pushing=True, running=True), now) == "Sync: 3 pending · sending…"
     halted = SyncState(5, None, "token rejected: enrol again", None, running=False, halted=True)
-    assert describe(halted, now) == "Sync: 5 pending · error: token rejected: enrol again"
+    assert describe(halted, now) == "Sync: 5 pending · stopped: token rejected: enrol again"
     yesterday = (now - timedelta(days=2)).isoformat()
     assert describe(SyncState(0, yesterday), now).startswith("Sync: up to date · last 2026-02-")

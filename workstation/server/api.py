@@ -17,7 +17,7 @@ from sqlalchemy import Engine, func, select
 import workstation
 from workstation.core.sync import MAX_BATCH
 
-from . import auth, db
+from . import auth, db, recovery
 from .errors import fail
 from .ingest import Problem, entries_page, ingest, record_incident
 from .models import (WORKSTATION_ID, AllStatus, CodeRequest, CodeResponse, EnrolRequest, EnrolResponse, EntriesPage,
@@ -47,6 +47,10 @@ def caller(engine: EngineDep,
     with db.read(engine) as conn:
         who = auth.identify(conn, credentials.credentials)
     if who is None:
+        with db.read(engine) as conn:
+            replaced = recovery.retired(conn, credentials.credentials)
+        if replaced is not None:  # the id was enrolled on another machine: say so, not "unknown"
+            raise fail(401, "unauthorized", recovery.retired_message(replaced), reason=replaced["reason"])
         raise fail(401, "unauthorized", "unknown or revoked token")
     if who.needs_touch():
         with db.write(engine) as conn:
@@ -96,7 +100,9 @@ def enrol(body: EnrolRequest, engine: EngineDep, request: Request) -> EnrolRespo
                    headers={"Retry-After": str(wait)}, retry_after_s=wait)
     try:
         with db.write(engine) as conn:
+            before = recovery.before_enrol(conn, body.workstation_id)
             token = auth.enrol(conn, body.code, body.workstation_id)
+            recovery.after_enrol(conn, body.code, body.workstation_id, before)  # an id with entries: --replace
     except auth.EnrolmentError as exc:
         failures.spend(source)
         log.warning("enrolment refused for workstation %s from %s: %s", body.workstation_id, source, exc)
@@ -126,10 +132,14 @@ def push(body: PushRequest, who: CallerDep, engine: EngineDep, request: Request)
     try:
         with db.write(engine) as conn:
             outcome = ingest(conn, who.name, items, db.now_utc(), [i.canonical_text for i in body.items])
+            if outcome.accepted:
+                recovery.after_push(conn, who.name, outcome.head_seq)
     except Problem as problem:
         with db.write(engine) as conn:
             record_incident(conn, who.name, problem, request.app.state.incident_rows)
-        raise fail(409, problem.error, problem.message, seq=problem.seq, entry_id=problem.entry_id) from None
+            head = recovery.head_detail(conn, who.name)  # a workstation ahead of it recovers from here
+        raise fail(409, problem.error, problem.message, seq=problem.seq, entry_id=problem.entry_id,
+                   kind=problem.kind, head=head) from None
     log.info("workstation %s: %d accepted, %d duplicates, head %d", who.name, outcome.accepted,
              outcome.duplicates, outcome.head_seq)
     return PushResponse(accepted=outcome.accepted, duplicates=outcome.duplicates, acknowledged=outcome.acknowledged,
@@ -251,6 +261,8 @@ def issue_code(body: CodeRequest, engine: EngineDep, who: Annotated[auth.Caller,
     """A one-time code that enrols `workstation_id` (default validity 72 h)."""
     with db.write(engine) as conn:
         code, expires = auth.issue_code(conn, body.workstation_id, body.ttl_hours or auth.DEFAULT_CODE_TTL_HOURS)
+        if body.replace:
+            recovery.replace_code(conn, code, body.workstation_id)
     log.info("enrolment code issued for workstation %s by %s", body.workstation_id, who.name)
     return CodeResponse(code=code, expires_utc=expires)
 
@@ -285,3 +297,6 @@ def revoke_token(token_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], engine: En
         raise fail(404, "not-found", str(exc)) from None
     log.info("%s token %s (%s) revoked by %s", row["role"], row["id"], row["name"], who.name)
     return TokenRevokeResponse(id=row["id"], name=row["name"], revoked=True)
+
+
+recovery.install(router)  # GET /workstations/{id}/head, POST /workstations/{id}/recovery

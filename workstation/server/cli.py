@@ -2,7 +2,7 @@
 
     workstation-server serve [--database URL] [--host 127.0.0.1] [--port 8443] [--tls-cert F --tls-key F]
                              [--workers N] [--insecure-http]
-    workstation-server issue-code WORKSTATION_ID [--ttl-hours 72] [--database URL]   # prints the code
+    workstation-server issue-code WORKSTATION_ID [--ttl-hours 72] [--replace] [--database URL]   # prints the code
     workstation-server issue-token --role qa|admin --name NAME [--database URL]      # prints the token
     workstation-server tokens [--database URL]                  # qa/admin tokens and workstations, no secrets
     workstation-server revoke-token ID|NAME [--database URL]    # a qa/admin token stops working
@@ -74,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     code = commands.add_parser("issue-code", parents=[database], help="print a one-time enrolment code")
     code.add_argument("workstation_id", type=_workstation_id)
     code.add_argument("--ttl-hours", type=float, default=auth.DEFAULT_CODE_TTL_HOURS)
+    code.add_argument("--replace", action="store_true", help="the id already has entries and moves to the machine "
+                      "that uses this code (its previous token stops working; recorded as an incident)")
 
     token = commands.add_parser("issue-token", parents=[database], help="print a qa or admin token")
     token.add_argument("--role", choices=auth.ROLES, required=True)
@@ -129,14 +131,19 @@ def main(argv: list[str] | None = None) -> int:
         from .monitoring.cli import run as monitor
 
         return monitor(args)
+    from . import recovery  # its tables are created with the others
+
     engine = db.make_engine(args.database)
     try:
         db.create_schema(engine)
         with db.write(engine) as conn:
             if args.command == "issue-code":
                 code, expires = auth.issue_code(conn, args.workstation_id, args.ttl_hours)
+                if args.replace:
+                    recovery.replace_code(conn, code, args.workstation_id)
                 print(code)
-                print(f"enrolment code for {args.workstation_id}, valid once until {expires}", file=sys.stderr)
+                print(f"enrolment code for {args.workstation_id}{' (--replace: takes the id over)' if args.replace else ''},"
+                      f" valid once until {expires}", file=sys.stderr)
             elif args.command == "issue-token":
                 print(auth.issue_token(conn, args.role, args.name))
             elif args.command == "tokens":

@@ -97,6 +97,8 @@ class EnrolResponse(BaseModel):
 class CodeRequest(Strict):
     workstation_id: WorkstationId
     ttl_hours: float | None = Field(default=None, gt=0, le=24 * 365)
+    replace: bool = Field(default=False, description="the id already has entries and a live token, and moves to the "
+                                                     "machine that uses this code (recorded as an incident)")
 
 
 class CodeResponse(BaseModel):

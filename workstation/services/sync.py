@@ -20,6 +20,7 @@ import math
 import random
 import ssl
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -43,6 +44,8 @@ BASE_BACKOFF_S = 1.0
 TOKEN_REJECTED = "token rejected: enrol again"
 NOT_ENROLLED = "not enrolled: run 'workstation enrol --code CODE' with the code IT issued"
 NOT_CONFIGURED = "no central server configured: IT sets [server] url in the site configuration"
+REPLACED = "this machine was replaced on the central server; sync stopped - tell IT"
+HEAD_CHECK_S = 600.0  # how often the worker compares the server's chain head with ours (also at its first pass)
 
 
 # ----- failures (str() is the reason for the user: no patient data in any of them)
@@ -88,9 +91,36 @@ class Unreachable(SyncError):
 class Refused(SyncError):
     """The server refused the request (409 conflict/chain, 403, 413, 422...); nothing was written."""
 
-    def __init__(self, message: str, status: int, error: str = "", seq: int | None = None, entry_id: str = "") -> None:
+    def __init__(self, message: str, status: int, error: str = "", seq: int | None = None, entry_id: str = "",
+                 detail: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status, self.error, self.seq, self.entry_id = status, error, seq, entry_id
+        self.detail = detail or {}
+
+    @property
+    def kind(self) -> str:
+        """The server's problem kind for a 409 (gap, broken-link, altered, conflict...), "" when not said."""
+        return str(self.detail.get("kind", "") or "")
+
+    @property
+    def head(self) -> tuple[int, str] | None:
+        """The server's chain head for us, when the refusal carries it (409 since the recovery protocol)."""
+        head = self.detail.get("head")
+        try:
+            return (int(head["seq"]), str(head["hash"])) if isinstance(head, dict) else None
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+class Replaced(TokenRejected):
+    """The server enrolled this workstation's id on another machine (IT's --replace): this one must stop."""
+
+
+class ChainMismatch(SyncError):
+    """The server's chain for this id is not this store's (another machine with the id, a rewritten or older
+    store): never resolved automatically; IT must look."""
+
+    halts = True
 
 
 class BadResponse(SyncError):
@@ -208,6 +238,19 @@ class SyncClient:
         response = self._request("GET", f"/workstations/{self.workstation_id}/status", authorised=True)
         return _json_object(response, "status")
 
+    def head(self) -> tuple[int, str]:
+        """The server's accepted chain head for this workstation: (seq, hash)."""
+        data = _json_object(self._request("GET", f"/workstations/{self.workstation_id}/head", authorised=True), "head")
+        try:
+            return int(data["seq"]), str(data["hash"])
+        except (KeyError, TypeError, ValueError):
+            raise BadResponse("the server's answer to the head request is not a chain head") from None
+
+    def announce_recovery(self, head_seq: int, head_hash: str, acknowledged_seq: int) -> None:
+        """Tell the server we send entries after its head again (recorded there as an incident)."""
+        self._request("POST", f"/workstations/{self.workstation_id}/recovery", authorised=True,
+                      json={"head": {"seq": head_seq, "hash": head_hash}, "acknowledged_seq": acknowledged_seq})
+
     def health(self) -> bool:
         return self._request("GET", "/health").status_code == 200
 
@@ -237,15 +280,19 @@ class SyncClient:
                 message, _ = _detail(response)
                 raise CodeRejected(f"enrolment code rejected ({message}): ask IT for a new code")
             self._token = None  # read again next time: someone may have enrolled meanwhile
+            message, detail = _detail(response)
+            if detail.get("reason") == "replaced":
+                raise Replaced(f"{REPLACED}: {message}")
             raise TokenRejected(TOKEN_REJECTED)
         message, detail = _detail(response)
         if status == 409:
             seq = detail.get("seq")
             where = f"entry {seq}" if seq is not None else "the batch"
-            raise Refused(f"server refused {where} ({detail.get('error') or 'conflict'}): {message}", status,
-                          str(detail.get("error", "")), seq if isinstance(seq, int) else None,
-                          str(detail.get("entry_id", "") or ""))
-        raise Refused(f"server refused the request (HTTP {status}): {message}", status, str(detail.get("error", "")))
+            raise Refused(f"server refused {where} ({detail.get('kind') or detail.get('error') or 'conflict'}): "
+                          f"{message}", status, str(detail.get("error", "")), seq if isinstance(seq, int) else None,
+                          str(detail.get("entry_id", "") or ""), detail)
+        raise Refused(f"server refused the request (HTTP {status}): {message}", status, str(detail.get("error", "")),
+                      detail=detail)
 
 
 def _tls_context(settings: ServerSettings) -> ssl.SSLContext | bool:
@@ -370,6 +417,9 @@ class SyncWorker:
         self._failures = 0
         self._delay: float | None = 0.0
         self._last_logged = ""
+        self._head_checked: float | None = None  # time.monotonic() of the last comparison with the server's head
+        self._recovered: str = ""  # what the last recovery did (for the status kept in the store)
+        self._written: dict[str, str] = {}  # the sync status last written to the store
         self._set(pending=self._pending(0))
 
     # -- state
@@ -483,6 +533,7 @@ class SyncWorker:
             error, cancelled = None, False
             progress = [0]  # entries acknowledged so far in this pass (kept when a later batch fails)
             try:
+                self._check_head(progress)
                 cancelled = self._push_all(cancel, progress)
             except SyncError as exc:
                 error = exc
@@ -498,6 +549,7 @@ class SyncWorker:
     def _push_all(self, cancel: CancelToken, progress: list[int]) -> bool:
         """True when cancelled; `progress[0]` counts the entries marked synced."""
         previous_first = None
+        reconciled = False
         while True:
             if cancel.cancelled:
                 return True
@@ -509,7 +561,18 @@ class SyncWorker:
                 raise BadResponse(f"the server acknowledged a push but not entry {first}: it stays in the outbox")
             previous_first = first
             items, body = self._fit(items)
-            ack = self.client.push(items, body)
+            try:
+                ack = self.client.push(items, body)
+            except Refused as refused:
+                # a gap or a chain that does not fit: the server's head says whether it went back (restored
+                # from a backup: recover) or is another chain (stop for IT); once per pass
+                if reconciled or refused.status != 409 or refused.kind not in ("gap", "broken-link", "conflict"):
+                    raise
+                reconciled = True
+                if not self._reconcile(refused.head or self.client.head(), progress):
+                    raise
+                previous_first = None
+                continue
             sent = {item.entry.entry_id for item in items}
             ids = [entry_id for entry_id in ack.acknowledged if entry_id in sent]
             if len(ids) != len(ack.acknowledged):
@@ -521,6 +584,55 @@ class SyncWorker:
                      first, items[-1].entry.seq, ack.accepted, ack.duplicates, marked, ack.head_seq)
             self._set(pending=self._pending())
 
+    # -- a server restored from a backup, or a chain that is not ours
+    def _check_head(self, progress: list[int]) -> None:
+        """At the first pass and every HEAD_CHECK_S: compare the server's head with what it acknowledged, so that
+        a restored server is noticed even with nothing to push."""
+        now = time.monotonic()
+        if self._head_checked is not None and now - self._head_checked < HEAD_CHECK_S:
+            return
+        try:
+            head = self.client.head()
+        except Refused as refused:
+            if refused.status != 404:  # 404: a server without the head endpoint (older version): nothing to compare
+                raise
+            head = None
+        self._head_checked = now
+        if head is None:
+            return
+        if head[0] != self.store.synced_through() or self.store.entry_hash(head[0]) != head[1]:
+            self._reconcile(head, progress)
+
+    def _reconcile(self, head: tuple[int, str], progress: list[int]) -> bool:
+        """Whether entries went back into the outbox because the server's chain is a prefix of ours that ends
+        before what it had acknowledged (its database restored from a backup). ChainMismatch (sync stops) when
+        the server's chain is not ours at all."""
+        seq, server_hash = head
+        ws = self.client.workstation_id
+        local_hash = self.store.entry_hash(seq)
+        act = (f"IT: compare 'workstation audit verify' here with the server's incidents for {ws}; give this machine"
+               f" its own id ([workstation] id) and enrol it, or move the id here with a --replace code")
+        if local_hash is None:
+            last = self.store.head()[0]
+            raise ChainMismatch(f"the central server holds entries of {ws} up to {seq} but this machine's trail ends"
+                                f" at {last}: another machine uses this id, or this store was restored from an older"
+                                f" copy. Sync stopped. {act}")
+        if local_hash != server_hash:
+            raise ChainMismatch(f"the central server's entry {seq} of {ws} is not this machine's (another hash):"
+                                f" another machine uses this id, or one of the trails was rewritten. Sync stopped."
+                                f" {act}")
+        acknowledged = self.store.synced_through()
+        if acknowledged <= seq:
+            return False
+        self.client.announce_recovery(seq, server_hash, acknowledged)
+        reset = self.store.reset_synced_after(seq)
+        self._recovered = (f"server rolled back to entry {seq} at {_now()}: {acknowledged - seq} entries"
+                           f" ({seq + 1}-{acknowledged}) sent again")
+        log.warning("sync: the central server holds our chain only up to entry %d but had acknowledged %d (restored"
+                    " from a backup?); %d entries go back into the outbox", seq, acknowledged, reset)
+        self._set(pending=self._pending())
+        return True
+
     def _fit(self, items: list[SyncItem]) -> tuple[list[SyncItem], bytes]:
         """The longest prefix of the batch whose request body stays under the server's limit, and that body."""
         body = self.client.encode(items)
@@ -530,6 +642,7 @@ class SyncWorker:
         return items, body
 
     def _report(self, result: SyncResult) -> None:
+        self._record_status(result)
         error = result.error
         if error is None and not result.cancelled:
             now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
@@ -549,6 +662,55 @@ class SyncWorker:
             self._set(pushing=False, pending=result.pending, last_error=text)
         else:
             self._set(pushing=False, pending=result.pending)
+
+    def _record_status(self, result: SyncResult) -> None:
+        """Keep the pass's outcome in the store for doctor and the next start (only when it says something new:
+        an idle pass that finds nothing to push writes nothing)."""
+        if result.cancelled and result.error is None:
+            return
+        outcome = outcome_of(result.error)
+        values = {"last_outcome": outcome, "last_message": str(result.error or "")[:1000]}
+        if result.pushed or outcome != "ok" or self._written.get("last_outcome") != "ok":
+            values["last_push_utc"] = _now()
+        if outcome == "ok":
+            values["last_success_utc"] = _now() if (result.pushed or "last_success_utc" not in self._written) \
+                else self._written["last_success_utc"]
+        if outcome in REFUSALS:
+            values["last_refusal_utc"] = _now()
+            values["last_refusal"] = str(result.error)[:1000]
+        if self._recovered:
+            values["last_recovery"] = self._recovered
+        if all(self._written.get(k) == v for k, v in values.items()):
+            return
+        try:
+            self.store.set_sync_status(values)
+            self._written.update(values)
+        except (StoreError, AttributeError) as exc:  # a store of an older schema, or closed: the pass still counts
+            log.debug("sync status not kept: %s", exc)
+
+
+def outcome_of(error: SyncError | None) -> str:
+    """The word kept in the store for a pass's outcome (doctor reads it)."""
+    if error is None:
+        return "ok"
+    if isinstance(error, Replaced):
+        return "replaced"
+    if isinstance(error, ChainMismatch):
+        return "mismatch"
+    if isinstance(error, Refused):
+        return "refused"
+    if isinstance(error, Unreachable):
+        return "unreachable"
+    if isinstance(error, TokenRejected):
+        return "token-rejected"
+    return "error"
+
+
+REFUSALS = ("refused", "replaced", "mismatch", "token-rejected")  # outcomes someone must act on
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def make_worker(config: SiteConfig, store: Store, backend: keyring.backend.KeyringBackend | None = None,
@@ -572,6 +734,8 @@ def describe(state: SyncState, now: datetime | None = None) -> str:
         parts.append(f"last {_local_time(state.last_success_utc, now)}")
     if state.pushing:
         parts.append("sending…")
+    elif state.last_error and state.halted:
+        parts.append(f"stopped: {state.last_error}")
     elif state.last_error:
         error = f"error: {state.last_error}"
         if state.running and state.next_attempt_utc:
@@ -588,6 +752,7 @@ def _local_time(utc: str, now: datetime) -> str:
 
 __all__ = [
     "BadResponse", "CodeRejected", "KeyringProblem", "LocalProblem", "NotConfigured", "NotEnrolled", "PushAck",
-    "Refused", "SyncClient", "SyncError", "SyncResult", "SyncState", "SyncWorker", "TokenRejected", "Unreachable",
-    "backoff_delay", "describe", "make_worker", "NOT_CONFIGURED", "NOT_ENROLLED", "TOKEN_REJECTED",
+    "ChainMismatch", "REFUSALS", "Refused", "Replaced", "SyncClient", "SyncError", "SyncResult", "SyncState", "SyncWorker", "TokenRejected", "Unreachable",
+    "backoff_delay", "describe", "make_worker", "outcome_of", "NOT_CONFIGURED", "NOT_ENROLLED", "REPLACED",
+    "TOKEN_REJECTED",
 ]

@@ -327,6 +327,49 @@ class Store:
                 db.execute(f"UPDATE inference_runs SET synced = 1 WHERE audit_seq IN ({seq_marks})", seqs)
         return changed
 
+    # ----- sync recovery (a server restored from a backup) and the sync worker's last outcome
+    def synced_through(self) -> int:
+        """The highest seq the central server acknowledged (0: none)."""
+        return self._query("SELECT coalesce(max(seq), 0) FROM audit WHERE synced = 1")[0][0]
+
+    def head(self) -> tuple[int, str]:
+        """(seq, hash) of the newest entry; (0, GENESIS) for an empty trail."""
+        rows = self._query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        return (rows[0][0], rows[0][1]) if rows else (0, GENESIS)
+
+    def entry_hash(self, seq: int) -> str | None:
+        """The hash of entry `seq` (GENESIS for 0), None when this trail has no such entry."""
+        if seq == 0:
+            return GENESIS
+        rows = self._query("SELECT hash FROM audit WHERE seq = ?", (seq,))
+        return rows[0][0] if rows else None
+
+    def reset_synced_after(self, seq: int) -> int:
+        """The entries after `seq` go back into the outbox (the server lost them: restored from a backup). Only
+        the sync flag changes, which the append-only triggers allow; returns how many were marked synced."""
+        with self._transaction() as db:
+            changed = db.execute("UPDATE audit SET synced = 0 WHERE seq > ? AND synced = 1", (seq,)).rowcount
+            db.execute("UPDATE feedback SET synced = 0 WHERE audit_seq > ? AND synced = 1", (seq,))
+            db.execute("UPDATE inference_runs SET synced = 0 WHERE audit_seq > ? AND synced = 1", (seq,))
+        return changed
+
+    def oldest_pending(self) -> tuple[int, str] | None:
+        """(seq, at_utc) of the oldest entry not yet on the central server, None when the outbox is empty."""
+        rows = self._query("SELECT seq, at_utc FROM audit WHERE synced = 0 ORDER BY seq LIMIT 1")
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def sync_status(self) -> dict[str, str]:
+        """What the sync worker last recorded (key -> value), e.g. last_outcome, last_message, last_push_utc."""
+        return {key: value for key, value in self._query("SELECT key, value FROM sync_status")}
+
+    def set_sync_status(self, values: dict[str, str]) -> None:
+        """Record the sync worker's outcome (no audit entry: each would be one more to push)."""
+        now = now_utc()
+        with self._transaction() as db:
+            for key, value in values.items():
+                db.execute("INSERT INTO sync_status (key, value, updated_utc) VALUES (?,?,?) ON CONFLICT(key) DO "
+                           "UPDATE SET value = excluded.value, updated_utc = excluded.updated_utc", (key, str(value), now))
+
     def count(self, table: str = "audit") -> int:
         if table not in ("audit", "feedback", "inference_runs"):
             raise ValueError(table)
