@@ -116,3 +116,7 @@ def test_worklist_rows_thresholds_and_opening_at_the_strongest_finding(qtbot, se
     assert win.active.load.display_set.series.series_instance_uid == flagged.series.series_instance_uid
     qtbot.waitUntil(lambda: win.viewer.frame_index == 7, timeout=5000)
     win.close()
+    from PySide6.QtCore import QTimer
+
+    for timer in win.findChildren(QTimer):  # other docks' timers outlive close() (they would read a closed store)
+        timer.stop()

@@ -78,11 +78,17 @@ def _serve(config, session) -> int:
     print(f"receiving as {config.local.ae_title} on port {config.local.store_port}; rules: {rules}; "
           f"a series is complete after {triage.settings.quiet_s:g} s without a new instance", flush=True)
     triage.start()
+    from workstation.services.prefetch import Prefetcher
+
+    prefetch = Prefetcher(pacs, triage.settings.prefetch, lambda: {s.study_instance_uid for s in triage.queue.studies()})
+    prefetch.changed.connect(lambda text: show(text, None))
+    prefetch.start()
     try:
         while not stop.wait(0.5):
             pass
     finally:
         print("stopping: a running job is queued again at the next start", flush=True)
+        prefetch.stop()
         pacs.close()
         triage.stop()
     return EXIT_OK

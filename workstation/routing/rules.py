@@ -13,6 +13,12 @@
     expected_instances = 300          # optional: complete as soon as this many have arrived
     models = ["nodule-detector"]      # NAME or NAME:VERSION, run in this order
     priority = 5                      # 0-9, higher runs first
+    [[routing.prefetch]]              # optional: look for new studies on a node and retrieve them (then routed)
+    node = "MAIN"                     # a [pacs.NAME] node
+    every_minutes = 15
+    modality = "CT"                   # C-FIND ModalitiesInStudy
+    study_description = "*chest*"     # optional, case-insensitive pattern, checked here
+    days = 0                          # study dates from today minus this many days to today
     [alerts]
     "nodule-detector" = 0.6           # a finding at or above this calibrated score is an alert (default: the model's threshold)
     [worklist]
@@ -67,22 +73,34 @@ class RoutingRule:
 
 
 @dataclass(frozen=True)
+class PrefetchRule:
+    """C-FIND a node every few minutes for new studies (recent, of a modality) and retrieve them."""
+
+    node: str
+    every_minutes: float = 15.0
+    modality: str = ""
+    study_description: Pattern | None = None
+    days: int = 0
+
+
+@dataclass(frozen=True)
 class RoutingSettings:
     rules: tuple[RoutingRule, ...] = ()
     quiet_s: float = DEFAULT_QUIET_S
     alert_thresholds: dict[str, float] = field(default_factory=dict)  # model name -> calibrated score
     worklist_at_start: bool = False
+    prefetch: tuple[PrefetchRule, ...] = ()
 
 
 def routing_settings(config: SiteConfig) -> RoutingSettings:
     """The routing part of a parsed site configuration; ConfigError names the bad key."""
     return parse_routing(config.triage.get("routing", {}), config.triage.get("alerts", {}),
-                         config.triage.get("worklist", {}))
+                         config.triage.get("worklist", {}), nodes=set(config.nodes))
 
 
 def parse_routing(routing: dict[str, Any], alerts: dict[str, Any] | None = None,
-                  worklist: dict[str, Any] | None = None) -> RoutingSettings:
-    _only(routing, "routing.", {"quiet_s", "rules"})
+                  worklist: dict[str, Any] | None = None, nodes: set[str] | None = None) -> RoutingSettings:
+    _only(routing, "routing.", {"quiet_s", "rules", "prefetch"})
     quiet = routing.get("quiet_s", DEFAULT_QUIET_S)
     if isinstance(quiet, bool) or not isinstance(quiet, (int, float)) or not 0 < quiet <= 3600:
         raise ConfigError("routing.quiet_s", "must be a number of seconds above 0 and at most 3600")
@@ -107,7 +125,30 @@ def parse_routing(routing: dict[str, Any], alerts: dict[str, Any] | None = None,
     at_start = worklist.get("show_at_start", False)
     if not isinstance(at_start, bool):
         raise ConfigError("worklist.show_at_start", "must be true or false")
-    return RoutingSettings(rules, float(quiet), thresholds, at_start)
+    prefetch_data = routing.get("prefetch", [])
+    if not isinstance(prefetch_data, list):
+        raise ConfigError("routing.prefetch", "must be an array of tables ([[routing.prefetch]])")
+    prefetch = tuple(_prefetch(item, f"routing.prefetch[{i}]", nodes or set()) for i, item in enumerate(prefetch_data))
+    return RoutingSettings(rules, float(quiet), thresholds, at_start, prefetch)
+
+
+def _prefetch(item: Any, key: str, nodes: set[str]) -> PrefetchRule:
+    if not isinstance(item, dict):
+        raise ConfigError(key, "must be a table")
+    _only(item, key + ".", {"node", "every_minutes", "modality", "study_description", "days"})
+    node = item.get("node")
+    if not isinstance(node, str) or node not in nodes:
+        raise ConfigError(f"{key}.node", f"must name a configured PACS node (known: {', '.join(sorted(nodes)) or 'none configured'})")
+    every = item.get("every_minutes", 15)
+    if isinstance(every, bool) or not isinstance(every, (int, float)) or not 0.1 <= every <= 1440:
+        raise ConfigError(f"{key}.every_minutes", "must be a number of minutes from 0.1 to 1440")
+    modality = item.get("modality", "")
+    if not isinstance(modality, str) or not re.match(r"^[A-Za-z]{0,16}$", modality):
+        raise ConfigError(f"{key}.modality", "must be a modality code such as CT")
+    days = item.get("days", 0)
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 365:
+        raise ConfigError(f"{key}.days", "must be an integer from 0 (today) to 365")
+    return PrefetchRule(node, float(every), modality.upper(), _pattern(item, key, "study_description"), days)
 
 
 def _rule(item: Any, key: str) -> RoutingRule:

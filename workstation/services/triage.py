@@ -86,14 +86,16 @@ class TriageService:
                 except ModelError as exc:
                     raise ConfigError(f"routing.rules[{index}].models", str(exc)) from None
 
-    def start(self) -> list[tuple[Job, str]]:
-        """Recover what a crash left running, then start the completion and worker threads."""
+    def start(self, worker: bool = True) -> list[tuple[Job, str]]:
+        """Recover what a crash left running, then start the completion and (unless `worker` is False: a site
+        without rules, where nothing should run) worker threads."""
         recovered = self.queue.recover()
         for job, what in recovered:
             self.changed.emit(f"job {job.job_id[:8]} (series {job.series_instance_uid}) interrupted earlier: {what}",
                               self.queue.job(job.job_id))
         self._stop.clear()
-        for target, name in ((self._complete_loop, "triage-completion"), (self._work_loop, "triage-worker")):
+        loops = [(self._complete_loop, "triage-completion")] + ([(self._work_loop, "triage-worker")] if worker else [])
+        for target, name in loops:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)

@@ -40,6 +40,7 @@ class WorklistController(QObject):
             studies_dock.raise_()
         self.service = None
         self.triage = None
+        self.prefetch = None
         self._target: tuple[str, int] | None = None  # (series UID, frame) to show once the study is scanned
         self._closed = False
         session = window.work
@@ -55,6 +56,7 @@ class WorklistController(QObject):
         window.library_signals.catalogChanged.connect(self._catalog_changed)
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.refresh)
+        self.dock.visibilityChanged.connect(lambda visible: visible and self.refresh())
         if self.service.settings.worklist_at_start:
             self.dock.raise_()
         # after the first picture: the receiver loads networking, the rows the review service
@@ -66,7 +68,7 @@ class WorklistController(QObject):
     def _start(self, start_triage: bool) -> None:
         if self._closed:
             return
-        if start_triage and self.service.settings.rules:
+        if start_triage:
             self._start_triage()
         self.timer.start(REFRESH_MS)
         self.refresh()
@@ -77,21 +79,28 @@ class WorklistController(QObject):
         from workstation.services.pacs import PacsService
         from workstation.services.triage import TriageService
 
+        from workstation.services.prefetch import Prefetcher
+
         window = self.window
-        try:
+        settings = self.service.settings
+        try:  # retrieved studies join the worklist (and are routed) even without rules; pushes need rules
             triage = TriageService(window.config, window.work.store)
             triage.check_models()
             if window.pacs is None:
                 window.pacs = PacsService(window.config, audit=window.work.audit)
             triage_intake.connect(window.pacs, triage)
-            window.pacs.start_receiver()
+            if settings.rules:
+                window.pacs.start_receiver()
         except Exception as exc:  # noqa: BLE001 - the viewer stays usable; the reason is shown
             log.error("AI triage not started: %s", exc)
             window._notify(f"AI triage not started: {exc}")
             return
         triage.interactive_busy = self._reader_busy
-        triage.start()
+        triage.start(worker=bool(settings.rules))
         self.triage = triage
+        self.prefetch = Prefetcher(window.pacs, settings.prefetch,
+                                   lambda: {s.study_instance_uid for s in triage.queue.studies()})
+        self.prefetch.start()
 
     def _reader_busy(self) -> bool:
         """The reader's own work comes first: a series decoding or a manual AI run."""
@@ -102,14 +111,17 @@ class WorklistController(QObject):
         self._closed = True
         if self.service is not None:
             self.timer.stop()
+        if self.prefetch is not None:
+            self.prefetch.stop()
+            self.prefetch = None
         if self.triage is not None:
             self.triage.stop()
             self.triage = None
 
     # ----- rows
     def refresh(self) -> None:
-        if self.service is None:
-            return
+        if self.service is None or self.dock.visibleRegion().isEmpty():
+            return  # hidden behind the Studies tab: nothing to show, nothing read
         try:
             filters, modality = self.panel.filters()
             rows = self.service.rows(filters, modality)
