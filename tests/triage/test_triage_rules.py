@@ -133,3 +133,27 @@ def test_a_corrupt_instance_fails_only_its_series_job(tmp_path, store, triage_st
     assert set(by_state) == {DONE, FAILED}, [j.state_text for j in finished]
     assert by_state[FAILED].state_text.startswith("failed: 1 of 12 instance(s) cannot be read")
     assert by_state[DONE].run_id and by_state[DONE].calling_ae == "CT01"
+
+
+def test_a_run_recorded_before_a_crash_finishes_its_job_instead_of_running_again(store):
+    import numpy as np
+
+    from workstation.core.audit import AuditEvent
+    from workstation.core.findings import InferenceResult, ModelRef
+
+    queue = TriageQueue(store)
+    job = queue.add("st", "se", "nodule-detector", "chest-ct", 5)
+    queue.claim("gone:1")
+    result = InferenceResult(ModelRef("nodule-detector", "1.1.0", "ab" * 32), "cpu", "st", "se", [],
+                             np.zeros((1, 1, 1), np.uint8), 1.0, "2026-12-04T08:00:00+00:00")
+    run_id = store.record_inference(result, AuditEvent("inference.run", result.started_utc,
+                                                       {"triage_job_id": job.job_id, "model": "nodule-detector"}))
+    [(_, what)] = queue.recover(alive=lambda worker: False)
+    assert what.startswith("done") and queue.job(job.job_id).state == DONE and queue.job(job.job_id).run_id == run_id
+
+
+def test_a_rule_naming_a_model_that_is_not_installed_stops_the_start(store):
+    config = parse_site_config({"routing": {"rules": [RULE, {**RULE, "name": "other", "models": ["lung-cancer-x"]}]}})
+    with pytest.raises(ConfigError) as error:
+        TriageService(config, store).check_models()
+    assert error.value.key == "routing.rules[1].models" and "lung-cancer-x" in str(error.value)
