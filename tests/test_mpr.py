@@ -166,3 +166,32 @@ def test_geometry_problems_are_named():
     no_positions = make_volume(shape=(5, 16, 16))
     no_positions.frame_origins = None
     assert "ImagePositionPatient" in geometry_problem(_display_set(), no_positions)
+
+
+def test_display_spacing_coarser_only_while_the_screen_cannot_show_more():
+    from workstation.render.mpr import display_spacing
+
+    assert display_spacing(0.7, 0.5) == 0.7  # zoomed in: full detail
+    assert display_spacing(0.7, 0.7 * 1.3) == pytest.approx(0.7 * 1.25)
+    assert display_spacing(0.7, 3.0) == pytest.approx(0.7 * 1.25 ** 6) and 0.7 * 1.25 ** 6 <= 3.0
+    volume = make_volume()
+    geometry = MprGeometry(volume)
+    coarse = geometry.plane("coronal", geometry.center, spacing=2.0)
+    full = geometry.plane("coronal", geometry.center)
+    assert np.allclose(coarse.origin, full.origin) and coarse.spacing == 2.0
+    assert coarse.shape[1] == int(np.floor((full.shape[1] - 1) * full.spacing / 2.0)) + 1
+    image = geometry.reformat(coarse)  # the same patient points, fewer of them
+    want, inside = expected(coarse, geometry, image)
+    np.testing.assert_allclose(image[inside], want[inside], atol=1e-3)
+
+
+def test_coarse_sampling_at_the_edges_repeats_the_outer_voxels():
+    volume = make_volume(spacing=(1.0, 1.0), positions_along=np.arange(12) * 1.0, shape=(12, 30, 30))
+    geometry = MprGeometry(volume)
+    coarse = geometry.plane("coronal", volume.index_to_patient(10, 10, 5), spacing=3.0)
+    fast = geometry.reformat(coarse)
+    slow = geometry._sample_general(volume.array, coarse, 0.0, float(volume.array.min()))
+    np.testing.assert_allclose(fast, slow, atol=1e-3)
+    slab = geometry.reformat(coarse, slab_mm=4.0)
+    slow_slab = geometry._sample_general(volume.array, coarse, 4.0, float(volume.array.min()))
+    np.testing.assert_allclose(slab, slow_slab, atol=1e-3)

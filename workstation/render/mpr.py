@@ -31,6 +31,15 @@ MAX_SIDE = 1024  # a plane is at most this many pixels a side (the pixel grows i
 _ALIGNED = 1e-6
 
 
+def display_spacing(full: float, mm_per_screen_pixel: float) -> float:
+    """The sampling a view needs: the full isotropic spacing, or coarser in steps of 1.25x while a screen pixel
+    still covers at least one sample (zoomed out, the screen cannot show more; zooming in brings full detail back)."""
+    if not np.isfinite(mm_per_screen_pixel) or mm_per_screen_pixel <= full:
+        return full
+    steps = int(np.floor(np.log(mm_per_screen_pixel / full) / np.log(1.25) + 1e-9))
+    return full * 1.25 ** max(0, steps)
+
+
 class MprUnavailable(ValueError):
     """The series cannot be reformatted; the message says why, in the reader's words."""
 
@@ -110,8 +119,7 @@ class MprGeometry:
         corners = np.array([volume.index_to_patient(c, r, f) for f in (0, frames - 1)
                             for r in (0, rows - 1) for c in (0, cols - 1)])  # voxel centres: the grid hits them
         self.low, self.high = corners.min(axis=0), corners.max(axis=0)
-        extent = float(np.max(self.high - self.low))
-        self.spacing = max(min(self.native), extent / MAX_SIDE)
+        self.spacing = min(self.native)  # the isotropic display grid: the finest native spacing
         self.center = (self.low + self.high) / 2
         self._corners = corners
         self._fill_key: tuple | None = None
@@ -119,14 +127,20 @@ class MprGeometry:
         self._fill = 0.0
 
     # ----- planes
-    def plane(self, name: str, point) -> Plane:
-        """The `name` plane ("axial", "coronal", "sagittal") through the patient point `point`."""
+    def plane(self, name: str, point, spacing: float | None = None) -> Plane:
+        """The `name` plane ("axial", "coronal", "sagittal") through the patient point `point`.
+
+        `spacing` (mm, at least the isotropic display spacing) samples it coarser: a view showing the whole
+        plane in fewer screen pixels than it has needs no more (render/mpr.display_spacing).
+        """
         u, v = (np.asarray(a, dtype=float) for a in PLANES[name])
         n = np.cross(u, v)
         pu, pv = self._corners @ u, self._corners @ v
+        finest = max(self.spacing, float(max(np.ptp(pu), np.ptp(pv))) / (MAX_SIDE - 1))
+        spacing = finest if spacing is None else max(float(spacing), finest)
         origin = pu.min() * u + pv.min() * v + float(np.asarray(point, dtype=float) @ n) * n
-        shape = (int(np.floor((pv.max() - pv.min()) / self.spacing)) + 1, int(np.floor((pu.max() - pu.min()) / self.spacing)) + 1)
-        return Plane(name, origin, u, v, self.spacing, shape)
+        shape = (int(np.floor((pv.max() - pv.min()) / spacing)) + 1, int(np.floor((pu.max() - pu.min()) / spacing)) + 1)
+        return Plane(name, origin, u, v, spacing, shape)
 
     def step_mm(self, name: str) -> float:
         """How far one scroll step moves the `name` plane: the native spacing along its normal."""
@@ -204,7 +218,7 @@ class MprGeometry:
         The in-plane indices depend only on the plane's kind (the stack is straight), so they are kept per kind;
         moving the plane along its normal changes only the "n" index.
         """
-        cache_key = (plane.name, plane.shape, tuple(np.round(plane.u, 9)), tuple(np.round(plane.v, 9)))
+        cache_key = (plane.name, plane.shape, plane.spacing, tuple(np.round(plane.u, 9)), tuple(np.round(plane.v, 9)))
         cached = self._spec_cache.get(cache_key)
         if cached is None:
             cached = self._spec_cache[cache_key] = self._separable_spec(plane)
@@ -277,34 +291,56 @@ def _unit(vector) -> np.ndarray:
 
 
 def _sample_separable(array: np.ndarray, spec, slab_mm: float, fill: float) -> np.ndarray:
-    """Linear interpolation one axis at a time: the plane's axis first (the least data), then the two in-plane ones."""
+    """Linear interpolation one axis at a time.
+
+    The slices across the plane are picked first (a view), then only the rows and columns the plane's samples
+    fall between are gathered, still in the stored type (a zoomed-out view needs a fraction of them), and only
+    then is anything converted to float: the blend across the plane (or the slab's maximum) and the two
+    in-plane interpolations.
+    """
     n_axis = next(a for a, s in enumerate(spec) if s[0] == "n")
     _, centre, per_mm = spec[n_axis]
     size = array.shape[n_axis]
+    w = np.float32(0.0)
     if slab_mm > 0:
-        lo = int(np.ceil(centre - slab_mm / 2 * per_mm - 1e-9))
-        hi = int(np.floor(centre + slab_mm / 2 * per_mm + 1e-9))
-        lo, hi = max(lo, 0), min(hi, size - 1)
-        if lo <= hi:
-            data = np.take(array, range(lo, hi + 1), axis=n_axis).max(axis=n_axis).astype(np.float32)
-        else:
-            data = np.full(np.delete(array.shape[:3], n_axis), fill, np.float32)
+        lo = max(int(np.ceil(centre - slab_mm / 2 * per_mm - 1e-9)), 0)
+        hi = min(int(np.floor(centre + slab_mm / 2 * per_mm + 1e-9)), size - 1)
     elif -0.5 <= centre <= size - 0.5:
-        k = int(np.clip(np.floor(centre), 0, size - 1))
-        w = np.float32(centre - k) if k + 1 < size else np.float32(0.0)
-        if w > 1e-4:  # both neighbours in one strided pass (a sagittal plane reads every row of the volume)
-            pair = array[(slice(None),) * n_axis + (slice(k, k + 2),)].astype(np.float32)
-            data = _along(pair, n_axis, 0)
-            data += (_along(pair, n_axis, 1) - data) * w
-        else:
-            data = _along(array, n_axis, k).astype(np.float32)
+        lo = int(np.clip(np.floor(centre), 0, size - 1))
+        w = np.float32(centre - lo) if lo + 1 < size else np.float32(0.0)
+        hi = lo + 1 if w > 1e-4 else lo
     else:
-        data = np.full(np.delete(array.shape[:3], n_axis), fill, np.float32)
-    rest = [spec[a] for a in range(3) if a != n_axis]
+        lo, hi = 0, -1
+    rest_axes = [a for a in range(3) if a != n_axis]
+    if lo > hi:  # the plane lies outside the volume
+        nv_nu = [len(spec[a][1]) for a in rest_axes]
+        out = np.full(nv_nu, fill, np.float32)
+        return out.T if spec[rest_axes[0]][0] == "u" else out
+    block = array[(slice(None),) * n_axis + (slice(lo, hi + 1),)]
+    lerps = {}
+    for a in rest_axes:
+        indices = spec[a][1]
+        n = array.shape[a]
+        inside = (indices >= -0.5) & (indices <= n - 0.5)
+        base = np.clip(np.floor(indices), 0, n - 1).astype(np.int64)
+        need = np.unique(np.concatenate([base, np.minimum(base + 1, n - 1)]))
+        if len(need) < n:
+            block = np.take(block, need, axis=a)
+            indices = np.searchsorted(need, base) + np.clip(indices - base, 0.0, 1.0)
+        lerps[a] = (indices, inside)
+    block = block.astype(np.float32)
+    if slab_mm > 0:
+        data = block.max(axis=n_axis)
+    elif hi > lo:
+        data = _along(block, n_axis, 0)
+        data += (_along(block, n_axis, 1) - data) * w
+    else:
+        data = _along(block, n_axis, 0)
+    rest = [lerps[a] for a in rest_axes]
     # the axis that shrinks most first: less data for the second pass
-    for axis in sorted((0, 1), key=lambda a: len(rest[a][1]) / max(1, data.shape[a])):
-        data = _lerp_take(data, rest[axis][1], axis, fill)
-    return data.T if rest[0][0] == "u" else data  # (rows along v, columns along u)
+    for axis in sorted((0, 1), key=lambda i: len(rest[i][0]) / max(1, data.shape[i])):
+        data = _lerp_take(data, rest[axis][0], axis, fill, rest[axis][1])
+    return data.T if spec[rest_axes[0]][0] == "u" else data  # (rows along v, columns along u)
 
 
 def _along(array: np.ndarray, axis: int, k: int) -> np.ndarray:
@@ -312,25 +348,26 @@ def _along(array: np.ndarray, axis: int, k: int) -> np.ndarray:
     return array[(slice(None),) * axis + (k,)]
 
 
-def _lerp_take(data: np.ndarray, indices: np.ndarray, axis: int, fill: float) -> np.ndarray:
-    """Samples of `data` at fractional `indices` along `axis` (linear); outside the data: `fill`."""
+def _lerp_take(data: np.ndarray, indices: np.ndarray, axis: int, fill: float, inside: np.ndarray | None = None) -> np.ndarray:
+    """Samples of `data` at fractional `indices` along `axis` (linear); outside (`inside` False): `fill`."""
     n = data.shape[axis]
-    if len(indices) == n and np.allclose(indices, np.arange(n), atol=1e-4):
+    if inside is None:
+        inside = (indices >= -0.5) & (indices <= n - 0.5)
+    if len(indices) == n and inside.all() and np.allclose(indices, np.arange(n), atol=1e-4):
         return data  # the plane's pixels are the voxels: nothing to interpolate
     i0 = np.floor(indices).astype(np.int64)
     w = (indices - i0).astype(np.float32)
-    inside = (indices >= -0.5) & (indices <= n - 0.5)
     a = np.clip(i0, 0, n - 1)
     b = np.clip(i0 + 1, 0, n - 1)
     shape = [1] * data.ndim
     shape[axis] = len(indices)
     w = w.reshape(shape)
-    out = np.take(data, a, axis=axis).astype(np.float32, copy=False)
+    out = np.take(data, a, axis=axis)
     if not np.all(w == 0):
-        high = np.take(data, b, axis=axis).astype(np.float32, copy=False)
+        high = np.take(data, b, axis=axis)
         high -= out
         high *= w
-        out = out + high
+        out += high
     if not inside.all():
         out = np.where(inside.reshape(shape), out, np.float32(fill))
     return out

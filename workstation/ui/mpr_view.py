@@ -19,7 +19,7 @@ from workstation.core.review import FindingState
 from workstation.core.study import DisplaySet
 from workstation.core.volume import Volume
 from workstation.core.windowing import CT_PRESETS, WindowLevel
-from workstation.render.mpr import PLANES, MprGeometry, MprUnavailable, Plane, geometry_problem
+from workstation.render.mpr import PLANES, MprGeometry, MprUnavailable, Plane, display_spacing, geometry_problem
 from workstation.render.overlay import colour_heatmap, heat_lut
 from workstation.render.windowing import WindowRenderer
 from workstation.ui.corner_text import ImageAnnotations, window_text
@@ -81,6 +81,7 @@ class MprPane(QWidget):
             self.lines[other] = line
         self.box_items: list[QGraphicsRectItem] = []
         self.position = ""  # where the plane is, e.g. "12.5 H"
+        self.sampling: float | None = None  # mm between samples for this view's size and zoom (None: full)
         self._boxes_key: list = []
         layout = QVBoxLayout(self)
         layout.setContentsMargins(1, 1, 1, 1)
@@ -96,7 +97,7 @@ class MprPane(QWidget):
         self.annotations.place()
 
     def show_plane(self, plane: Plane, rgba: np.ndarray, heat: np.ndarray | None) -> None:
-        first = self.plane is None or self.plane.shape != plane.shape
+        first = self.plane is None
         self.plane = plane
         nv, nu = plane.shape
         s = plane.spacing
@@ -172,6 +173,7 @@ class MprView(QWidget):
             pane.viewbox.sigPlace.connect(lambda pos, n=name: self.place(n, pos))
             pane.viewbox.sigScroll.connect(lambda step, n=name: self.scroll(n, step))
             pane.viewbox.sigWindowDrag.connect(self._drag_window)
+            pane.viewbox.sigRangeChanged.connect(lambda *_, n=name: self._zoomed(n))
         self.slab_box = QComboBox()
         for slab in SLABS_MM:
             self.slab_box.addItem("Thin (no slab)" if slab == 0 else f"MIP slab {slab:g} mm", slab)
@@ -214,7 +216,7 @@ class MprView(QWidget):
                 self.problem = str(exc)
         self._shown.clear()
         for pane in self.panes.values():
-            pane.plane = None
+            pane.plane, pane.sampling = None, None
             pane.message.setText(f"No MPR for this series:\n{self.problem}" if self.problem else "")
             pane.annotations.place()
         if self.problem:
@@ -302,6 +304,18 @@ class MprView(QWidget):
         else:
             super().keyPressEvent(event)
 
+    def _zoomed(self, name: str) -> None:
+        """Zoom or resize: sample the plane as finely as the screen shows it (full detail when zoomed in)."""
+        pane = self.panes[name]
+        if self.geometry is None or pane.plane is None or pane.viewbox.width() < 2:
+            return
+        (x0, x1), _ = pane.viewbox.viewRange()
+        sampling = display_spacing(self.geometry.spacing, (x1 - x0) / pane.viewbox.width())
+        if sampling != (pane.sampling or self.geometry.spacing):
+            pane.sampling = sampling
+            self._shown.pop(name, None)
+            QTimer.singleShot(0, self.refresh)  # not inside pyqtgraph's range change
+
     def _check_loading(self) -> None:
         if self.volume is None or self.volume.loaded_count == self._loaded_seen:
             if self.volume is None or self.volume.fully_loaded:
@@ -316,8 +330,8 @@ class MprView(QWidget):
         if self.geometry is None or self.window is None or self._renderer is None:
             return
         for name, pane in self.panes.items():
-            plane = self.geometry.plane(name, self.point)
-            key = (tuple(np.round(plane.origin, 4)), self.window, self.slab_mm)
+            plane = self.geometry.plane(name, self.point, pane.sampling)
+            key = (tuple(np.round(plane.origin, 4)), plane.spacing, self.window, self.slab_mm)
             if self._shown.get(name) != key:
                 self._shown[name] = key
                 image = self.geometry.reformat(plane, slab_mm=self.slab_mm)
@@ -349,7 +363,7 @@ class MprView(QWidget):
         letter = {"axial": ("F", "H"), "coronal": ("A", "P"), "sagittal": ("R", "L")}[pane.name]
         value = float(self.point[axis])
         pane.position = f"{abs(value):.1f} {letter[int(value >= 0)]}"
-        slab = f"MIP {self.slab_mm:g} mm" if self.slab_mm else f"{plane.spacing:.2f} mm pixels"
+        slab = f"MIP {self.slab_mm:g} mm" if self.slab_mm else f"{self.geometry.spacing:.2f} mm voxels"
         shown = sum(1 for item in pane.box_items)
         texts = {"tl": pane.name.capitalize(), "bl": "\n".join(filter(None, [slab, f"AI: {shown} box(es) here" if self.states else ""])),
                  "br": window_text(self.window, False)}
