@@ -157,3 +157,19 @@ def test_a_rule_naming_a_model_that_is_not_installed_stops_the_start(store):
     with pytest.raises(ConfigError) as error:
         TriageService(config, store).check_models()
     assert error.value.key == "routing.rules[1].models" and "lung-cancer-x" in str(error.value)
+
+
+def test_the_sender_named_by_the_receiver_event_is_kept_whichever_report_comes_first(store, triage_studies):
+    ds = pydicom.dcmread(triage_studies["mr"], stop_before_pixels=True)
+    config = parse_site_config({"routing": {"quiet_s": 0.01, "rules": [{**RULE, "calling_ae": "MR01"}]}})
+    triage = TriageService(config, store)
+    uids = (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    triage.on_instance(*uids, triage_studies["mr"])  # the cache's report: no sender
+    assert [s.source for s in triage.queue.studies()] == ["retrieved"]
+    triage.on_instance(*uids, triage_studies["mr"], calling_ae="MR01", source="received from MR01")
+    assert [s.source for s in triage.queue.studies()] == ["received from MR01"]
+    jobs, deadline = [], time.monotonic() + 30
+    while not jobs and time.monotonic() < deadline:
+        jobs = triage.poll()
+    [job] = jobs
+    assert job.calling_ae == "MR01" and job.reason == "no routing rule matches: chest-ct: modality MR is not CT"

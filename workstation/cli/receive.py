@@ -74,6 +74,8 @@ def _serve(config, session) -> int:
         print(f"error: {exc}", file=sys.stderr)
         pacs.close()
         return EXIT_FAILED
+    if not config.nodes:
+        print("warning: no PACS nodes are configured: no sender may store to this workstation", flush=True)
     rules = ", ".join(r.name for r in triage.settings.rules) or "none (every series is listed as not routed)"
     print(f"receiving as {config.local.ae_title} on port {config.local.store_port}; rules: {rules}; "
           f"a series is complete after {triage.settings.quiet_s:g} s without a new instance", flush=True)

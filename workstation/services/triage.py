@@ -127,8 +127,9 @@ class TriageService:
             self._note_study(study_uid, series_uid, known, source or (f"received from {calling_ae}" if calling_ae else "retrieved"))
             what = _describe(known.header)
             self.changed.emit(f"arriving: series {series_uid} ({what}) from {calling_ae or 'a retrieval'}", None)
-        elif calling_ae and not known.calling_ae:
+        elif calling_ae and not known.calling_ae:  # the receiver's event came after the cache's: now the sender is known
             known.calling_ae = calling_ae
+            self.queue.name_sender(study_uid, source or f"received from {calling_ae}")
         completed = self.tracker.arrived(study_uid, series_uid, sop_uid, series_uid, self._expected(known))
         if completed is not None:
             self._route(completed)

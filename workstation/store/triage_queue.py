@@ -237,6 +237,12 @@ class TriageQueue:
                            "folder = CASE WHEN folder = '' THEN ? ELSE folder END WHERE study_instance_uid = ?",
                            (json.dumps(series), modalities, now, folder, study_uid))
 
+    def name_sender(self, study_uid: str, source: str) -> None:
+        """A study first noted as retrieved turns out to have been pushed by a named sender."""
+        with self.store._transaction() as db:
+            db.execute("UPDATE local_studies SET source = ?, updated_utc = ? WHERE study_instance_uid = ? AND source = ?",
+                       (source, now_utc(), study_uid, "retrieved"))
+
     def studies(self) -> list[LocalStudy]:
         rows = self.store._query(f"SELECT {_STUDY_COLUMNS} FROM local_studies ORDER BY arrived_utc")
         return [LocalStudy(*row[:9], json.loads(row[9]), *row[10:]) for row in rows]
