@@ -205,15 +205,23 @@ class OffscreenViewer:
 # ----------------------------------------------------------------- reporting
 
 def environment() -> str:
-    import pydicom
-    import PySide6
-    import pyqtgraph
-    import SimpleITK as sitk
+    """Versions that matter to the figures; a package missing (e.g. no Qt on a GPU box running only the inference
+    bench) is said, not fatal."""
+    import importlib
 
-    sitk_threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
-    return (f"python {platform.python_version()}, numpy {np.__version__}, pydicom {pydicom.__version__}, "
-            f"SimpleITK {sitk.Version.VersionString()} ({sitk_threads} threads), PySide6 {PySide6.__version__}, "
-            f"pyqtgraph {pyqtgraph.__version__}; {os.cpu_count()} CPUs, Qt platform {os.environ.get('QT_QPA_PLATFORM')}")
+    versions = []
+    for name in ("numpy", "pydicom", "SimpleITK", "PySide6", "pyqtgraph"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            versions.append(f"{name} absent")
+            continue
+        version = module.Version.VersionString() if name == "SimpleITK" else module.__version__
+        if name == "SimpleITK":
+            version += f" ({module.ProcessObject.GetGlobalDefaultNumberOfThreads()} threads)"
+        versions.append(f"{name} {version}")
+    return (f"python {platform.python_version()}, {', '.join(versions)}; {os.cpu_count()} CPUs, "
+            f"Qt platform {os.environ.get('QT_QPA_PLATFORM')}")
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
