@@ -121,3 +121,16 @@ def test_limits_from_the_configuration(tmp_path):
         config.parse({"monitoring": {"confidence": 1.5}})
     with pytest.raises(ValueError, match="monitoring.new_input: must be true or false"):
         config.parse({"monitoring": {"new_input": 1}})
+
+
+def test_refused_sign_ins_are_limited_per_address(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from workstation.server.app import create_app
+
+    with TestClient(create_app(f"sqlite:///{tmp_path / 'central.sqlite'}")) as client:
+        codes = [client.post("/dashboard/sign-in", data={"token": f"guess-{i}"}).status_code for i in range(21)]
+        assert codes == [401] * 20 + [429]
+        refused = client.post("/dashboard/sign-in", data={"token": "another"})
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+        assert "too many refused sign-ins" in refused.text

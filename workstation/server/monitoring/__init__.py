@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 
+SIGN_IN_FAILURES_BURST = 20  # refused dashboard sign-ins a source address may make at once, then per minute:
+SIGN_IN_FAILURES_PER_MINUTE = 10
+
+
 def register(app: FastAPI) -> None:
     """Add the monitoring API and the dashboard to the server's app (configuration from the environment)."""
     from .api import router
@@ -20,7 +24,10 @@ def register(app: FastAPI) -> None:
     from .projection import create_tables
     from .sessions import create_tables as create_session_tables
 
+    from .. import limits
+
     app.state.monitoring_config = config.load()
+    app.state.sign_in_failures = limits.Bucket(SIGN_IN_FAILURES_BURST, SIGN_IN_FAILURES_PER_MINUTE)
     create_tables(app.state.engine)
     create_session_tables(app.state.engine)
     app.include_router(router, prefix=API_PREFIX)

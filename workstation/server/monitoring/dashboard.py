@@ -79,11 +79,19 @@ async def sign_in(request: Request) -> Response:
     body = await request.body()
     if len(body) > MAX_FORM:
         return _sign_in_page("form too large", 413)
+    failures = request.app.state.sign_in_failures
+    source = request.client.host if request.client else "?"
+    wait = failures.retry_after(source)
+    if wait is not None:
+        answer = _sign_in_page(f"too many refused sign-ins from this address: try again in {wait} s", 429)
+        answer.headers["Retry-After"] = str(wait)
+        return answer
     token = (parse_qs(body.decode("utf-8", "replace")).get("token") or [""])[0].strip()
     engine = request.app.state.engine
     with db.write(engine) as conn:
         made = sessions.sign_in(conn, token, request.app.state.monitoring_config.session_hours) if token else None
     if made is None:
+        failures.spend(source)
         return _sign_in_page("token refused: it must be a valid qa or admin token", 401)
     session_id, _who_ = made
     answer = RedirectResponse("/dashboard", status_code=303, headers={"Cache-Control": "no-store"})
