@@ -189,9 +189,12 @@ def test_json_document(capsys, env):
     report = json.loads(out)  # the document only: no text lines around it
     assert report["format"] == "workstation.doctor/1" and report["config"] == str(config) and report["ok"] is False
     names = [c["name"] for c in report["checks"]]
-    assert names == ["configuration", "keyring", "store", "pacs", "server", "model nodule-detector", "device", "disk"]
+    assert names == ["configuration", "keyring", "store", "pacs", "server", "sync", "model nodule-detector", "device",
+                     "disk"]
     assert all(set(c) == {"name", "verdict", "detail", "hint"} for c in report["checks"])
-    assert report["counts"] == {"ok": 6, "warn": 1, "fail": 1, "skip": 0}
+    assert report["counts"] == {"ok": 7, "warn": 1, "fail": 1, "skip": 0}
+    sync = report["checks"][5]
+    assert sync["verdict"] == "ok" and sync["detail"] == "no push recorded yet; 0 pending"  # the server check says why
     server = report["checks"][4]
     assert server["verdict"] == "fail" and server["detail"] == "http://127.0.0.1:9: server unreachable"
     assert "check server.url" in server["hint"]

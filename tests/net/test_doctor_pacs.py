@@ -75,7 +75,8 @@ def test_a_good_site_passes_every_check(capsys, env, ws_ae, loaded_orthanc, cent
     out = done.stdout
     lines = out.splitlines()
     assert all(text.startswith("[ OK ]") for text in lines[:-1]), out
-    assert lines[-1] == "doctor: 0 failed, 0 warnings, 8 ok - ready"
+    assert lines[-1] == "doctor: 0 failed, 0 warnings, 9 ok - ready"
+    assert "last push" in line(out, "sync") and ": ok; 0 pending" in line(out, "sync")
     assert f"valid: 1 PACS node, server {central.url}, workstation {WS} (AE {ws_ae.aet})" in line(out, "configuration")
     assert f"C-ECHO to {loaded_orthanc.aet}@{LOCALHOST}:{loaded_orthanc.port}: success in" in line(out, "pacs MAIN")
     assert "0 waiting to sync" in line(out, "store")

@@ -16,6 +16,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,8 @@ def run_checks(config_option: str | os.PathLike | None = None, *,
         add(_guarded("store", lambda: check_store(config, backend)))
         add(check_pacs(config))
         add(_guarded("server", lambda: check_server(config, backend)))
+        if config.server.configured:  # without a server the server line already says "sync off"
+            add(_guarded("sync", lambda: check_sync(config, backend)))
     add(_guarded_list("models", lambda: check_models(models_root)))
     add(_guarded("device", check_device))
     add(_guarded("disk", lambda: check_disk(config)) if config is not None
@@ -281,7 +284,8 @@ def _reason(exc: Exception, node) -> str:
 def check_server(config: SiteConfig, backend: keyring.backend.KeyringBackend | None = None) -> Check:
     """Reachable (GET /health) and our token accepted (GET our own status)."""
     from workstation.services.sync import (
-        KeyringProblem, NotConfigured, NotEnrolled, Refused, SyncClient, SyncError, TokenRejected, Unreachable,
+        KeyringProblem, NotConfigured, NotEnrolled, Refused, Replaced, SyncClient, SyncError, TokenRejected,
+        Unreachable,
     )
 
     server = config.server
@@ -311,6 +315,10 @@ def check_server(config: SiteConfig, backend: keyring.backend.KeyringBackend | N
             return _keyring_failure("server", exc)
         except NotEnrolled:
             return Check("server", FAIL, f"{server.url} reachable, but workstation {ws} is not enrolled", enrol)
+        except Replaced as exc:
+            return Check("server", FAIL, f"{server.url} reachable, but {exc}",
+                         f"another machine now syncs as {ws}: IT gives this machine its own id ([workstation] id) and "
+                         f"enrols it, or moves {ws} back here with 'workstation-server issue-code {ws} --replace'")
         except TokenRejected:
             return Check("server", FAIL, f"{server.url} reachable, but it rejected our token (revoked, or issued by "
                                          "another server)", enrol)
@@ -328,6 +336,100 @@ def check_server(config: SiteConfig, backend: keyring.backend.KeyringBackend | N
     held = f"{entries} entr{'y' if entries == 1 else 'ies'}"
     return Check("server", OK, f"{server.url} reachable, token accepted: it holds {held} of {ws}, "
                                f"head {head}, last push {last}")
+
+
+# ----- sync health
+PENDING_AGE_WARN_H = 24.0  # an entry waiting longer than this to reach the server is worth a warning
+
+
+def check_sync(config: SiteConfig, backend: keyring.backend.KeyringBackend | None = None,
+               now: datetime | None = None) -> Check:
+    """How sync stands, from what the worker kept in the store and the server's chain head: the last push and
+    its outcome, refusals (fail: someone must act), the pending count and the age of the oldest pending entry,
+    and whether the server went back behind what it acknowledged (restored from a backup)."""
+    from workstation.services.session import open_store
+    from workstation.services.sync import REFUSALS, SyncClient, SyncError
+    from workstation.store.database import StoreError
+
+    if not config.server.configured:
+        return Check("sync", SKIP, "no central server configured (see server)", "IT sets [server] url")
+    try:
+        store = open_store(config, backend)
+    except (StoreError, Exception) as exc:  # noqa: BLE001 - the store check says why
+        return Check("sync", SKIP, f"the store cannot be opened ({type(exc).__name__}; see store)", "fix the store first")
+    try:
+        status = store.sync_status()
+        pending, oldest, acknowledged = store.pending_count(), store.oldest_pending(), store.synced_through()
+        ws = store.identity.workstation_id
+        server_head, local_hash = None, None
+        try:
+            with SyncClient(config.server, ws, backend, timeout=SERVER_TIMEOUT_S) as client:
+                server_head = client.head()
+            local_hash = store.entry_hash(server_head[0])
+        except SyncError:
+            pass  # unreachable, not enrolled...: the server check reports it
+    finally:
+        store.close()
+    now = now or datetime.now(timezone.utc)
+    outcome, message = status.get("last_outcome"), status.get("last_message", "")
+    last = status.get("last_push_utc")
+    parts = [f"last push {_ago(last, now)}: {outcome or 'none yet'}" if last else "no push recorded yet",
+             f"{pending} pending"]
+    if oldest is not None:
+        parts.append(f"oldest from {_ago(oldest[1], now)} (entry {oldest[0]})")
+    if status.get("last_recovery"):
+        parts.append(f"last recovery: {status['last_recovery']}")
+    detail = "; ".join(parts)
+    hints = {
+        "replaced": "this machine's workstation id was enrolled on another machine: IT gives this machine its own id "
+                    "([workstation] id) and enrols it, or moves the id back with a --replace code",
+        "mismatch": "the server's chain for this id is not this store's: IT compares 'workstation audit verify' here "
+                    "with the server's incidents for this workstation before anything else",
+        "refused": "the server refused entries (its incidents for this workstation say why); they stay in the outbox",
+        "token-rejected": "enrol again with a new code from IT (workstation enrol --code CODE)",
+    }
+    if outcome in REFUSALS:
+        return Check("sync", FAIL, f"{detail}; refused: {message[:300]}", hints[outcome])
+    if server_head is not None:
+        seq, server_hash = server_head
+        if local_hash is None or local_hash != server_hash:
+            return Check("sync", FAIL, f"{detail}; the server's chain head (entry {seq}) is not this store's",
+                         hints["mismatch"])
+        if seq < acknowledged:
+            return Check("sync", WARN, f"{detail}; the server holds entries up to {seq} only, though it acknowledged "
+                                       f"{acknowledged} (its database restored from a backup?)",
+                         "run 'workstation sync --once' (or keep the window open): the missing entries are sent again")
+    if oldest is not None:
+        age_h = _hours(oldest[1], now)
+        if age_h is not None and age_h > PENDING_AGE_WARN_H:
+            return Check("sync", WARN, detail + (f"; last error: {message[:200]}" if message else ""),
+                         "entries have waited more than a day: check the server check above and the network")
+    if outcome not in (None, "ok") and message:
+        return Check("sync", WARN, f"{detail}; last error: {message[:300]}", "it retries by itself; see the server check")
+    return Check("sync", OK, detail)
+
+
+def _hours(utc: str, now: datetime) -> float | None:
+    try:
+        moment = datetime.fromisoformat(utc)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return (now - moment).total_seconds() / 3600
+
+
+def _ago(utc: str, now: datetime) -> str:
+    hours = _hours(utc, now)
+    if hours is None:
+        return str(utc)
+    if hours < 1 / 60:
+        return f"{utc[:19]}Z (just now)"
+    if hours < 1:
+        return f"{utc[:19]}Z ({hours * 60:.0f} min ago)"
+    if hours < 48:
+        return f"{utc[:19]}Z ({hours:.1f} h ago)"
+    return f"{utc[:19]}Z ({hours / 24:.0f} days ago)"
 
 
 # ----- models and device
@@ -436,5 +538,6 @@ def format_summary(report: Report) -> str:
 __all__ = [
     "Check", "FAIL", "FORMAT", "OK", "Report", "SKIP", "WARN", "check_configuration", "check_device",
     "check_disk", "check_keyring", "check_models", "check_pacs", "check_pacs_node", "check_server", "check_store",
+    "check_sync",
     "format_check", "format_report", "format_summary", "run_checks",
 ]

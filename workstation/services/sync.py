@@ -44,7 +44,7 @@ BASE_BACKOFF_S = 1.0
 TOKEN_REJECTED = "token rejected: enrol again"
 NOT_ENROLLED = "not enrolled: run 'workstation enrol --code CODE' with the code IT issued"
 NOT_CONFIGURED = "no central server configured: IT sets [server] url in the site configuration"
-REPLACED = "this machine was replaced on the central server; sync stopped - tell IT"
+REPLACED = "this machine was replaced on the central server"
 HEAD_CHECK_S = 600.0  # how often the worker compares the server's chain head with ours (also at its first pass)
 
 
@@ -282,7 +282,7 @@ class SyncClient:
             self._token = None  # read again next time: someone may have enrolled meanwhile
             message, detail = _detail(response)
             if detail.get("reason") == "replaced":
-                raise Replaced(f"{REPLACED}: {message}")
+                raise Replaced(f"{REPLACED} ({message}); tell IT")
             raise TokenRejected(TOKEN_REJECTED)
         message, detail = _detail(response)
         if status == 409:
