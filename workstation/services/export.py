@@ -113,6 +113,11 @@ def site_secret(backend: keyring.backend.KeyringBackend | None = None) -> bytes:
     return secret
 
 
+def site_options(config: SiteConfig) -> list[str]:
+    """The names of the de-identification options the site chose (for the export dialog)."""
+    return deid_settings(config).options.names()
+
+
 def check_role(config: SiteConfig, session) -> None:
     """ExportRefused (recorded as access.denied) unless the user's role may export."""
     allowed = deid_settings(config).export_roles
@@ -443,4 +448,4 @@ class _NodeWriter(_Names):
 
 
 __all__ = ["ConfigError", "Destination", "ExportError", "ExportRefused", "ExportReport", "ExportRequest", "LeftOut",
-           "check_role", "export_deidentified", "site_secret"]
+           "check_role", "export_deidentified", "site_options", "site_secret"]

@@ -33,6 +33,7 @@ from workstation.ui.ai_controller import AiController
 from workstation.ui.ai_panel import AiPanel
 from workstation.ui.bridge import LibrarySignals, LoadSignals, ResultSignal
 from workstation.ui.browser import StudyBrowser
+from workstation.ui.export_controller import ExportController
 from workstation.ui.layout_controller import LayoutController
 from workstation.ui.problems import ProblemsPanel
 from workstation.ui.results_controller import StoredResultsController
@@ -133,6 +134,7 @@ class MainWindow(QMainWindow):
         self.library_signals.scanFailed.connect(self._scan_failed)
         self.worklist = WorklistController(self)  # its dock; with routing rules, the receiver and AI triage
         self.report = ReportController(self)  # Report dock: draft after sign-off, edit, send to RIS / FHIR
+        self.export = ExportController(self)  # study browser context menu: Export de-identified...
         self._idle("Open a study with File > Open or drop files here")
 
     def _dock(self, widget, title: str, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -474,6 +476,7 @@ class MainWindow(QMainWindow):
             from workstation.ui.query_window import QueryRetrieveWindow
 
             self.pacs = self.pacs or PacsService(self.config, audit=self.work.audit if self.work is not None else None)
+            self.problems.watch_pacs(self.pacs)  # received instances kept as conflicts
             self.query_window = QueryRetrieveWindow(self.pacs, self.library, self)
         self.query_window.show()
         self.query_window.raise_()
