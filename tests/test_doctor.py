@@ -244,3 +244,36 @@ def test_a_check_that_breaks_is_its_own_failure(env, monkeypatch):
     assert store.verdict == FAIL and store.detail == "unexpected error: RuntimeError: boom"
     assert seen == list(report.checks) and not report.ok
     assert {c.verdict for c in report.checks} <= {OK, WARN, FAIL, SKIP}
+
+
+def test_sync_health_pending_age_and_last_outcome(env):
+    """The sync line from what the store holds: pending count and the oldest entry's age (a warning after a day),
+    the last push's outcome (a refusal fails); the server itself unreachable here (its own check says so)."""
+    from datetime import datetime, timedelta, timezone
+
+    from workstation.core.audit import AuditEvent
+    from workstation.core.roles import Role, User
+    from workstation.store.database import Identity, Store, now_utc
+
+    config = parse_site_config({"workstation": {"id": "ws-doc-01"}, "store": {"path": str(env / "s" / "store.sqlite")},
+                                "server": {"url": "http://127.0.0.1:9"}})
+    with Store.open(env / "s" / "store.sqlite", Identity(User("it", Role.ADMIN), "ws-doc-01")) as store:
+        for _ in range(3):
+            store.append(AuditEvent("study.opened", now_utc(), {}))
+        oldest = store.oldest_pending()
+    check = doctor.check_sync(config)
+    assert check.verdict == OK and check.detail.startswith("no push recorded yet; 3 pending; oldest from ")
+    assert "(entry 1)" in check.detail
+    later = datetime.now(timezone.utc) + timedelta(days=2)
+    check = doctor.check_sync(config, now=later)
+    assert check.verdict == WARN and "more than a day" in check.hint and "(2 days ago)" in check.detail
+    with Store.open(env / "s" / "store.sqlite", Identity(User("it", Role.ADMIN), "ws-doc-01")) as store:
+        store.set_sync_status({"last_outcome": "unreachable", "last_message": "server unreachable",
+                               "last_push_utc": oldest[1]})
+    check = doctor.check_sync(config)
+    assert check.verdict == WARN and "last error: server unreachable" in check.detail
+    with Store.open(env / "s" / "store.sqlite", Identity(User("it", Role.ADMIN), "ws-doc-01")) as store:
+        store.set_sync_status({"last_outcome": "refused", "last_message": "server refused entry 2 (conflict): ..."})
+    check = doctor.check_sync(config)
+    assert check.verdict == FAIL and "refused: server refused entry 2 (conflict)" in check.detail
+    assert "incidents" in check.hint

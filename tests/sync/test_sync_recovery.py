@@ -119,6 +119,14 @@ def test_a_restore_is_noticed_with_nothing_to_push(central, store, backend, tmp_
     worker.client.close()
     restore(central, backup)
     assert store.pending_count() == 0
+    from sync_helpers import site_config
+
+    from workstation.services import doctor
+
+    check = doctor.check_sync(site_config(store.path, central.url), backend)  # doctor no longer says "ready" blindly
+    assert check.verdict == doctor.WARN
+    assert "the server holds entries up to 30 only, though it acknowledged 50" in check.detail
+    assert "workstation sync --once" in check.hint
     again = make_worker(central, store, backend)  # e.g. the next start of the window: compares heads first
     try:
         result = again.sync_once()
