@@ -141,3 +141,34 @@ def test_propose_axes_takes_the_peak_region_of_the_box_only():
     assert max(p[0] for p in points) < 32  # the weaker blob is not part of it
     with pytest.raises(MeasureError):
         propose_axes(heat, (50, 0, 64, 10), cal)
+
+
+def test_ultrasound_regions_are_read_from_the_header_and_calibrate_a_length(tmp_path):
+    from fixtures_data import write_image
+    from pydicom.dataset import Dataset
+
+    from workstation.core.study import FileLocation
+    from workstation.dicom.header import read_header
+
+    def region(x0, y0, x1, y1, dx_cm, dy_cm, units=3):
+        item = Dataset()
+        item.RegionLocationMinX0, item.RegionLocationMinY0, item.RegionLocationMaxX1, item.RegionLocationMaxY1 = x0, y0, x1, y1
+        item.PhysicalUnitsXDirection = item.PhysicalUnitsYDirection = units
+        item.PhysicalDeltaX, item.PhysicalDeltaY, item.RegionSpatialFormat = dx_cm, dy_cm, 1
+        return item
+
+    regions = [region(10, 10, 200, 120, 0.03, 0.03),  # B-mode, 0.3 mm
+               region(0, 130, 255, 190, 0.5, 0.02, units=4),  # a Doppler strip in seconds: not a distance
+               region(0, 0, 999, 10, 0.01, 0.01)]  # outside the image: ignored
+    path = write_image(tmp_path / "us.dcm", np.zeros((200, 256), np.uint8), Modality="US",
+                       SequenceOfUltrasoundRegions=regions)
+    header = read_header(FileLocation(str(path)))
+    assert header.pixel_spacing is None and len(header.ultrasound_regions) == 1
+    (bmode,) = header.ultrasound_regions
+    assert bmode.delta_x_mm == pytest.approx(0.3) and (bmode.x0, bmode.x1, bmode.y1) == (10, 200, 120)
+    inside = ((20.0, 20.0), (120.0, 20.0))
+    cal = calibration(header.pixel_spacing, header.spacing_source, header.ultrasound_regions, inside)
+    assert measure(LENGTH, inside, cal).values["length"] == pytest.approx(30.0)
+    strip = ((20.0, 150.0), (120.0, 150.0))
+    cal = calibration(header.pixel_spacing, header.spacing_source, header.ultrasound_regions, strip)
+    assert cal.unit == "px" and measure(LENGTH, strip, cal).warning

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from workstation.core.measure import UltrasoundRegion
+
 
 @dataclass(frozen=True)
 class FileLocation:
@@ -135,6 +137,7 @@ class InstanceHeader:
     notes: tuple[str, ...] = ()  # values ignored as implausible (PixelSpacing 1e308): said as series warnings
     duplicate_of: str = ""  # the SOP Instance UID this instance shares with another file holding other pixels
     frame_time_ms: float | None = None  # cine: FrameTime, else 1000 / CineRate or RecommendedDisplayFrameRate
+    ultrasound_regions: tuple[UltrasoundRegion, ...] = ()  # calibrated 2-D regions (SequenceOfUltrasoundRegions)
 
 
 @dataclass(frozen=True)

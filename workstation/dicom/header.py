@@ -35,6 +35,7 @@ from workstation.core.study import (
     SeriesRef,
     StudyRef,
 )
+from workstation.core.measure import UltrasoundRegion
 from workstation.dicom import limits
 from workstation.dicom.limits import BadData, BoundedReader, LimitExceeded, bounded_sequence, open_bounded
 from workstation.dicom.overlays import overlay_groups
@@ -249,7 +250,30 @@ def _instance(location: FileLocation, ds: Dataset, head: bytes, pixel_start: int
         pixel_data_offset=pixel_start,
         notes=shared.notes + notes,
         frame_time_ms=_frame_time(ds),
+        ultrasound_regions=_ultrasound_regions(ds, pixel.rows, pixel.columns),
     )
+
+
+CENTIMETRE = 3  # PhysicalUnitsX/YDirection: 3 = cm (the only unit a distance can be read in)
+
+
+def _ultrasound_regions(ds: Dataset, rows: int, columns: int) -> tuple[UltrasoundRegion, ...]:
+    """The calibrated regions of an ultrasound image: both axes in cm, a plausible spacing, inside the image."""
+    regions = []
+    for item in bounded_sequence(ds, "SequenceOfUltrasoundRegions", max_items=32):
+        try:
+            if _int(item.get("PhysicalUnitsXDirection")) != CENTIMETRE or _int(item.get("PhysicalUnitsYDirection")) != CENTIMETRE:
+                continue
+            dx, dy = abs(_float(item.get("PhysicalDeltaX")) or 0.0) * 10, abs(_float(item.get("PhysicalDeltaY")) or 0.0) * 10
+            x0, y0, x1, y1 = (_int(item.get(k)) for k in ("RegionLocationMinX0", "RegionLocationMinY0",
+                                                          "RegionLocationMaxX1", "RegionLocationMaxY1"))
+        except _ITEM_ERRORS:
+            continue
+        if None in (x0, y0, x1, y1) or not (limits.plausible_spacing(dx) and limits.plausible_spacing(dy)):
+            continue
+        if 0 <= x0 <= x1 < columns and 0 <= y0 <= y1 < rows:
+            regions.append(UltrasoundRegion(x0, y0, x1, y1, dx, dy))
+    return tuple(regions)
 
 
 def _frame_time(ds: Dataset) -> float | None:
