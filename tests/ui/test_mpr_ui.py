@@ -132,3 +132,29 @@ def test_refused_with_the_reason_for_a_single_slice(window, qtbot):
     assert window.layouts.show_mpr() is False
     assert window.layouts.stack.currentWidget() is window.layouts.grid
     assert "MPR not available: 1 frame(s): MPR needs a stack of at least 3 slices" in window.statusBar().currentMessage()
+
+
+def test_selecting_a_finding_brings_the_three_planes_to_its_box(mpr_window):
+    window, result = mpr_window
+    mpr, viewer = window.layouts.mpr, window.viewer
+    finding = next(f for f in result.findings if f.finding_id == "f-c")  # on frame 12, far from the start point
+    viewer.select_finding("f-c")
+    c0, r0, c1, r1 = finding.box_px
+    centre = viewer.volume.index_to_patient((c0 + c1) / 2 - 0.5, (r0 + r1) / 2 - 0.5, finding.frame_index)
+    np.testing.assert_allclose(mpr.point, centre, atol=1e-6)
+    for name, pane in mpr.panes.items():
+        assert any(item.data(0) == "f-c" and item.pen().width() == 3 for item in pane.box_items), name  # selected: thick
+    viewer.show_frame(30)  # the review moves the viewer (N / P): the axial plane follows, x and y kept
+    assert viewer.volume.patient_to_index(tuple(mpr.point))[2] == pytest.approx(30)
+    assert mpr.point[0] == pytest.approx(centre[0]) and mpr.point[1] == pytest.approx(centre[1])
+
+
+def test_another_series_in_the_viewer_leaves_an_mpr_it_cannot_show(mpr_window, qtbot):
+    window, _ = mpr_window
+    with qtbot.waitSignal(window.library_signals.catalogChanged, timeout=30_000):
+        window.open_paths([get_testdata_file("CT_small.dcm")])
+    key = next(d.key for d in window.catalog.display_sets if len(d.frames) == 1)
+    window.open_display_set(key)
+    assert window.layouts.stack.currentWidget() is window.layouts.grid
+    assert not window.layouts.mpr_action.isChecked()
+    assert "MPR not available" in window.statusBar().currentMessage()

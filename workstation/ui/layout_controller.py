@@ -53,6 +53,8 @@ class LayoutController(QObject):
         self._links: dict[int, list] = {}  # viewport index -> (signal, slot) pairs to cut when it shows another series
         self.sync: PriorSync | None = None
         self._mpr_viewer = None  # the viewer whose series the MPR shows
+        self._following = False  # the viewer moves because the crosshair did: not back again
+        self._selected: str | None = None  # the finding the crosshair last jumped to
         self._pending_windows: dict[int, object] = {}  # viewport -> protocol window, set once its pixels arrive
         self._hung: set[str] = set()  # studies a hanging protocol was applied to (once per study)
         self.grid.seriesDropped.connect(self.put_series)
@@ -61,6 +63,7 @@ class LayoutController(QObject):
         for index, viewer in enumerate(self.grid.viewers):
             viewer.volumeChanged.connect(lambda i=index: self._volume_changed(i))
         window.viewer.overlaysChanged.connect(self._overlays_changed)
+        window.viewer.frameChanged.connect(self._viewer_frame)
         window.viewer.windowChanged.connect(self._viewer_window)
         self.mpr.windowChanged.connect(self._mpr_window)
         self.mpr.pointChanged.connect(self._mpr_point)
@@ -183,6 +186,9 @@ class LayoutController(QObject):
             self.cine.series_changed()
         if index == 0 and self.sync is not None and self.win.viewer.display_set is not self.sync.current_set:
             self._stop_compare()
+        if self.mpr_shown and self.grid.viewers[index] is self._mpr_viewer:  # another series: its MPR, or the reason
+            if not self.show_mpr(True):
+                self.show_mpr(False)
 
     # ----- MPR
     def active_viewer(self):
@@ -207,6 +213,7 @@ class LayoutController(QObject):
             self.win._notify(f"MPR not available: {problem}")
             return False
         self._mpr_viewer = viewer
+        self._selected = viewer.selected_id  # opening the MPR keeps the point: no jump to the selected box
         self._overlays_changed()
         self.mpr_action.setChecked(True)
         self.stack.setCurrentWidget(self.mpr)
@@ -228,6 +235,24 @@ class LayoutController(QObject):
             return
         heat = viewer.result.heatmap if viewer.result is not None and viewer.heatmap_visible else None
         self.mpr.set_findings(viewer.states, viewer.spans, viewer.selected_id, heat)
+        if viewer.selected_id != self._selected:  # N / P or a click in the list: the three planes go to the box
+            self._selected = viewer.selected_id
+            state = next((s for s in viewer.states if s.finding_id == viewer.selected_id), None)
+            if state is not None and self.mpr.geometry is not None:
+                c0, r0, c1, r1 = state.geometry.box_px
+                centre = self.mpr.geometry.to_patient((state.geometry.frame_index, (r0 + r1) / 2 - 0.5, (c0 + c1) / 2 - 0.5))
+                self.mpr.set_point(centre)
+
+    def _viewer_frame(self, frame: int) -> None:
+        """The main viewer moved to another slice (review keys, a finding clicked): the crosshair follows."""
+        viewer = self.win.viewer
+        if self._following or not self.mpr_shown or self._mpr_viewer is not viewer or self.mpr.geometry is None:
+            return
+        rows, cols = viewer.volume.array.shape[1:3]
+        target = viewer.volume.index_to_patient((cols - 1) / 2, (rows - 1) / 2, frame)
+        normal = viewer.volume.affine[:3, 2] / (np.linalg.norm(viewer.volume.affine[:3, 2]) or 1.0)
+        point = self.mpr.point.copy()
+        self.mpr.set_point(point + float((target - point) @ normal) * normal)
 
     def _viewer_window(self, window) -> None:
         if self.mpr_shown and self._mpr_viewer is self.win.viewer:
@@ -244,7 +269,11 @@ class LayoutController(QObject):
         if viewer is None or viewer.volume is None:
             return
         frame = int(round(float(viewer.volume.patient_to_index(tuple(point))[2])))
-        viewer.show_frame(frame)
+        self._following = True
+        try:
+            viewer.show_frame(frame)
+        finally:
+            self._following = False
 
     # ----- priors
     def compare_with_prior(self) -> bool:
