@@ -173,3 +173,30 @@ def test_the_sender_named_by_the_receiver_event_is_kept_whichever_report_comes_f
         jobs = triage.poll()
     [job] = jobs
     assert job.calling_ae == "MR01" and job.reason == "no routing rule matches: chest-ct: modality MR is not CT"
+
+
+def test_a_critical_label_ranks_first_and_a_site_threshold_silences_a_noisy_model(store):
+    import numpy as np
+
+    from workstation.core.audit import AuditEvent
+    from workstation.core.findings import Finding, InferenceResult, ModelRef
+    from workstation.services.worklist import WorklistService
+
+    def run(study: str, findings: list[tuple[str, float]]) -> None:
+        queue.note_study(study, patient_name="X", series_uid=study + ".1", modality="CT")
+        found = [Finding(f"{study}-{i}", label, score, 0, (0.0, 0.0, 9.0, 9.0), ((0, 0, 0), (9, 9, 0)), (4, 4, 0), (0, 0), "")
+                 for i, (label, score) in enumerate(findings)]
+        result = InferenceResult(ModelRef("chest-triage", "1.0.0", "ab" * 32), "cpu", study, study + ".1", found,
+                                 np.zeros((1, 1, 1), np.uint8), 1.0, "2026-12-04T08:00:00+00:00")
+        store.record_inference(result, AuditEvent("inference.run", result.started_utc, {"model": "chest-triage"}))
+
+    queue = TriageQueue(store)
+    run("1.1", [("nodule", 0.99), ("nodule", 0.95)])
+    run("1.2", [("pneumothorax", 0.71)])
+    run("1.3", [("nodule", 0.55)])
+    config = parse_site_config({"alerts": {"chest-triage": {"threshold": 0.6, "critical_labels": ["Pneumothorax"]}}})
+    rows = WorklistService(config, store).rows()
+    assert [r.study.study_instance_uid for r in rows] == ["1.2", "1.1", "1.3"]
+    assert rows[0].critical == ("pneumothorax",) and "CRITICAL pneumothorax" in rows[0].priority_text
+    assert [r.flagged for r in rows] == [True, True, False]  # 0.55 is under the site's 0.6
+    assert rows[2].flags[0].threshold_source == "site threshold"

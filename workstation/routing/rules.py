@@ -21,6 +21,9 @@
     days = 0                          # study dates from today minus this many days to today
     [alerts]
     "nodule-detector" = 0.6           # a finding at or above this calibrated score is an alert (default: the model's threshold)
+    [alerts.chest-triage]             # or a table: the threshold, and labels that make an alert critical
+    threshold = 0.5
+    critical_labels = ["pneumothorax"]
     [worklist]
     show_at_start = true
 """
@@ -90,6 +93,7 @@ class RoutingSettings:
     alert_thresholds: dict[str, float] = field(default_factory=dict)  # model name -> calibrated score
     worklist_at_start: bool = False
     prefetch: tuple[PrefetchRule, ...] = ()
+    critical_labels: dict[str, tuple[str, ...]] = field(default_factory=dict)  # model name -> labels (lower case)
 
 
 def routing_settings(config: SiteConfig) -> RoutingSettings:
@@ -112,11 +116,19 @@ def parse_routing(routing: dict[str, Any], alerts: dict[str, Any] | None = None,
     for i, name in enumerate(names):
         if name in names[:i]:
             raise ConfigError(f"routing.rules[{i}].name", f"duplicate rule name {name!r}")
-    thresholds = {}
+    thresholds, critical = {}, {}
     for model, value in (alerts or {}).items():
         key = f"alerts.{model}"
         if not MODEL_SPEC.match(model) or ":" in model:
             raise ConfigError(key, "must be a model name (letters, digits, '.', '_', '-')")
+        if isinstance(value, dict):  # [alerts.NAME] threshold = 0.6, critical_labels = ["mass"]
+            _only(value, key + ".", {"threshold", "critical_labels"})
+            labels = _strings(value, key, "critical_labels")
+            if labels:
+                critical[model] = tuple(label.lower() for label in labels)
+            if "threshold" not in value:
+                continue
+            key, value = key + ".threshold", value["threshold"]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
             raise ConfigError(key, "must be a calibrated score from 0 to 1")
         thresholds[model] = float(value)
@@ -129,7 +141,7 @@ def parse_routing(routing: dict[str, Any], alerts: dict[str, Any] | None = None,
     if not isinstance(prefetch_data, list):
         raise ConfigError("routing.prefetch", "must be an array of tables ([[routing.prefetch]])")
     prefetch = tuple(_prefetch(item, f"routing.prefetch[{i}]", nodes or set()) for i, item in enumerate(prefetch_data))
-    return RoutingSettings(rules, float(quiet), thresholds, at_start, prefetch)
+    return RoutingSettings(rules, float(quiet), thresholds, at_start, prefetch, critical)
 
 
 def _prefetch(item: Any, key: str, nodes: set[str]) -> PrefetchRule:

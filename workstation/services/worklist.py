@@ -36,6 +36,7 @@ class ModelFlag:
     alerts: int  # findings at or above the threshold
     threshold: float
     threshold_source: str  # "site threshold" or "model threshold"
+    critical: tuple[str, ...] = ()  # labels of alert findings the site calls critical
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,10 @@ class WorklistRow:
         return self.alerts > 0
 
     @property
+    def critical(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(label for f in self.flags for label in f.critical))
+
+    @property
     def top_score(self) -> float | None:
         scores = [f.top_score for f in self.flags if f.top_score is not None]
         return max(scores) if scores else None
@@ -77,19 +82,23 @@ class WorklistRow:
         parts = []
         for f in self.flags:
             top = "-" if f.top_score is None else f"{f.top_score:.2f}"
-            parts.append(f"{f.model} {top}, {f.alerts} ≥ {f.threshold:.2f} ({f.threshold_source})")
+            critical = f", CRITICAL {', '.join(f.critical)}" if f.critical else ""
+            parts.append(f"{f.model} {top}, {f.alerts} ≥ {f.threshold:.2f} ({f.threshold_source}){critical}")
         return "; ".join(parts)
 
     def sort_key(self) -> tuple:
         top = self.top_score or 0.0
-        return (0 if self.flagged else 1, -top if self.flagged else 0, self.study.arrived_utc)
+        return (0 if self.critical else 1, 0 if self.flagged else 1, -top if self.flagged else 0, self.study.arrived_utc)
 
 
 def model_priority(run: StoredRun, settings: RoutingSettings, models_root: Path | None = None) -> ModelFlag:
     threshold, source = alert_threshold(run.model.name, run.model.version, settings, models_root)
     scores = [f.score for f in run.findings if f.score is not None]
+    wanted = settings.critical_labels.get(run.model.name, ())
+    critical = tuple(dict.fromkeys(f.label for f in run.findings
+                                   if f.score is not None and f.score >= threshold and f.label.lower() in wanted))
     return ModelFlag(run.model.name, run.model.version, len(run.findings), max(scores) if scores else None,
-                     sum(1 for s in scores if s >= threshold), threshold, source)
+                     sum(1 for s in scores if s >= threshold), threshold, source, critical)
 
 
 def alert_threshold(name: str, version: str, settings: RoutingSettings, models_root: Path | None = None) -> tuple[float, str]:
@@ -177,7 +186,8 @@ def _merge(group: list[ModelFlag]) -> ModelFlag:
     first = group[0]
     scores = [f.top_score for f in group if f.top_score is not None]
     return ModelFlag(first.model, first.version, sum(f.findings for f in group), max(scores) if scores else None,
-                     sum(f.alerts for f in group), first.threshold, first.threshold_source)
+                     sum(f.alerts for f in group), first.threshold, first.threshold_source,
+                     tuple(dict.fromkeys(label for f in group for label in f.critical)))
 
 
 def _ai_state(jobs: list[Job], has_runs: bool) -> str:
@@ -211,8 +221,10 @@ def row_json(row: WorklistRow) -> dict[str, Any]:
         "study_date": s.study_date, "study_time": s.study_time, "modalities": [m for m in s.modalities.split("\\") if m],
         "description": s.description, "source": s.source, "arrived_utc": s.arrived_utc, "folder": s.folder,
         "ai_state": row.ai_state, "flagged": row.flagged, "alerts": row.alerts, "top_score": row.top_score,
+        "critical": list(row.critical),
         "models": [{"name": f.model, "version": f.version, "findings": f.findings, "top_score": f.top_score,
-                    "alerts": f.alerts, "threshold": f.threshold, "threshold_source": f.threshold_source}
+                    "alerts": f.alerts, "threshold": f.threshold, "threshold_source": f.threshold_source,
+                    "critical": list(f.critical)}
                    for f in row.flags],
         "review_state": row.review_state,
         "open_at": None if row.strongest is None else {
@@ -229,7 +241,7 @@ def rows_text(rows: list[WorklistRow]) -> str:
     lines = []
     for r in rows:
         s = r.study
-        mark = "!" if r.flagged else " "
-        lines.append(f"{mark} {s.study_date or '--------'}  {s.modalities or '-':<6} {s.patient_name or '-':<20.20} "
+        mark = "!!" if r.critical else "! " if r.flagged else "  "
+        lines.append(f"{mark}{s.study_date or '--------'}  {s.modalities or '-':<6} {s.patient_name or '-':<20.20} "
                      f"{s.description or '-':<28.28} AI: {r.ai_state:<18.40}  {r.priority_text or '-'}  [{r.review_state}]")
     return "\n".join(lines)

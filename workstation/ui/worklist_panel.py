@@ -121,6 +121,8 @@ class WorklistPanel(QWidget):
 
 def _priority(row) -> str:
     """'2 ≥ 0.60 · top 0.98' for flagged studies, 'top 0.41' below the threshold, '' without a result."""
+    if row.critical:
+        return f"CRITICAL {', '.join(row.critical)} · top {row.top_score:.2f}"
     if row.top_score is None:
         return "no findings" if row.flags else ""
     threshold = row.flags[0].threshold if row.flags else 0.0
