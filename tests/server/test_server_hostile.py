@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 
 import pytest
 from server_helpers import fill, push, stored_ids
 from sqlalchemy import insert
 
 from workstation.core.audit import AuditEvent
-from workstation.core.sync import API_PREFIX
+from workstation.core.sync import API_PREFIX, SyncItem
 from workstation.store.database import now_utc
 
 
@@ -55,7 +56,7 @@ def test_hostile_details_and_payloads_are_422_and_nothing_is_written(server, mak
             hostile = store.outbox(limit=10_000)[-1]
             assert hostile.entry.computed_hash() == hostile.entry.hash  # nothing but its shape is wrong
             detail = _documented(push(http, workstation_id, [hostile]), 422, "invalid")
-            assert "items.0: Value error, details" in detail["message"] and reason in detail["message"], detail
+            assert detail["message"].startswith("items.0: details") and reason in detail["message"], detail
         # a record payload nested too deep is refused the same way (before its digest is even looked at)
         record_item = next(i for i in good if i.record is not None).to_wire()
         record_item["record"]["payload"]["geometry"] = _deep(40)
@@ -63,6 +64,19 @@ def test_hostile_details_and_payloads_are_422_and_nothing_is_written(server, mak
         assert "record.payload" in detail["message"] and "nested deeper" in detail["message"]
     assert stored_ids(server, workstation_id) == [i.entry.entry_id for i in good]
     assert server.status(workstation_id)["entries"] == 3
+
+
+def test_an_entry_id_reused_at_a_new_seq_is_a_conflict(server, make_store, workstation_id):
+    items = fill(make_store(workstation_id), 3)
+    with server.client(server.enrol(workstation_id)) as http:
+        assert push(http, workstation_id, items).json()["accepted"] == 3
+        plain = items[0].entry  # study.opened: binds no record
+        reuse = replace(plain, seq=4, entry_id=items[1].entry.entry_id, prev_hash=items[-1].entry.hash, hash="")
+        reuse = replace(reuse, hash=reuse.computed_hash())  # a sound link: only the id is wrong
+        detail = _documented(push(http, workstation_id, [SyncItem(reuse)]), 409, "conflict")
+        assert detail["seq"] == 4 and detail["entry_id"] == items[1].entry.entry_id and "reuses the id" in detail["message"]
+    assert stored_ids(server, workstation_id) == [i.entry.entry_id for i in items]
+    assert server.status(workstation_id)["incidents"][-1]["kind"] == "conflict"
 
 
 def test_items_stored_before_the_bounds_existed_are_read_back_not_500(server, make_store, workstation_id):

@@ -10,10 +10,17 @@ conflict otherwise. See README "Central server and sync" for the endpoints.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, fields
 from typing import Any
 
-from workstation.core.audit import AuditEntry, digest
+from workstation.core.audit import AuditEntry, canonical_json
+
+try:  # a C encoder (the server extra installs it); without it the stdlib's, same bytes
+    import orjson
+except ImportError:  # pragma: no cover - the workstation without the server extra
+    orjson = None
 
 API_PREFIX = "/api/v1"
 MAX_BATCH = 500  # items per push
@@ -27,6 +34,41 @@ MAX_KEY = 256
 MAX_INT = 2**63 - 1  # integers: signed 64-bit; floats: finite
 RECORD_KINDS = {"feedback": ("feedback_entry_id", "feedback_sha256"), "inference": ("run_id", "record_sha256")}
 ENTRY_FIELDS = tuple(f.name for f in fields(AuditEntry))
+HASHED_FIELDS = tuple(name for name in ENTRY_FIELDS if name not in ("seq", "hash"))  # as AuditEntry.canonical
+# where orjson's floats differ: below 1e-4 the stdlib writes 8.3e-05 and 1e-06, orjson 0.000083 and 1e-6
+_SMALL_FLOAT = re.compile(rb"0\.0000[0-9]|[0-9]e-[0-9](?![0-9])")
+
+
+def canonical(data: Any) -> bytes:
+    """Exactly `core.audit.canonical_json(data)`, about 10x faster, for data whose numbers are finite (orjson
+    writes NaN as null where the stdlib raises; free_form_problem refuses non-finite numbers first).
+
+    orjson with sorted keys writes the same bytes as json.dumps(sort_keys, compact, ensure_ascii=False) - keys
+    in code point order, the same escapes, the same shortest float digits - except for floats
+    below 1e-4 (orjson 0.000083 and 1e-6, stdlib 8.3e-05 and 1e-06): those (or anything that looks like them,
+    in a string too), integers beyond 64 bits and strings that are not UTF-8 (lone surrogates)
+    go to the stdlib encoder, which also raises what it raised before. tests/server/test_canonical.py compares
+    both on a large random corpus."""
+    if orjson is None:
+        return canonical_json(data)
+    try:
+        text = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        return canonical_json(data)
+    if (b"e-" in text or b"0.0000" in text) and _SMALL_FLOAT.search(text):
+        return canonical_json(data)
+    return text
+
+
+def entry_hash(entry: AuditEntry) -> str:
+    """`entry.computed_hash()`, with the fast encoder."""
+    data = {name: getattr(entry, name) for name in HASHED_FIELDS}
+    return hashlib.sha256(entry.prev_hash.encode("ascii") + b"\n" + canonical(data)).hexdigest()
+
+
+def payload_digest(payload: Any) -> str:
+    """`core.audit.digest(payload)`, with the fast encoder."""
+    return hashlib.sha256(canonical(payload)).hexdigest()
 # An inference record's payload: v1 has no "record_format"; v2 adds "threshold", "score_scale" and "acquisition"
 # (manufacturer, manufacturer_model_name, convolution_kernel, slice_thickness_mm) for monitoring. Both are accepted.
 INFERENCE_RECORD_FORMAT = "workstation.inference-record/2"
@@ -59,7 +101,7 @@ class SyncItem:
     def problem(self) -> str | None:
         """What is wrong with this item on its own (hash, record binding); None when it is sound."""
         entry = self.entry
-        if entry.computed_hash() != entry.hash:
+        if entry_hash(entry) != entry.hash:
             return f"entry {entry.seq} ({entry.entry_id}): its hash does not match its content"
         bound = [(kind, keys) for kind, keys in RECORD_KINDS.items() if keys[0] in entry.details]
         if self.record is None:
@@ -71,7 +113,7 @@ class SyncItem:
         id_key, sha_key = RECORD_KINDS[self.record.kind]
         if entry.details.get(id_key) != self.record.id:
             return f"entry {entry.seq} ({entry.entry_id}): the record {self.record.id} is not the one it binds"
-        if entry.details.get(sha_key) != digest(self.record.payload):
+        if entry.details.get(sha_key) != payload_digest(self.record.payload):
             return f"entry {entry.seq} ({entry.entry_id}): the record's content does not match its digest"
         return None
 

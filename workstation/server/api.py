@@ -13,13 +13,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
 
 import workstation
 from workstation.core.sync import MAX_BATCH
 
 from . import auth, db, recovery
 from .errors import fail
-from .ingest import Problem, entries_page, ingest, record_incident
+from .ingest import Problem, entries_page, ingest, record_incident, reused_entry
 from .models import (WORKSTATION_ID, AllStatus, CodeRequest, CodeResponse, EnrolRequest, EnrolResponse, EntriesPage,
                      Error, Head, Health, Incident, IncidentsPage, PushRequest, PushResponse, RevokeResponse, TokenInfo,
                      TokenList, TokenRevokeResponse, WorkstationStatus)
@@ -119,21 +120,27 @@ def push(body: PushRequest, who: CallerDep, engine: EngineDep, request: Request)
         raise fail(403, "forbidden", "only a workstation token may push entries")
     if len(body.items) > MAX_BATCH:
         raise fail(413, "too-large", f"at most {MAX_BATCH} items per push; this one has {len(body.items)}")
+    checked = body.checked
     stranger = body.workstation_id if body.workstation_id != who.name else next(
-        (i.workstation_id for i in body.items if i.workstation_id != who.name), None)
+        (i.entry.workstation_id for i, _ in checked if i.entry.workstation_id != who.name), None)
     if stranger is not None:
-        item = next((i for i in body.items if i.workstation_id == stranger), None)
+        item = next((i.entry for i, _ in checked if i.entry.workstation_id == stranger), None)
         problem = Problem("forbidden", item.seq if item else None, item.entry_id if item else None,
                           f"the token of workstation {who.name} was used to push entries of {stranger}")
         with db.write(engine) as conn:
             record_incident(conn, who.name, problem, request.app.state.incident_rows)
         raise fail(403, "forbidden", problem.message)
-    items = [i.to_sync_item() for i in body.items]
     try:
         with db.write(engine) as conn:
-            outcome = ingest(conn, who.name, items, db.now_utc(), [i.canonical_text for i in body.items])
+            outcome = ingest(conn, who.name, [i for i, _ in checked], db.now_utc(), [t for _, t in checked])
             if outcome.accepted:
                 recovery.after_push(conn, who.name, outcome.head_seq)
+    except IntegrityError:  # an entry id already held, reused at a new seq (ingest leaves that to the index)
+        with db.read(engine) as conn:
+            problem = reused_entry(conn, who.name, [i for i, _ in checked])
+        with db.write(engine) as conn:
+            record_incident(conn, who.name, problem, request.app.state.incident_rows)
+        raise fail(409, problem.error, problem.message, seq=problem.seq, entry_id=problem.entry_id) from None
     except Problem as problem:
         with db.write(engine) as conn:
             record_incident(conn, who.name, problem, request.app.state.incident_rows)

@@ -38,8 +38,11 @@ def body(error: str, message: str, **extra: Any) -> dict[str, Any]:
 def _describe(errors) -> str:
     parts = []
     for error in errors[:5]:
-        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+        message = str(error.get("msg", "invalid"))
+        if error.get("type") == "value_error":  # our checks name the place themselves (items.3.seq: ...)
+            message = message.removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     return "; ".join(parts) + more
 

@@ -68,10 +68,13 @@ def ingest(conn: Connection, workstation_id: str, items: list[SyncItem], receive
     """Check and insert `items` in the caller's write transaction; raises Problem on the first bad item.
     `texts` are the items' canonical JSON when the caller already made it (the request model does)."""
     head_seq, head_hash = lock_head(conn, workstation_id)
-    ids = sorted({i.entry.entry_id for i in items})
-    seqs = sorted({i.entry.seq for i in items if i.entry.seq <= head_seq})
     held_by_id: dict[str, tuple[int, str]] = {}
     held_by_seq: dict[int, str] = {}
+    # Only an item at or below the head can be held already. When every item is beyond it (the usual push),
+    # an entry id reused at a new seq is left to the unique index (IntegrityError -> conflict, in push()).
+    resend = any(i.entry.seq <= head_seq for i in items)
+    ids = sorted({i.entry.entry_id for i in items}) if resend else []
+    seqs = sorted({i.entry.seq for i in items if i.entry.seq <= head_seq})
     for start in range(0, max(len(ids), len(seqs)), 500):
         rows = conn.execute(select(db.entries.c.entry_id, db.entries.c.seq, db.entries.c.item).where(
             db.entries.c.workstation_id == workstation_id,
@@ -115,6 +118,18 @@ def ingest(conn: Connection, workstation_id: str, items: list[SyncItem], receive
                       entries=db.workstations.c.entries + outcome.accepted)
     conn.execute(update(db.workstations).where(db.workstations.c.id == workstation_id).values(**values))
     return outcome
+
+
+def reused_entry(conn: Connection, workstation_id: str, items: list[SyncItem]) -> Problem:
+    """The conflict of a batch whose insert broke the unique entry id: the first item whose id is held."""
+    ids = [i.entry.entry_id for i in items]
+    held = dict(conn.execute(select(db.entries.c.entry_id, db.entries.c.seq).where(
+        db.entries.c.workstation_id == workstation_id, db.entries.c.entry_id.in_(ids[:1000]))).all())
+    item = next((i.entry for i in items if i.entry.entry_id in held), None)
+    if item is None:  # not reproducible now (a concurrent change): refuse the batch all the same
+        return Problem("conflict", None, None, "the batch conflicts with entries held (retry)")
+    return Problem("conflict", item.seq, item.entry_id,
+                   f"entry {item.seq} reuses the id {item.entry_id} of entry {held[item.entry_id]}")
 
 
 def _kind(head_seq: int, head_hash: str, item: SyncItem) -> str:

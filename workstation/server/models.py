@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SkipValidation, model_validator
 
 from workstation.core.audit import AuditEntry, canonical_json
 from workstation.core.sync import ENTRY_FIELDS, MAX_BATCH, Record, SyncItem, free_form_problem
+
+from .wire import WireError, check_items
 
 WORKSTATION_ID = r"^[A-Za-z0-9_.-]{1,128}$"
 WorkstationId = Annotated[str, Field(pattern=WORKSTATION_ID, examples=["ws-rad-01"])]
@@ -37,7 +39,7 @@ class WireItem(Strict):
     user: str = Field(max_length=256)
     role: str = Field(max_length=32)
     study_instance_uid: str = Field(max_length=128)
-    outcome: int
+    outcome: int = Field(ge=-2**63, le=2**63 - 1)
     outcome_text: str = Field(max_length=4096)
     details: dict[str, Any]
     prev_hash: Hash
@@ -69,7 +71,23 @@ class WireItem(Strict):
 
 class PushRequest(Strict):
     workstation_id: WorkstationId
-    items: list[WireItem] = Field(description=f"in seq order; at most {MAX_BATCH} per push (413 beyond)")
+    # documented as WireItems; checked by wire.check_items (the same rules, without a model per item)
+    items: SkipValidation[list[WireItem]] = Field(description=f"in seq order; at most {MAX_BATCH} per push (413 beyond)")
+
+    _checked: list[tuple[SyncItem, str]] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_items(self) -> PushRequest:
+        try:
+            self._checked = check_items(self.items)
+        except WireError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    @property
+    def checked(self) -> list[tuple[SyncItem, str]]:
+        """Each item as (SyncItem, canonical JSON text)."""
+        return self._checked
 
 
 class Head(BaseModel):
