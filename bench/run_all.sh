@@ -20,6 +20,9 @@ echo
 echo "=== bench/window_redraw.py"
 "$PY" bench/window_redraw.py "${redraw_args[@]}" "$@"
 echo
+echo "=== bench/mpr.py"
+"$PY" bench/mpr.py ${BENCH_DATA:+--data "$BENCH_DATA/mpr"} "$@"
+echo
 echo "=== bench/retrieve.py"
 "$PY" bench/retrieve.py "${retrieve_args[@]}" "$@"
 echo
