@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--data", help="generate the study here once and reuse it")
-    args = parser.parse_args()
+    args, _ = parser.parse_known_args()  # run_all.sh passes every script the same options
 
     data = C.DemoData(args.data, args.slices, args.size, seed=11)
     C.warm_page_cache(data.files)
