@@ -13,8 +13,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pydicom
+import pydicom.config
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.datadict import keyword_for_tag
+from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.dataelem import RawDataElement
 from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
@@ -63,6 +65,7 @@ class Deidentifier:
         self.columns = options.columns()
         self.rules = single_tags()
         self._actions = {tag: rule.action(self.columns) for tag, rule in self.rules.items()}
+        self._methods: dict[bool, tuple[list[str], list[Dataset]]] = {}
 
     def deidentify(self, ds: Dataset) -> InstanceResult:
         """De-identify `ds` in place (and return it with what was done); DeidError when it must be left out."""
@@ -83,23 +86,31 @@ class Deidentifier:
                 raise DeidError(f"{reason}; cleaning its pixel data failed: {type(exc).__name__}: {exc}") from None
         scrubber = Scrubber(scrub_list)
         walk = _Walk(self, result, scrubber, DateShift(pseudonym.shift_seconds))
-        walk.dataset(ds, depth=0, clean=False)
+        with pydicom.config.disable_value_validation():  # what we write is well-formed by construction; half the time
+            walk.dataset(ds, depth=0, clean=False)
+            self._mark(ds, pseudonym, pixels_cleaned=reason is not None)
         result.scrubbed = scrubber.counts
-        self._mark(ds, pseudonym, pixels_cleaned=reason is not None)
         return result
+
+    def _method(self, pixels_cleaned: bool) -> tuple[list[str], list[Dataset]]:
+        """DeidentificationMethod and the CID 7050 code items, made once (read-only, shared by every object)."""
+        if pixels_cleaned not in self._methods:
+            codes = self.options.codes(pixels_cleaned)
+            items = []
+            for value, meaning in codes:
+                item = Dataset()
+                item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, "DCM", meaning
+                items.append(item)
+            self._methods[pixels_cleaned] = (["PS3.15 Annex E Basic Profile (keyed HMAC UIDs)",
+                                              *[meaning[:64] for _, meaning in codes[1:]]], items)
+        return self._methods[pixels_cleaned]
 
     def _mark(self, ds: Dataset, pseudonym: Pseudonym, pixels_cleaned: bool) -> None:
         ds.PatientName = pseudonym.patient_name
         ds.PatientID = pseudonym.patient_id
         ds.PatientIdentityRemoved = "YES"
-        codes = self.options.codes(pixels_cleaned)
-        ds.DeidentificationMethod = ["PS3.15 Annex E Basic Profile (keyed HMAC UIDs)",
-                                     *[meaning[:64] for _, meaning in codes[1:]]]
-        items = []
-        for value, meaning in codes:
-            item = Dataset()
-            item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, "DCM", meaning
-            items.append(item)
+        method, items = self._method(pixels_cleaned)
+        ds.DeidentificationMethod = method
         ds.DeidentificationMethodCodeSequence = Sequence(items)
         ds.LongitudinalTemporalInformationModified = "MODIFIED" if self.options.retain_modified_dates else "REMOVED"
         old = getattr(ds, "file_meta", None)
@@ -138,11 +149,35 @@ class _Walk:
                 del ds[tag]  # overlay planes and curves: removed whole (Clean Graphics or not)
                 self.result.actions["X"] += 1
                 continue
-            elem = ds[tag]
+            raw = ds._dict[tag]
+            vr = raw.VR
+            if vr in (None, "UN"):  # implicit VR, or a standard attribute stored as UN: pydicom converts it
+                try:
+                    vr = dictionary_VR(tag).split(" or ")[0]
+                except KeyError:
+                    vr = "UN"
             code = self.owner._actions.get(int(tag))
-            action = resolve(code, elem.VR) if code else self._default(elem.VR)
+            action = resolve(code, vr) if code else self._default(vr)
             self.result.actions[action] += 1
-            self._apply(ds, elem, action, depth, clean, done)
+            if action == "X":
+                del ds[tag]
+                continue
+            if action == "K" and vr != "SQ" and (vr not in TEXT_VRS or self._raw_clean(raw, clean)):
+                continue  # kept as read, never decoded: most attributes of an image (and the fast path)
+            self._apply(ds, ds[tag], action, depth, clean, done)
+
+    def _raw_clean(self, raw, clean: bool) -> bool:
+        """A text value still in its raw bytes with none of the patient's identifiers in it (and no free-text
+        cleaning due): it can stay as read."""
+        if not isinstance(raw, RawDataElement) or (clean and raw.VR in FREE_TEXT_VRS):
+            return False
+        pattern = self.scrubber._pattern
+        value = raw.value
+        if not value:
+            return True
+        if not value.isascii():  # another character set: decoded by pydicom and scrubbed as text
+            return False
+        return pattern is None or pattern.search(value.decode("ascii")) is None
 
     def _default(self, vr: str) -> str:
         if vr == "UI":

@@ -34,7 +34,7 @@ def problems(result: InstanceResult, written: bytes | None = None) -> list[str]:
         found.append("a private attribute remains")
     if overlay:
         found.append("an overlay or curve group remains")
-    header = _header_bytes(ds)  # pixel bytes may hold any short byte string by chance
+    header = _header_bytes(ds, written)  # pixel bytes may hold any short byte string by chance
     for kind, needles in (("a patient identifier", result.identifiers), ("an original UID", result.original_uids)):
         for needle in needles:
             if any(form in header for form in _forms(needle)):
@@ -43,7 +43,14 @@ def problems(result: InstanceResult, written: bytes | None = None) -> list[str]:
     return found
 
 
-def _header_bytes(ds: Dataset) -> bytes:
+def _header_bytes(ds: Dataset, written: bytes | None) -> bytes:
+    """The written bytes without the pixel data's value: cut off the end when Pixel Data is the last element
+    (nearly always), else encoded again without it."""
+    tags = list(ds._dict)
+    if written is not None and tags and max(tags) == PIXEL_TAGS[0]:
+        value = ds._dict[PIXEL_TAGS[0]].value
+        if isinstance(value, (bytes, bytearray)) and written.endswith(value):
+            return written[:len(written) - len(value)]
     held = {tag: ds._dict.pop(tag) for tag in PIXEL_TAGS if tag in ds._dict}
     try:
         return encode(ds)

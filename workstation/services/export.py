@@ -159,10 +159,10 @@ def export_deidentified(request: ExportRequest, config: SiteConfig, session, sec
                 ds = _read(source)
                 studies.add(str(ds.get("StudyInstanceUID", "")))
                 result = deid.deidentify(ds)
-                found = problems(result)
+                data = encode(result.dataset)
+                found = problems(result, data)
                 if found:
                     raise DeidError("; ".join(found))
-                data = encode(result.dataset)
             except OcrUnavailable as exc:
                 raise ExportError(str(exc)) from None
             except DeidError as exc:
