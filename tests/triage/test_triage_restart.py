@@ -84,7 +84,7 @@ ae_title = "STORESCU"
 host = "127.0.0.1"
 port = 104
 [routing]
-quiet_s = 2
+quiet_s = 3
 [[routing.rules]]
 name = "chest-ct"
 modality = "CT"

@@ -1,5 +1,5 @@
-"""Small chest CT series the shipped model accepts (12 slices of 384 x 384 at 0.93 mm, 2.5 mm apart), with or
-without planted nodules, and a non-matching MR; written once per session."""
+"""Small chest CT series the shipped model accepts (12 slices of 272 x 272 at 0.95 mm: a 258 mm field of view,
+2.5 mm apart), with or without planted nodules; written once per session."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from pathlib import Path
 from workstation.demo.phantom import make_chest_phantom
 from workstation.demo.writer import write_ct_series
 
-SLICES, SIZE = 12, 384
+SLICES, SIZE, SPACING_MM = 12, 272, 0.95
 
 
 def write_ct(out_dir: Path, seed: int, nodules: int) -> Path:
     """One study with one series; returns its folder. Different seeds give different study UIDs."""
-    phantom = make_chest_phantom(seed=seed, slices=SLICES, size=SIZE, nodule_count=nodules)
+    phantom = make_chest_phantom(seed=seed, slices=SLICES, size=SIZE, nodule_count=nodules, pixel_spacing_mm=SPACING_MM)
     folder = Path(out_dir) / f"ct-{seed}"
     write_ct_series(phantom, folder, seed)
     return folder
