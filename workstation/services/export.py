@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from io import BytesIO
 from pathlib import Path
 
 import keyring.backend
@@ -140,7 +141,8 @@ def export_deidentified(request: ExportRequest, config: SiteConfig, session, sec
         raise ExportError(f"unknown destination kind {request.destination.kind!r}")
     node = config.node(request.destination.target) if request.destination.kind == "node" else None
     locations, left_out = _select(request, config)
-    extra = _results(request, session, locations, results_builder) if request.include_results else []
+    extra, missing = _results(request, session, locations, results_builder) if request.include_results else ([], [])
+    left_out += missing
     if not locations and not extra:
         raise ExportError("nothing to export: no DICOM objects found for the selection")
     report = ExportReport(uuid.uuid4().hex[:16], request.destination, left_out=left_out)
@@ -246,14 +248,16 @@ def _read(source) -> pydicom.Dataset:
         return pydicom.dcmread(handle)
 
 
-def _results(request: ExportRequest, session, locations: list[FileLocation], builder) -> list[pydicom.Dataset]:
+def _results(request: ExportRequest, session, locations: list[FileLocation],
+             builder) -> tuple[list[pydicom.Dataset], list[LeftOut]]:
     """Our own objects (AI result SR, review SR, GSPS, map) for the selected series with stored runs."""
     if builder is None:
         builder = _build_results
     try:
-        return list(builder(session, locations))
-    except Exception:  # noqa: BLE001 - the images still go; the report names what is missing
-        return []
+        return list(builder(session, locations)), []
+    except Exception as exc:  # noqa: BLE001 - the images still go; the report says what is missing and why
+        return [], [LeftOut("result objects", "the stored AI results and reviews",
+                            f"could not be built: {type(exc).__name__}: {exc}")]
 
 
 def _build_results(session, locations: list[FileLocation]) -> list[pydicom.Dataset]:
@@ -264,14 +268,36 @@ def _build_results(session, locations: list[FileLocation]) -> list[pydicom.Datas
         return []
     catalog = scan_paths(sorted({loc.path for loc in locations}))
     made = []
-    for series in sorted({h.series_instance_uid for h in catalog.headers}):
+    for series in sorted({d.series.series_instance_uid for d in catalog.display_sets}):
         if not session.store.inference_runs(series):
             continue
         try:
-            made += [obj.dataset for obj in build_for_series(session.store, series, catalog)]
+            built = build_for_series(session.store, series, catalog)
         except NothingToBuild:
             continue
+        comments = [e.comment for e in session.store.feedback(series) if e.comment.strip()]
+        for obj in built:
+            plain = pydicom.dcmread(BytesIO(encode(obj.dataset)))  # highdicom's types refuse plain items and edits
+            if obj.kind == "review-sr" and comments:
+                _add_comments(plain, comments)
+            made.append(plain)
     return made
+
+
+def _add_comments(sr: pydicom.Dataset, comments: list[str]) -> None:
+    """The readers' comments as TEXT items (DCM 121106 Comment) under the review SR's root, so that they go out
+    with it, scrubbed like any SR text (they are free text: names, numbers, dates may be in them)."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    for comment in comments:
+        name = Dataset()
+        name.CodeValue, name.CodingSchemeDesignator, name.CodeMeaning = "121106", "DCM", "Comment"
+        item = Dataset()
+        item.RelationshipType, item.ValueType = "CONTAINS", "TEXT"
+        item.ConceptNameCodeSequence = Sequence([name])
+        item.TextValue = comment
+        sr.ContentSequence.append(item)
 
 
 def _tesseract_version() -> str:
