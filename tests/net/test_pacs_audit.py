@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import pytest
 from keyrings.alt.file import PlaintextKeyring
@@ -66,8 +67,13 @@ def test_query_and_retrieve_are_recorded_without_patient_names(audited, store, n
 def test_move_retrieval_is_recorded(audited, store, net_demo_study):
     result = audited.retrieve("MAIN", net_demo_study.study_instance_uid, method="move")
     assert result.ok
-    (entry,) = store.audit_entries()
+    (entry,) = [e for e in store.audit_entries() if e.kind == "pacs.retrieve"]
     assert entry.details["method"] == "move" and entry.details["instances_stored"] == 30
+    # the PACS's association to our receiver (the C-MOVE sub-operations) is audited on its own
+    deadline = time.monotonic() + 10  # audited once the PACS releases that association, maybe after its C-MOVE-RSP
+    while not (transfers := [e for e in store.audit_entries() if e.kind == "receiver.association"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sum(e.details["instances_stored"] for e in transfers) == 30 and transfers[0].details["node"] == "MAIN"
     assert entry.details["series_count"] == 0 and entry.outcome == Outcome.SUCCESS
 
 

@@ -11,7 +11,6 @@ import pytest
 from pydicom.data import get_testdata_file
 from pynetdicom import build_context
 
-from workstation.net import receiver as receiver_module
 from workstation.net import ul
 from workstation.net.dimse import (
     AFFECTED_SOP_CLASS_UID,
@@ -183,8 +182,9 @@ def test_an_instance_broken_off_leaves_no_file(pacs, ws_ae, how):
     assert leftovers(pacs) == [] and list((pacs.cache.root / "studies").iterdir()) == []
 
 
-def test_a_silent_peer_is_dropped(pacs, ws_ae, monkeypatch):
-    monkeypatch.setattr(receiver_module, "PEER_TIMEOUT", 0.5)
+def test_a_silent_peer_is_dropped(pacs_factory, ws_ae):
+    pacs = pacs_factory(local={"idle_timeout_s": 0.5}, SENDER={"ae_title": SENDER, "host": LOCALHOST, "port": 104})
+    pacs.start_receiver()
     sock, context_id = associate_raw(ws_ae.port)
     first_half_of_an_instance(sock, context_id)
     try:

@@ -93,4 +93,17 @@ class AssociationEnded:
     how: str  # "released", "aborted by the peer", "connection lost", "silent for N s", "deadline of N s", "protocol error: ...", "stopped"
 
 
+@dataclass(frozen=True)
+class KeptConflict:
+    """A conflicting copy kept in the cache (under conflicts/), as the Problems panel lists it."""
+
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    held_path: Path
+    conflict_path: Path
+    origin: str  # who sent it, e.g. "STORESCU from 127.0.0.1" (AE title and address only)
+    received_at: float  # seconds since the epoch
+
+
 ReceiverEvent = AssociationAccepted | AssociationRefused | InstanceReceived | InstanceConflict | InstanceRefused | AssociationEnded

@@ -57,8 +57,9 @@ class InstanceWriter(Protocol):
 
     def write(self, fragment: memoryview) -> None: ...
 
-    def commit(self) -> int:
-        """The instance is complete: keep it; returns the C-STORE status to answer (0x0000 stored)."""
+    def commit(self) -> int | tuple[int, str]:
+        """The instance is complete: keep it; returns the C-STORE status to answer (0x0000 stored), or
+        (status, error comment)."""
 
     def discard(self) -> None:
         """The transfer broke off: forget what was written."""
@@ -133,13 +134,21 @@ def ae(title: str) -> bytes:
     return raw + b" " if len(raw) % 2 else raw
 
 
-def c_store_rsp(request: CommandSet, status: int) -> bytes:
+def lo(text: str) -> bytes:
+    raw = text.encode("ascii", "replace").replace(b"\\", b"/")
+    return raw + b" " if len(raw) % 2 else raw
+
+
+def c_store_rsp(request: CommandSet, status: int, error_comment: str = "") -> bytes:
+    """C-STORE-RSP; a failure may say why in its Error Comment (64 characters at most, PS3.7 C.4.2.1.4)."""
+    comment = [(ERROR_COMMENT, lo(error_comment[:64]))] if error_comment and status != SUCCESS else []
     return encode_command_set([
         (AFFECTED_SOP_CLASS_UID, request.values.get(AFFECTED_SOP_CLASS_UID, b"")),
         (COMMAND_FIELD, us(C_STORE_RSP)),
         (MESSAGE_ID_BEING_RESPONDED_TO, request.values.get(MESSAGE_ID, us(0))),
         (COMMAND_DATA_SET_TYPE, us(NO_DATA_SET)),
         (STATUS, us(status)),
+        *comment,
         (AFFECTED_SOP_INSTANCE_UID, request.values.get(AFFECTED_SOP_INSTANCE_UID, b"")),
     ])
 
@@ -209,8 +218,10 @@ class MessageChannel:
     received instance is discarded whenever receiving stops.
     """
 
-    def __init__(self, pdus: PduSocket, syntaxes: dict[int, UID], sink: InstanceSink | None, peer_max_length: int) -> None:
+    def __init__(self, pdus: PduSocket, syntaxes: dict[int, UID], sink: InstanceSink | None, peer_max_length: int,
+                 max_identifier: int = MAX_IDENTIFIER) -> None:
         self.pdus = pdus
+        self._max_identifier = max_identifier
         self.syntaxes = syntaxes
         self._sink = sink
         self._max_fragment = peer_max_length - 6 if peer_max_length else 0  # PDV header and item length in the PDU
@@ -282,7 +293,7 @@ class MessageChannel:
         storing = pending.command.command_field == C_STORE_RQ
         if storing:
             self._stream(length)
-        elif len(self._data_set) + length > MAX_IDENTIFIER:
+        elif len(self._data_set) + length > self._max_identifier:
             raise ProtocolError("data set too long")
         else:
             self._data_set += self.pdus.read_bytes(length)
@@ -302,6 +313,8 @@ class MessageChannel:
             if pdu_type == P_DATA_TF_PDU:
                 self._pdu_left = length
             elif pdu_type == A_RELEASE_RQ_PDU:
+                if length != 4:  # bounded before anything is read: a 2 GB A-RELEASE-RQ is never buffered
+                    raise ProtocolError(f"A-RELEASE-RQ of {length} bytes (4 expected)")
                 if self._pending is not None or self._command:
                     raise ProtocolError("A-RELEASE-RQ in the middle of a message")
                 self.pdus.read_bytes(length)
@@ -340,7 +353,7 @@ class MessageChannel:
 
     def _answer_store(self, request: Message) -> None:
         instance, self._instance = self._instance, None
-        status = OUT_OF_RESOURCES
+        status, comment = OUT_OF_RESOURCES, ""
         if self._store_failed:
             if instance is not None:
                 instance.discard()
@@ -350,7 +363,9 @@ class MessageChannel:
             except Exception:  # noqa: BLE001
                 log.exception("cannot store a received instance")
                 instance.discard()
-        self.send(request.context_id, c_store_rsp(request.command, status))
+        if isinstance(status, tuple):
+            status, comment = status
+        self.send(request.context_id, c_store_rsp(request.command, status, comment))
         try:
             self._sink.prepare()
         except Exception:  # noqa: BLE001 - only a head start for the next instance

@@ -25,9 +25,18 @@ from platformdirs import user_cache_dir
 from workstation.core.audit import Outcome
 from workstation.core.events import Event
 from workstation.core.pacs import RetrieveProgress, RetrieveResult, SeriesMatch, StoredInstance, StudyMatch, StudyQuery
+from workstation.core.receiving import (
+    AssociationAccepted,
+    AssociationEnded,
+    AssociationRefused,
+    InstanceConflict,
+    InstanceReceived,
+    InstanceRefused,
+    KeptConflict,
+)
 from workstation.core.site import SiteConfig
 from workstation.core.tasks import CancelToken
-from workstation.dicom.cache import CacheError, IncomingInstance, StudyCache
+from workstation.dicom.cache import CacheError, ConflictingInstance, IncomingInstance, StudyCache
 from workstation.net import echo as net_echo
 from workstation.net import query, retrieve
 from workstation.net.errors import PacsError
@@ -36,6 +45,7 @@ from workstation.net.receiver import StoreReceiver
 log = logging.getLogger(__name__)
 
 SUCCESS, OUT_OF_RESOURCES, CANNOT_UNDERSTAND = 0x0000, 0xA700, 0xC000
+DROPS_AUDITED_EVERY = 60.0  # seconds: one refusal repeated (same address, AE titles, reason) is audited once per this
 LATE_ARRIVAL_WAIT = 5.0  # seconds to wait for C-MOVE sub-operations still in flight after the final response
 
 RetrieveCallback = Callable[[RetrieveProgress, int], None]  # (PACS progress, instances stored locally)
@@ -71,7 +81,7 @@ class PacsService:
         # then AssociationEnded. Emitted on the receiver's threads (see core/receiving.py).
         self.received = Event()
         self._receiver: StoreReceiver | None = None
-        self._arrivals = _Arrivals(self.cache, self.instance_stored)
+        self._arrivals = _Arrivals(self.cache, self.instance_stored, self)
 
     # ----- operations
     def echo(self, node_name: str) -> float:
@@ -204,11 +214,18 @@ class PacsService:
 
     # ----- receiver
     def start_receiver(self) -> None:
-        """Our C-STORE SCP for C-MOVE; only configured nodes' AE titles may store to it."""
+        """Our C-STORE SCP (pushes, and C-MOVE): only configured nodes, from their hosts, may store to it."""
         if self._receiver is None:
-            allowed = sorted({node.ae_title for node in self.config.nodes.values()})
-            self._receiver = StoreReceiver(self.config.local, self._arrivals, allowed)
+            self._receiver = StoreReceiver(self.config.local, _ReceiverReport(self), list(self.config.nodes.values()))
         self._receiver.start()
+
+    @property
+    def receiver_running(self) -> bool:
+        return self._receiver is not None and self._receiver.running
+
+    def conflicts(self) -> list[KeptConflict]:
+        """Conflicting copies kept in the cache (a held SOP Instance UID that arrived with other content)."""
+        return self.cache.conflicts()
 
     def close(self) -> None:
         if self._receiver is not None:
@@ -223,44 +240,185 @@ class PacsService:
 
 
 class _Arrivals:
-    """net's InstanceSink: received instances (C-GET, and our receiver for C-MOVE) are streamed into the
-    cache and announced by `instance_stored`; why the cache refused any is remembered."""
+    """net's InstanceSink for C-GET: received instances are streamed into the cache and announced by
+    `instance_stored`; why the cache refused any is remembered."""
 
-    def __init__(self, cache: StudyCache, instance_stored: Event) -> None:
+    def __init__(self, cache: StudyCache, instance_stored: Event, service: PacsService) -> None:
         self.cache = cache
         self.instance_stored = instance_stored
+        self.service = service
         self.refusals: list[str] = []  # newest last
         self._lock = threading.Lock()
 
     def open_instance(self, sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str) -> _Arrival:
-        return _Arrival(self, self.cache.incoming(sop_class_uid, sop_instance_uid, transfer_syntax_uid))
+        return _Arrival(self, self.cache.incoming(sop_class_uid, sop_instance_uid, transfer_syntax_uid, self.origin()),
+                        sop_class_uid, sop_instance_uid, transfer_syntax_uid)
+
+    def origin(self) -> str:
+        return "retrieved by C-GET"
 
     def prepare(self) -> None:
         self.cache.prepare_incoming()
 
-    def refuse(self, exc: CacheError) -> int:
-        """Remember why an instance could not be kept; the C-STORE status that tells the sender."""
+    def stored(self, instance: StoredInstance, arrival: _Arrival) -> None:
+        self.instance_stored.emit(instance)
+
+    def refuse(self, exc: CacheError, arrival: _Arrival) -> tuple[int, str]:
+        """Remember why an instance could not be kept; the C-STORE status (and comment) that tells the sender."""
         log.warning("refused a received instance: %s", exc)
         with self._lock:
             self.refusals.append(str(exc))
-        return CANNOT_UNDERSTAND if "not a DICOM" in str(exc) or "no Study" in str(exc) else OUT_OF_RESOURCES
+        status = getattr(exc, "status", OUT_OF_RESOURCES)
+        if "not a DICOM" in str(exc) or "no Study" in str(exc):
+            status = CANNOT_UNDERSTAND
+        return status, str(exc)
+
+    def conflict(self, exc: ConflictingInstance, arrival: _Arrival) -> tuple[int, str]:
+        """A held SOP Instance UID with other content: recorded and reported; the sender gets a failure."""
+        conflict = exc.conflict
+        if conflict is not None:
+            self.service._record("receiver.conflict", conflict.study_instance_uid, Outcome.MINOR_FAILURE, str(exc), {
+                "sop_instance_uid": conflict.sop_instance_uid, "series_instance_uid": conflict.series_instance_uid,
+                "origin": conflict.origin, "conflict_file": conflict.conflict_path.name})
+        self.refuse(exc, arrival)
+        return exc.status, "SOP Instance UID held with other content"
+
+
+class _AssociationArrivals(_Arrivals):
+    """The InstanceSink of one association our receiver accepted: instances reported with who sent them."""
+
+    def __init__(self, report: _ReceiverReport, accepted: AssociationAccepted) -> None:
+        service = report.service
+        super().__init__(service.cache, service.instance_stored, service)
+        self.refusals, self._lock = service._arrivals.refusals, service._arrivals._lock  # a retrieval reports them
+        self.accepted = accepted
+        self.stored_count = self.refused_count = self.conflict_count = 0
+        self.new_count = 0
+        self.studies: dict[str, list[int]] = {}  # study UID -> [stored, new, conflicts]
+        self.reasons: list[str] = []
+
+    def origin(self) -> str:
+        return f"{self.accepted.calling_ae_title} from {self.accepted.peer_host}"
+
+    def _study(self, uid: str) -> list[int]:
+        return self.studies.setdefault(uid, [0, 0, 0])
+
+    def stored(self, instance: StoredInstance, arrival: _Arrival) -> None:
+        self.stored_count += 1
+        self.new_count += instance.new
+        counts = self._study(instance.study_instance_uid)
+        counts[0] += 1
+        counts[1] += instance.new
+        super().stored(instance, arrival)
+        a = self.accepted
+        self.service.received.emit(InstanceReceived(
+            a.association_id, a.calling_ae_title, a.peer_host, a.node, instance.study_instance_uid,
+            instance.series_instance_uid, instance.sop_instance_uid, arrival.sop_class_uid, arrival.transfer_syntax_uid,
+            instance.path, instance.new))
+
+    def refuse(self, exc: CacheError, arrival: _Arrival) -> tuple[int, str]:
+        answer = super().refuse(exc, arrival)
+        if not isinstance(exc, ConflictingInstance):
+            self.refused_count += 1
+            if len(self.reasons) < 3:
+                self.reasons.append(str(exc)[:200])
+            a = self.accepted
+            self.service.received.emit(InstanceRefused(a.association_id, a.calling_ae_title, a.peer_host, a.node,
+                                                       arrival.sop_instance_uid, answer[0], str(exc)))
+        return answer
+
+    def conflict(self, exc: ConflictingInstance, arrival: _Arrival) -> tuple[int, str]:
+        answer = super().conflict(exc, arrival)
+        self.conflict_count += 1
+        conflict = exc.conflict
+        if conflict is None:
+            self.refused_count += 1
+            self.reasons.append(str(exc)[:200])
+            return answer
+        self._study(conflict.study_instance_uid)[2] += 1
+        a = self.accepted
+        self.service.received.emit(InstanceConflict(
+            a.association_id, a.calling_ae_title, a.peer_host, a.node, conflict.study_instance_uid,
+            conflict.series_instance_uid, conflict.sop_instance_uid, conflict.held_path, conflict.conflict_path))
+        return answer
+
+
+class _ReceiverReport:
+    """net's ReceiverHandler: receiver events to `PacsService.received` and the audit trail (no patient data)."""
+
+    def __init__(self, service: PacsService) -> None:
+        self.service = service
+        self._open: dict[int, _AssociationArrivals] = {}
+        self._drops: dict[tuple, tuple[float, int]] = {}  # refusal -> (last audited, repeated since)
+        self._lock = threading.Lock()
+
+    def accepted(self, association: AssociationAccepted) -> _AssociationArrivals:
+        sink = _AssociationArrivals(self, association)
+        with self._lock:
+            self._open[association.association_id] = sink
+        self.service.received.emit(association)
+        return sink
+
+    def refused(self, refusal: AssociationRefused) -> None:
+        self.service.received.emit(refusal)
+        details = {"peer_host": refusal.peer_host, "calling_ae_title": refusal.calling_ae_title,
+                   "called_ae_title": refusal.called_ae_title, "tls": refusal.tls}
+        # the same refusal again (a flood of idle connections or of requests) is audited once a minute, with a count
+        key = (refusal.peer_host, refusal.calling_ae_title, refusal.called_ae_title, refusal.reason.split(":")[0][:60])
+        now = time.monotonic()
+        with self._lock:
+            last, repeated = self._drops.get(key, (-DROPS_AUDITED_EVERY, 0))
+            if now - last < DROPS_AUDITED_EVERY:
+                self._drops[key] = (last, repeated + 1)
+                return
+            if len(self._drops) > 10_000:
+                self._drops.clear()
+            self._drops[key] = (now, 0)
+        if repeated:
+            details["repeated_since_last_entry"] = repeated
+        self.service._record("receiver.refused", "", Outcome.MAJOR_FAILURE, refusal.reason[:OUTCOME_TEXT_MAX], details)
+
+    def ended(self, association: AssociationAccepted, how: str) -> None:
+        with self._lock:
+            sink = self._open.pop(association.association_id)
+        a = association
+        self.service.received.emit(AssociationEnded(
+            a.association_id, a.peer_host, a.calling_ae_title, a.node, sink.stored_count, sink.refused_count,
+            sink.conflict_count, tuple(sink.studies), how))
+        base = {"association_id": a.association_id, "peer_host": a.peer_host, "calling_ae_title": a.calling_ae_title,
+                "called_ae_title": a.called_ae_title, "node": a.node, "tls": a.tls, "ended": how[:200]}
+        if how != "released" or sink.refused_count:
+            outcome = Outcome.MINOR_FAILURE
+        else:
+            outcome = Outcome.SUCCESS
+        text = "; ".join(sink.reasons)[:OUTCOME_TEXT_MAX]
+        if not sink.studies:
+            self.service._record("receiver.association", "", outcome, text, {
+                **base, "instances_stored": 0, "new": 0, "conflicts": 0, "refused": sink.refused_count})
+        for study, (stored, new, conflicts) in sink.studies.items():
+            self.service._record("receiver.association", study, Outcome.MINOR_FAILURE if conflicts else outcome, text, {
+                **base, "instances_stored": stored, "new": new, "conflicts": conflicts, "refused": sink.refused_count})
 
 
 class _Arrival:
     """One instance arriving from the network: into the cache, then announced (or refused)."""
 
-    def __init__(self, arrivals: _Arrivals, incoming: IncomingInstance) -> None:
+    def __init__(self, arrivals: _Arrivals, incoming: IncomingInstance, sop_class_uid: str, sop_instance_uid: str,
+                 transfer_syntax_uid: str) -> None:
         self._arrivals = arrivals
         self._incoming = incoming
+        self.sop_class_uid, self.sop_instance_uid, self.transfer_syntax_uid = sop_class_uid, sop_instance_uid, transfer_syntax_uid
         self.write = incoming.write  # the data path: once per received fragment
 
-    def commit(self) -> int:
+    def commit(self) -> int | tuple[int, str]:
         try:
             instance = self._incoming.commit()
+        except ConflictingInstance as exc:
+            return self._arrivals.conflict(exc, self)
         except CacheError as exc:
             self._incoming.discard()
-            return self._arrivals.refuse(exc)
-        self._arrivals.instance_stored.emit(instance)
+            return self._arrivals.refuse(exc, self)
+        self._arrivals.stored(instance, self)
         return SUCCESS
 
     def discard(self) -> None:

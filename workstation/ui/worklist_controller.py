@@ -89,6 +89,7 @@ class WorklistController(QObject):
             if window.pacs is None:
                 window.pacs = PacsService(window.config, audit=window.work.audit)
             triage_intake.connect(window.pacs, triage)
+            window.problems.watch_pacs(window.pacs)  # received instances kept as conflicts
             if settings.rules:
                 window.pacs.start_receiver()
         except Exception as exc:  # noqa: BLE001 - the viewer stays usable; the reason is shown
