@@ -77,6 +77,25 @@ def theme(out: str) -> dict:
     return report
 
 
+def _session(folder: Path):
+    """A work session on a store of its own (file keyring) for a radiologist, as the app opens one."""
+    from keyrings.alt.file import PlaintextKeyring
+
+    from workstation.core.site import SiteConfig, UserSettings
+    from workstation.ui.app import open_work_session
+
+    os.environ["WORKSTATION_DATA_DIR"] = str(folder / "data")
+    os.environ["WS_SHOT_LOGIN"] = "dr.reader"
+    keyring = PlaintextKeyring()
+    keyring.file_path = str(folder / "keyring.cfg")
+    config = SiteConfig(users=UserSettings(roles={"dr.reader": "radiologist"}, login_variable="WS_SHOT_LOGIN"),
+                        workstation_id="ws-demo")
+    session, problem = open_work_session(config, keyring)
+    if session is None:
+        raise RuntimeError(problem)
+    return session
+
+
 def nodule(out: str) -> dict:
     """The shipped model on a 512 x 512 demo chest, its strongest finding measured ("Measure") and an ellipse
     ROI on the nodule, zoomed in, dark theme."""
@@ -88,8 +107,9 @@ def nodule(out: str) -> dict:
     from workstation.ui.main_window import MainWindow
 
     app = QApplication([])
-    study = write_demo_study(Path(tempfile.mkdtemp()), seed=7, slices=60, size=512)
-    window = MainWindow()
+    folder = Path(tempfile.mkdtemp())
+    study = write_demo_study(folder, seed=7, slices=60, size=512)
+    window = MainWindow(session=_session(folder))
     dark.install(window, app)
     window.resize(*dark.PREFERRED_SIZE)
     window.show()
@@ -111,8 +131,9 @@ def nodule(out: str) -> dict:
     row_mm, col_mm = window.viewer.volume.pixel_spacing
     window.measure._drawn("ellipse", [QPointF((cx - half) * col_mm, (cy - half) * row_mm),  # noqa: SLF001
                                       QPointF((cx + half) * col_mm, (cy + half) * row_mm)])
+    window.viewer.show_heatmap(False)  # the measured nodule itself, not the colour map over it
     window.viewer.focus_box(finding.frame_index, finding.box_px)
-    window.viewer.zoom_by(2.5)
+    window.viewer.zoom_by(8.0)
     window.viewer.focus_box(finding.frame_index, finding.box_px)
     for _ in range(20):
         app.processEvents()

@@ -51,6 +51,7 @@ class MeasureController(QObject):
         viewer.view.scene().sigMouseMoved.connect(self.tool.hover)
         viewer.volumeChanged.connect(self._series_shown)
         viewer.frameChanged.connect(lambda _k: self._draw())
+        viewer.viewbox.sigRangeChanged.connect(lambda *_: self._layout_labels())  # labels keep their screen size
         self.panel = MeasurementsPanel()
         self._build_actions()
         self.panel.set_actions(self.delete_action, self.undo_action, self.redo_action)
@@ -373,16 +374,37 @@ class MeasureController(QObject):
             item.sigClicked.connect(lambda it, _ev: QTimer.singleShot(0, lambda: self.select(it.measurement_id)))
             text = f"#{shown.number} {m.text}" + ("\n(px: no calibration)" if m.unit == "px" else "")
             label = OutlinedLabel(text, WARNING_COLOUR if m.unit == "px" else None)
-            label.setPos(label_anchor(m.kind, points))
             self.viewer.viewbox.addItem(item)
             self.viewer.viewbox.addItem(label)
-            self._keep_inside(label, m.kind, points)
             self.items[m.measurement_id], self.labels[m.measurement_id] = item, label
+        self._layout_labels()
         self.changed.emit()
+
+    def _layout_labels(self) -> None:
+        """Each label beside its measurement, inside the view and clear of the others (again after a zoom or pan:
+        the labels keep their size on screen while the image scales)."""
+        for measurement_id, label in self.labels.items():
+            item = self.items[measurement_id]
+            points = item.points()
+            label.setPos(label_anchor(item.kind, points))
+            self._keep_inside(label, item.kind, points)
+        self._unstack(list(self.labels.values()))
+
+    def _unstack(self, labels: list[OutlinedLabel]) -> None:
+        """Labels that would cover one another move down below the one they hit (measurements close together)."""
+        placed: list = []
+        for label in sorted(labels, key=lambda lab: _scene_box(lab).top()):
+            box = _scene_box(label)
+            for other in placed:
+                if box.intersects(other):
+                    here = self.viewer.viewbox.mapViewToScene(label.pos())
+                    label.setPos(self.viewer.viewbox.mapSceneToView(QPointF(here.x(), here.y() + other.bottom() - box.top() + 2)))
+                    box = _scene_box(label)
+            placed.append(box)
 
     def _keep_inside(self, label: OutlinedLabel, kind: str, points: list[QPointF]) -> None:
         """Values that would run off the right edge of the view move left (they stay below their point)."""
-        view, box = self.viewer.viewbox.sceneBoundingRect(), label.sceneBoundingRect()
+        view, box = self.viewer.viewbox.sceneBoundingRect(), _scene_box(label)
         overflow = box.right() - view.right()
         if overflow > 0:
             shift = max(0.0, min(overflow, box.left() - view.left()))
@@ -409,3 +431,9 @@ class MeasureController(QObject):
         self.tool.cancel()
         self.session = None
         self._refresh()
+
+
+def _scene_box(label: OutlinedLabel) -> QRectF:
+    """Where a label is on the scene, in screen pixels (it ignores the view's zoom, so its own rectangle is in
+    pixels; Qt's sceneBoundingRect would scale it by the zoom)."""
+    return label.boundingRect().translated(label.scenePos())
