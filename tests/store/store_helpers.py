@@ -76,3 +76,7 @@ def raw_connect(path: Path, key_hex: str, drop_triggers: bool = False):
 def folder_bytes(folder: Path) -> dict[str, bytes]:
     """Every file directly in `folder`, by name."""
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+# a closed store's folder: the encrypted file and its high-water mark (with the mark's lock file)
+STORE_FILES = {"store.sqlite", "store.sqlite.hwm", "store.sqlite.hwm.lock"}

@@ -14,7 +14,7 @@ import keyring.backends.null
 import keyring.core
 import pytest
 from keyrings.alt.file import PlaintextKeyring
-from store_helpers import folder_bytes, study_event
+from store_helpers import folder_bytes, study_event, STORE_FILES
 
 from workstation.core.audit import Outcome
 from workstation.core.roles import Role, User
@@ -53,7 +53,7 @@ def test_a_wrong_key_leaves_the_store_untouched_and_is_audited_later(open_store,
     write_some(open_store)
     right = backend.get_password(keys.SERVICE, keys.STORE_KEY)
     before = folder_bytes(data_dir)
-    assert set(before) == {"store.sqlite"}
+    assert set(before) == STORE_FILES
     backend.set_password(keys.SERVICE, keys.STORE_KEY, secrets.token_hex(32))
     for _ in range(2):
         with pytest.raises(StoreLocked, match="cannot be opened with the key in the OS keyring") as locked:

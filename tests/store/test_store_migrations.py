@@ -4,7 +4,7 @@ before anything is written to it."""
 from __future__ import annotations
 
 import pytest
-from store_helpers import folder_bytes, raw_connect, raw_key, study_event
+from store_helpers import folder_bytes, raw_connect, raw_key, study_event, STORE_FILES
 
 from workstation.core.roles import Role, User
 from workstation.store import database
@@ -32,7 +32,7 @@ def test_a_store_of_a_newer_schema_is_refused_and_left_unchanged(open_store, db_
     db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     db.close()
     before = folder_bytes(data_dir)
-    assert set(before) == {"store.sqlite"}
+    assert set(before) == STORE_FILES
     for _ in range(2):
         known = len(MIGRATIONS)
         with pytest.raises(StoreError, match=rf"written by a newer version of the workstation \(schema {known + 1}, "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from store_helpers import SERIES, feedback_entry, raw_key, study_event
+from store_helpers import SERIES, feedback_entry, raw_key, study_event, STORE_FILES
 
 from workstation.core.review import Action
 from workstation.core.roles import Role
@@ -43,7 +43,7 @@ def test_a_planted_name_is_in_no_store_file(open_store, data_dir, backend):
     assert found(data_dir) == {}
     store.close()
     assert found(data_dir) == {}
-    assert {p.name for p in data_dir.iterdir()} == {"store.sqlite"}
+    assert {p.name for p in data_dir.iterdir()} == STORE_FILES
     head = (data_dir / "store.sqlite").read_bytes()[:16]
     assert head != b"SQLite format 3\x00"  # page 1 is encrypted too
     assert raw_key(backend).encode() not in (data_dir / "store.sqlite").read_bytes()

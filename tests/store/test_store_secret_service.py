@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from store_helpers import STORE_FILES
 
 HERE = Path(__file__).parent
 MISSING = [tool for tool in ("dbus-run-session", "gnome-keyring-daemon") if shutil.which(tool) is None]
@@ -51,7 +52,7 @@ def test_the_key_lives_in_the_secret_service_and_nowhere_in_the_store_folder(tmp
         content = path.read_bytes()
         for needle in (key.encode(), key.upper().encode(), raw):
             assert needle not in content, f"the store key is in {path.name}"
-    assert {p.name for p in data.iterdir()} == {"store.sqlite"}
+    assert {p.name for p in data.iterdir()} == STORE_FILES
     assert not list(home.rglob("keyring_pass.cfg"))  # no plaintext keyring file was used
     for path in _files(home):  # gnome-keyring's own file keeps it encrypted
         assert key.encode() not in _read(path), f"the store key is in clear in {path}"

@@ -52,22 +52,31 @@ def audit_main(argv: list[str]) -> int:
     except StoreError as exc:  # StoreLocked (key, keyring) or a store this version cannot read
         print(f"error: the audit trail cannot be opened: {exc}", file=sys.stderr)
         return EXIT_LOCKED
+    if args.command == "verify":
+        return _verify(session)
     try:
         session.start("audit")
-        if args.command == "verify":
-            return _verify(session)
         return _export(session, config, args, since)
     finally:
         session.end("audit")
 
 
 def _verify(session) -> int:
+    """Verify, then record it; a damaged file (pages failing their HMAC) may refuse the session's own entries:
+    that is said on stderr and the verdict stands (exit 1 with the damaged pages and entries)."""
     from workstation.core.audit import Outcome
 
+    unrecorded: list[str] = []
+    try:
+        session.start("audit")
+    except Exception as exc:  # noqa: BLE001 - sqlcipher's errors on a damaged file; the verdict below says why
+        unrecorded.append(f"{type(exc).__name__}: {exc}")
     report = session.store.verify()
     chain = report.chain
     problem = report.first_problem
-    if problem is None and report.integrity == "ok":
+    if report.damage:
+        print(f"audit trail DAMAGED: {report.damage}")
+    elif problem is None and report.integrity == "ok":
         print(f"audit trail OK: {chain.entries} entries, head {chain.head}")
     elif problem is not None:
         entry = f" (entry id {problem.entry_id})" if problem.entry_id else ""
@@ -75,13 +84,30 @@ def _verify(session) -> int:
               f"{problem.kind}: {problem.message}")
     else:
         print(f"audit trail chain intact: {chain.entries} entries, head {chain.head}")
-    print(f"store integrity: {report.integrity}")
-    details = {"entries": chain.entries, "head": chain.head, "integrity": report.integrity}
+    print(f"store integrity: {report.integrity[:2000]}")
+    if report.damage:
+        print("keep the file untouched for analysis and restore the store from its backup; entries already on the "
+              "central server are safe there")
+    details = {"entries": chain.entries, "head": chain.head, "integrity": report.integrity[:500]}
     if problem is not None:
         details.update(problem_kind=problem.kind, problem_seq=problem.seq, problem_entry_id=problem.entry_id)
     text = "" if report.ok else (problem.message if problem is not None else f"store integrity: {report.integrity}")
-    session.audit.record("audit.verify", outcome=Outcome.SUCCESS if report.ok else Outcome.SERIOUS_FAILURE,
-                         outcome_text=text[:500], **details)
+    if not unrecorded:
+        try:
+            session.audit.record("audit.verify", outcome=Outcome.SUCCESS if report.ok else Outcome.SERIOUS_FAILURE,
+                                 outcome_text=text[:500], **details)
+        except Exception as exc:  # noqa: BLE001 - as above
+            unrecorded.append(f"{type(exc).__name__}: {exc}")
+    try:
+        if unrecorded:
+            session.store.close()
+        else:
+            session.end("audit")
+    except Exception as exc:  # noqa: BLE001 - as above
+        unrecorded.append(f"{type(exc).__name__}: {exc}")
+        session.store.close()
+    if unrecorded:
+        print(f"warning: this verification could not be recorded in the audit trail ({unrecorded[0]})", file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_PROBLEM
 
 

@@ -100,6 +100,7 @@ def run_checks(config_option: str | os.PathLike | None = None, *,
         add([Check(name, SKIP, CONFIG_SKIPPED, "fix the configuration first") for name in ("store", "pacs", "server")])
     else:
         add(_guarded("store", lambda: check_store(config, backend)))
+        add(_guarded_list("permissions", lambda: check_permissions(config, path)))
         add(check_pacs(config))
         add(_guarded("server", lambda: check_server(config, backend)))
         if config.server.configured:  # without a server the server line already says "sync off"
@@ -217,6 +218,9 @@ def check_store(config: SiteConfig, backend: keyring.backend.KeyringBackend | No
                      "check the folder's permissions and free space ([store] path in the configuration)")
     try:
         report = store.verify()
+        if report.damage:  # pages fail their HMAC: nothing more can be counted reliably
+            return Check("store", FAIL, f"{path}: {report.damage[:500]}",
+                         "the file is damaged: keep it for analysis and restore the store from its backup")
         entries, pending = store.count(), store.pending_count()
     finally:
         store.close()
@@ -230,6 +234,53 @@ def check_store(config: SiteConfig, backend: keyring.backend.KeyringBackend | No
                      "keep the file untouched for analysis and tell the security officer (workstation audit verify)")
     return Check("store", OK, f"{path} {how}: {entries} audit entr{'y' if entries == 1 else 'ies'}, chain and "
                               f"integrity ok, {pending} waiting to sync")
+
+
+# ----- file modes
+def check_permissions(config: SiteConfig, site_file: Path | None = None) -> list[Check]:
+    """A warning for each file of ours that others may read or write: the store (patient data, the audit trail)
+    and its WAL, shared memory and high-water mark (0600 expected), their folder (not writable by others; a new
+    one is made 0700), and the site file
+    (others must not write it; a user's own site file 0600). Nothing when all is as it should be."""
+    from workstation.services.session import store_path
+
+    store = store_path(config)
+    found: list[str] = []
+    for path in (store, *(store.with_name(store.name + suffix) for suffix in ("-wal", "-shm", ".hwm"))):
+        mode = _mode(path)
+        if mode is not None and mode & 0o077:
+            found.append(f"{path} is {mode:04o} (others can read it; expected 0600)")
+    folder = _mode(store.parent)
+    if folder is not None and folder & 0o022:  # others could replace the store (a new one is made 0700)
+        found.append(f"{store.parent} is {folder:04o}: others can add or replace files in it (expected 0700)")
+    checks = [Check("permissions", WARN, "; ".join(found), f"chmod 600 the files and 700 the folder "
+                                                             f"(chmod -R go-rwx {store.parent})")] if found else []
+    if site_file is not None:
+        mode = _mode(site_file)
+        if mode is not None and mode & 0o022:
+            checks.append(Check("permissions", WARN, f"{site_file} is {mode:04o}: others can change the site "
+                                                     f"configuration (e.g. where the audit trail is sent)",
+                                f"chmod go-w {site_file}"))
+        elif mode is not None and mode & 0o077 and _owned(site_file):
+            checks.append(Check("permissions", WARN, f"{site_file} is {mode:04o}: a user's own site file is for "
+                                                     f"that user only (expected 0600)", f"chmod 600 {site_file}"))
+    return checks
+
+
+def _mode(path: Path) -> int | None:
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        return None
+
+
+def _owned(path: Path) -> bool:
+    """Owned by the user running the doctor, and not root's (a system-wide file must stay readable)."""
+    try:
+        owner = path.stat().st_uid
+    except OSError:
+        return False
+    return hasattr(os, "getuid") and owner == os.getuid() and owner != 0
 
 
 # ----- PACS
@@ -537,7 +588,7 @@ def format_summary(report: Report) -> str:
 
 __all__ = [
     "Check", "FAIL", "FORMAT", "OK", "Report", "SKIP", "WARN", "check_configuration", "check_device",
-    "check_disk", "check_keyring", "check_models", "check_pacs", "check_pacs_node", "check_server", "check_store",
-    "check_sync",
+    "check_disk", "check_keyring", "check_models", "check_pacs", "check_pacs_node", "check_permissions", "check_server",
+    "check_store", "check_sync",
     "format_check", "format_report", "format_summary", "run_checks",
 ]

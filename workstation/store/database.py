@@ -15,7 +15,7 @@ import threading
 import uuid
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +32,7 @@ from workstation.core.review import Action, FeedbackEntry, entry_refusal
 from workstation.core.roles import Permission, PermissionDenied, User
 from workstation.core.sync import INFERENCE_RECORD_FORMAT, Record, SyncItem
 from workstation.store import keys
+from workstation.store.high_water import HighWater, HighWaterDamaged
 from workstation.store.schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -77,14 +78,17 @@ class StoreReport:
     chain: ChainReport
     record_problem: ChainProblem | None
     integrity: str  # "ok" or what SQLCipher/SQLite found
+    tail_problem: ChainProblem | None = None  # the high-water mark: newest entries deleted, or the mark forged
+    damage: str = ""  # the file's pages failed their HMAC: which pages and which entries cannot be read
 
     @property
     def ok(self) -> bool:
-        return self.chain.ok and self.record_problem is None and self.integrity == "ok"
+        return (self.chain.ok and self.record_problem is None and self.integrity == "ok" and self.tail_problem is None
+                and not self.damage)
 
     @property
     def first_problem(self) -> ChainProblem | None:
-        problems = [p for p in (self.chain.problem, self.record_problem) if p is not None]
+        problems = [p for p in (self.chain.problem, self.record_problem, self.tail_problem) if p is not None]
         return min(problems, key=lambda p: p.seq) if problems else None
 
 
@@ -95,9 +99,13 @@ def now_utc() -> str:
 class Store:
     """Open with `Store.open`; every write method is atomic and durable when it returns."""
 
-    def __init__(self, path: Path, connection, identity: Identity) -> None:
+    def __init__(self, path: Path, connection, identity: Identity, key: bytes | None = None) -> None:
         self.path, self._db, self.identity = path, connection, identity
         self._lock = threading.RLock()
+        self._key = key  # to open a second connection when the first one meets damaged pages (verify)
+        self._high_water = HighWater(path, key) if key is not None else None
+        self._written: tuple[int, str] | None = None  # the newest entry of the transaction in progress
+        self._mark_stuck = False  # the mark names an entry the trail no longer holds (said once)
 
     # ----- opening
     @classmethod
@@ -120,15 +128,26 @@ class Store:
             raise StoreLocked(str(exc)) from exc
         if path.exists() and version > len(MIGRATIONS):  # refused before anything is written (WAL, -shm)
             raise _too_new(path, version)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        store = cls(path, _connect(path, key), identity)
+        _private_file(path)
+        store = cls(path, _connect(path, key), identity, key)
         try:
             store._migrate()
             store._import_failures()
+            store._mark_high_water()
         except BaseException:
             store.close()
             raise
         return store
+
+    def _mark_high_water(self) -> None:
+        """A store without a mark (new, or made before marks existed) gets one from its head now."""
+        try:
+            if self._high_water is not None and self._high_water.read() is None:
+                self._high_water.advance(*self.head())
+        except HighWaterDamaged:
+            pass  # verify reports it; never overwritten silently here
+        except OSError as exc:
+            log.warning("the audit trail's high-water mark cannot be written beside %s: %s", self.path, exc)
 
     def close(self) -> None:
         with self._lock:
@@ -245,6 +264,7 @@ class Store:
             " outcome_text, details, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (entry.seq, entry.entry_id, entry.workstation_id, entry.at_utc, entry.kind, entry.user, entry.role,
              entry.study_instance_uid, entry.outcome, entry.outcome_text, _json(entry.details), entry.prev_hash, entry.hash))
+        self._written = (entry.seq, entry.hash)
         return entry
 
     @contextmanager
@@ -253,9 +273,12 @@ class Store:
             if self._db is None:
                 raise StoreError("the store is closed")
             self._db.execute("BEGIN IMMEDIATE")
+            self._written = None
             try:
                 yield self._db
                 self._db.execute("COMMIT")
+                if self._written is not None:
+                    self._raise_high_water(*self._written)
             except BaseException:
                 if self._db.in_transaction:  # also when COMMIT failed (disk full): the store stays usable
                     try:
@@ -375,12 +398,124 @@ class Store:
             raise ValueError(table)
         return self._query(f"SELECT count(*) FROM {table}")[0][0]
 
+    def _raise_high_water(self, seq: int, head: str) -> None:
+        """After a commit that appended entries (never fails the write: the entries are in)."""
+        if self._high_water is None:
+            return
+        def holds(mark_seq: int, mark_hash: str) -> bool:
+            if mark_seq == 0:
+                return mark_hash == GENESIS
+            row = self._db.execute("SELECT hash FROM audit WHERE seq = ?", (mark_seq,)).fetchone()
+            return row is not None and row[0] == mark_hash
+
+        try:
+            if not self._high_water.advance(seq, head, holds) and not self._mark_stuck:
+                self._mark_stuck = True
+                log.error("the audit trail no longer holds the entry its high-water mark names: entries were deleted"
+                          " (the mark is kept as evidence; 'workstation audit verify' reports it)")
+        except OSError as exc:
+            log.warning("the audit trail's high-water mark was not raised to %d: %s", seq, exc)
+
     def verify(self) -> StoreReport:
-        """Chain, record links and page integrity; names the first entry that does not fit."""
-        entries = self.audit_entries()
-        chain = verify_chain(entries)
-        integrity = self._integrity()
-        return StoreReport(chain, self._check_records(entries), integrity)
+        """Chain, record links, the high-water mark and page integrity; names the first entry that does not fit.
+        A file whose pages fail their HMAC (a flipped byte) is reported with the damaged pages and entries."""
+        try:
+            entries = self.audit_entries()
+            chain = verify_chain(entries)
+            records = self._check_records(entries)
+            integrity = self._integrity()
+        except sqlcipher.DatabaseError as exc:
+            return self._damage_report(exc)
+        return StoreReport(chain, records, integrity, self._check_tail(entries))
+
+    def _check_tail(self, entries: list[AuditEntry]) -> ChainProblem | None:
+        """The newest entries against the high-water mark: fewer than it says means the tail was deleted."""
+        if self._high_water is None:
+            return None
+        try:
+            mark = self._high_water.read()
+        except HighWaterDamaged as exc:
+            return ChainProblem("high-water", (entries[-1].seq if entries else 0) + 1, "",
+                                f"the high-water mark cannot be trusted: {exc}; the newest entries may have been deleted")
+        except OSError as exc:
+            return ChainProblem("high-water", (entries[-1].seq if entries else 0) + 1, "",
+                                f"the high-water mark cannot be read: {exc}")
+        if mark is None:
+            return None
+        seq, head = mark
+        last = entries[-1].seq if entries else 0
+        if seq > last:
+            missing = f"{seq}" if seq == last + 1 else f"{last + 1}-{seq}"
+            return ChainProblem("deleted", last + 1, "",
+                                f"entr{'y' if seq == last + 1 else 'ies'} {missing} deleted from the end of the trail:"
+                                f" the high-water mark beside the store says {seq} were written, the trail ends at {last}")
+        held = next((e for e in reversed(entries) if e.seq == seq), None)
+        if held is not None and held.hash != head:
+            return ChainProblem("altered", seq, held.entry_id,
+                                f"entry {seq} is not the one written (the high-water mark holds another hash): the"
+                                f" trail was rewritten from there or before")
+        return None
+
+    def _damage_report(self, exc: Exception) -> StoreReport:
+        """The pages that fail SQLCipher's HMAC and the audit entries that cannot be read because of them, each
+        found on a fresh connection (one that met a bad page refuses further reads)."""
+        pages: list[str] = []
+        try:
+            with closing(_connect(self.path, self._key)) as db:
+                pages = [r[0] for r in db.execute("PRAGMA cipher_integrity_check").fetchall()]
+        except (sqlcipher.DatabaseError, StoreLocked, TypeError) as failure:
+            pages = [f"integrity check failed: {failure}"]
+        bad, readable, last = self._unreadable_entries()
+        ranges = _ranges(bad)
+        text = "; ".join(pages[:20]) + (f" (and {len(pages) - 20} more)" if len(pages) > 20 else "") or str(exc)
+        entries = (f"audit entries that cannot be read: {ranges}" if bad else
+                   "every audit entry reads back: the damage is in another table or an index")
+        damage = f"the store file is damaged ({text}); {entries}; {readable} entries read, the newest is {last}"
+        first = bad[0] if bad else (last + 1)
+        problem = ChainProblem("damaged", first, "", f"the store file is damaged: {entries}")
+        return StoreReport(ChainReport(readable, "", problem), None, "; ".join(pages) or str(exc), damage=damage)
+
+    def _unreadable_entries(self, chunk: int = 256) -> tuple[list[int], int, int]:
+        """(seqs that cannot be read, how many can, the highest seq known) by reading in seq ranges, halving a
+        range that fails down to single entries; a connection that failed is replaced."""
+        state = {"db": _connect(self.path, self._key)}
+
+        def read(low: int, high: int) -> int | None:
+            try:
+                return len(state["db"].execute(_SELECT_AUDIT + " WHERE seq BETWEEN ? AND ?", (low, high)).fetchall())
+            except sqlcipher.DatabaseError:
+                state["db"].close()
+                state["db"] = _connect(self.path, self._key)
+                return None
+
+        try:
+            try:
+                top = state["db"].execute("SELECT max(seq) FROM audit").fetchone()[0] or 0
+            except sqlcipher.DatabaseError:
+                state["db"].close()
+                state["db"] = _connect(self.path, self._key)
+                top = 0
+            try:
+                mark = self._high_water.read() if self._high_water is not None else None
+            except (HighWaterDamaged, OSError):
+                mark = None
+            top = max(top, mark[0] if mark else 0)
+            bad: list[int] = []
+            readable = 0
+            pending = [(low, min(low + chunk - 1, top)) for low in range(1, top + 1, chunk)]
+            while pending:
+                low, high = pending.pop(0)
+                count = read(low, high)
+                if count is not None:
+                    readable += count
+                elif low == high:
+                    bad.append(low)
+                else:
+                    middle = (low + high) // 2
+                    pending[:0] = [(low, middle), (middle + 1, high)]
+            return bad, readable, top
+        finally:
+            state["db"].close()
 
     def _check_records(self, entries: list[AuditEntry]) -> ChainProblem | None:
         """Each feedback/inference row against its audit entry: the id, the payload's digest, and the columns
@@ -493,7 +628,8 @@ def _connect(path: Path, key: bytes, read_only: bool = False, immutable: bool = 
     except sqlcipher.DatabaseError as exc:
         db.close()
         raise StoreLocked(f"the store {path} cannot be opened with the key in the OS keyring ({exc}); "
-                          "it was left untouched - restore the matching keyring entry") from None
+                          "it was left untouched - restore the matching keyring entry (if the key is the right one, the file's "
+                          "first page is damaged: restore the store from its backup)") from None
     if not (read_only or immutable):
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = FULL")
@@ -518,6 +654,34 @@ def _check_key(path: Path, key: bytes) -> int:
         return db.execute("PRAGMA user_version").fetchone()[0]
     finally:
         db.close()
+
+
+def _private_file(path: Path) -> None:
+    """The store's folders (the missing ones, 0700) and file (0600) before SQLCipher opens it: it holds patient
+    data and the audit trail. SQLite gives its -wal and -shm files the mode of the main file."""
+    missing = [p for p in path.parents if not p.exists()]
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            pass
+
+
+def _ranges(seqs: list[int]) -> str:
+    """[3, 4, 5, 9] -> "3-5, 9" (at most 20 ranges named)."""
+    parts: list[str] = []
+    for seq in sorted(seqs):
+        if parts and parts[-1][1] == seq - 1:
+            parts[-1][1] = seq
+        else:
+            parts.append([seq, seq])
+    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in parts[:20])
+    return text + (f" (and {len(parts) - 20} more ranges)" if len(parts) > 20 else "")
 
 
 def _too_new(path: Path, version: int) -> StoreError:
@@ -545,7 +709,8 @@ def _failures_path(path: Path) -> Path:
 def _remember_failure(path: Path, identity: Identity, reason: str) -> None:
     try:
         if path.parent.exists():
-            with open(_failures_path(path), "a", encoding="utf-8") as handle:
+            fd = os.open(_failures_path(path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with open(fd, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps({"note_id": str(uuid.uuid4()), "at_utc": now_utc(), "user": identity.user.login,
                                          "reason": reason}) + "\n")
     except OSError:

@@ -1,0 +1,91 @@
+"""The audit trail's high-water mark: the newest (seq, hash) ever committed, kept beside the store in a small
+sealed file (`<store>.hwm`, mode 0600), so that deleting the newest entries (tail truncation, which leaves a
+valid shorter chain) is detected by `audit verify` even before they reached the central server.
+
+The seal is an HMAC-SHA256 under a key derived from the store key (in the OS keyring), so the file cannot be
+edited without that key. Limits (also in the README): someone holding the store key can rewrite the mark too;
+deleting the file together with the tail, or putting back an older copy of the file, goes unnoticed locally
+(new entries never raise a mark whose entry is gone, so writing on after a deletion does not hide it)
+(a missing mark is made again from the store at the next open; the central server still catches the loss of
+entries it had acknowledged). The mark is written after each commit without fsync: after a power cut it may lag
+behind the store (never ahead), which weakens it for the last entries but never raises a false alarm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+try:  # POSIX: writers of several processes take turns, so the mark never goes back
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: last writer wins (the mark may lag, never lead)
+    fcntl = None  # type: ignore[assignment]
+
+FORMAT = "workstation.high-water/1"
+_CONTEXT = b"workstation audit high-water mark v1"
+
+
+class HighWaterDamaged(RuntimeError):
+    """The mark's file exists but is not one this store's key sealed (edited, forged or damaged)."""
+
+
+class HighWater:
+    def __init__(self, store_path: Path, store_key: bytes) -> None:
+        self.path = store_path.with_name(store_path.name + ".hwm")
+        self._lock_path = store_path.with_name(store_path.name + ".hwm.lock")
+        self._key = hmac.new(store_key, _CONTEXT, hashlib.sha256).digest()
+
+    def _mac(self, seq: int, head: str) -> str:
+        return hmac.new(self._key, f"{FORMAT}|{seq}|{head}".encode(), hashlib.sha256).hexdigest()
+
+    def read(self) -> tuple[int, str] | None:
+        """(seq, hash) of the mark, None when there is no file; HighWaterDamaged when its seal does not hold."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            data = json.loads(text)
+            seq, head, mac = int(data["seq"]), str(data["hash"]), str(data["mac"])
+        except (ValueError, KeyError, TypeError):
+            raise HighWaterDamaged(f"{self.path} is not a high-water mark (damaged)") from None
+        if data.get("format") != FORMAT or not hmac.compare_digest(mac, self._mac(seq, head)):
+            raise HighWaterDamaged(f"{self.path} was not sealed with this store's key (edited or replaced)")
+        return seq, head
+
+    def advance(self, seq: int, head: str, holds: Callable[[int, str], bool] | None = None) -> bool:
+        """Raise the mark to (seq, hash) unless it is already there or beyond; a mark that does not verify is left
+        alone (False).
+        `holds(seq, hash)`: whether the store still holds the entry the mark names; when it does not (the tail
+        was deleted and new entries took its numbers) the mark stays where it is, as evidence, and False is
+        returned."""
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = self.read()
+            except HighWaterDamaged:
+                return False  # kept as evidence: verify reports it; IT removes the file once it is understood
+            if current is not None and current[0] >= seq:
+                return True
+            if current is not None and holds is not None and not holds(*current):
+                return False
+            self._write(seq, head)
+            return True
+        finally:
+            os.close(fd)  # also releases the lock
+
+    def _write(self, seq: int, head: str) -> None:
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        data = json.dumps({"format": FORMAT, "seq": seq, "hash": head, "mac": self._mac(seq, head)}).encode()
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(temporary, self.path)
