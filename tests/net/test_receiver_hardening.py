@@ -414,3 +414,25 @@ def test_conflicts_show_in_the_problems_panel(receiver, ws_ae, qtbot):
     panel.show()
     shots = Path(__file__).resolve().parents[2] / "resources" / "screenshots"
     panel.grab().save(str(shots / "problems_receiver_conflict.png"))
+
+
+def test_what_is_kept_is_byte_identical_to_storescp(receiver, ws_ae, storescp_factory, tmp_path):
+    """The checks refuse nothing storescp keeps: the same files pushed by storescu to both, data sets compared."""
+    names = ["CT_small.dcm", "MR_small_bigendian.dcm", "emri_small.dcm", "image_dfl.dcm",
+             "rtplan.dcm", "rtstruct.dcm", "test-SR.dcm", "waveform_ecg.dcm"]  # nested sequences among them
+    files = [Path(get_testdata_file(name, download=False)) for name in names]
+    service = receiver()
+    dcmtk = storescp_factory()
+    for port, called in ((ws_ae.port, "WSTEST"), (dcmtk.port, dcmtk.aet)):  # one syntax: both receivers get the same bytes
+        done = run_tool("storescu", [*NET_TIMEOUTS, "-R", "-xi", "-aet", SENDER, "-aec", called, LOCALHOST, port, *files])
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def data_sets(paths) -> dict[str, bytes]:
+        found = {}
+        for path in paths:
+            encoded = path.read_bytes()
+            found[str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)] = encoded[meta_transfer_syntax(encoded)[1]:]
+        return found
+
+    ours, theirs = data_sets(cached(service)), data_sets(dcmtk.received_files())
+    assert len(theirs) == len(files) and ours == theirs
