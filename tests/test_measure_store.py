@@ -130,3 +130,14 @@ def test_propose_from_a_heatmap_and_from_the_image(tmp_path):
     assert source == "image" and work.reading("diameter", 0, points).values["short"] == pytest.approx(2.0, abs=0.3)
     payload = json.dumps(work.add("diameter", 0, points).measurement.to_dict())
     assert "values" in payload
+
+
+def test_audit_verify_finds_an_altered_measurement_row(tmp_path, backend):
+    with open_store(tmp_path, backend) as store:
+        work = session(store)
+        work.add("length", 0, [(0, 0), (10, 0)])
+        assert store.verify().ok
+        store._db.execute("DROP TRIGGER measurements_append_only_update")  # someone with the key
+        store._db.execute("UPDATE measurements SET payload = replace(payload, '\"length\":20.0', '\"length\":2.0')")
+        problem = store.verify().first_problem
+        assert problem is not None and problem.kind == "altered" and "measurements row" in problem.message

@@ -138,6 +138,19 @@ def test_measure_on_an_ai_box_proposes_the_axes_of_its_heatmap_region(reviewing,
     qtbot.keyClick(viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier)
     assert measure.session.measurements() == []
 
+    # a right click (no drag) on another box: its menu offers "Measure"
+    box = next(item for item in viewer.box_items() if getattr(item, "finding_id", "") == "f-b")
+    pos = view_pos(viewer, box.mapToScene(box.rect().center()))
+    right, port = Qt.MouseButton.RightButton, viewer.view.viewport()
+    mouse(port, QMouseEvent.Type.MouseButtonPress, pos, right, right)
+    mouse(port, QMouseEvent.Type.MouseButtonRelease, pos, right, Qt.MouseButton.NoButton)
+    qtbot.waitUntil(lambda: getattr(measure, "context", None) is not None, timeout=5000)
+    (action,) = measure.context.actions()
+    assert action.text() == "Measure finding #2" and viewer.selected_id == "f-b"
+    measure.context.close()
+    action.trigger()  # the canned heatmap is empty in this box: refused with the reason, nothing saved
+    assert measure.session.measurements() == [] and "heatmap is empty inside this box" in measure.panel.note.text()
+
 
 def test_without_a_store_tools_work_and_say_nothing_is_saved_and_no_key_is_bound_twice(window, qtbot):
     measure = window.measure
