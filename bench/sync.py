@@ -598,10 +598,8 @@ STAGES = (
     ("client", "encode the batch (to_wire + json.dumps) in _fit"),
     ("client", "encode the same batch again in push"),
     ("server", "json.loads(body) (FastAPI's Request.json)"),
-    ("server", "PushRequest validation (pydantic, strict)"),
-    ("server", "  of which our validators (_finite_json, _canonical)"),
-    ("server", "to_sync_item"),
-    ("server", "ingest: canonical_item (to_wire + canonical JSON)"),
+    ("server", "PushRequest validation (envelope: pydantic; items: wire.check_items)"),
+    ("server", "  of which canonical JSON of the items (core.sync.canonical)"),
     ("server", "ingest: continuation_problem (hash, record digest)"),
     ("server", "ingest: the rest (lock head, held ids, rows, insert, update, commit)"),
     ("client", "mark_synced + pending_count"),
@@ -629,10 +627,10 @@ def _stage_pass(template: Path, workstation_id: str, batch_size: int, work: Path
 
     from sqlalchemy import insert
 
-    from workstation.core.audit import GENESIS, canonical_json
-    from workstation.core.sync import continuation_problem
+    from workstation.core.audit import GENESIS
+    from workstation.core.sync import canonical, continuation_problem
     from workstation.server import auth, db
-    from workstation.server.ingest import _row, canonical_item, ingest
+    from workstation.server.ingest import _row, ingest
     from workstation.server.models import PushRequest
     from workstation.services.sync import SyncClient
 
@@ -665,33 +663,32 @@ def _stage_pass(template: Path, workstation_id: str, batch_size: int, work: Path
             timed(STAGES[2][1], lambda: client.encode(items))
             data = timed(STAGES[3][1], lambda: json_.loads(body))
             request = timed(STAGES[4][1], lambda: PushRequest.model_validate(data))
-            timed(STAGES[5][1], lambda: [(canonical_json(i.details), i.record and canonical_json(i.record.payload),
-                                          canonical_json(i.model_dump())) for i in request.items])
-            sync_items = timed(STAGES[6][1], lambda: [i.to_sync_item() for i in request.items])
-            before = spent[STAGES[7][1]] + spent[STAGES[8][1]]
-            texts = timed(STAGES[7][1], lambda: [canonical_item(i) for i in sync_items])
+            timed(STAGES[5][1], lambda: [canonical(i if "record" in i else {**i, "record": None})
+                                         for i in request.items])
+            sync_items, texts = [i for i, _ in request.checked], [t for _, t in request.checked]
+            before = spent[STAGES[6][1]]
 
             def check():
                 seq, hash_ = head
                 for item in sync_items:
                     assert continuation_problem(seq, hash_, item) is None
                     seq, hash_ = item.entry.seq, item.entry.hash
-            timed(STAGES[8][1], check)
-            checks = spent[STAGES[7][1]] + spent[STAGES[8][1]] - before
+            timed(STAGES[6][1], check)
+            checks = spent[STAGES[6][1]] - before
 
-            def server_ingest():  # runs canonical_item and the checks again: the rest of its time is SQL
+            def server_ingest():  # runs the checks again: the rest of its time is SQL
                 with db.write(server_engine) as conn:
-                    return ingest(conn, workstation_id, sync_items, db.now_utc())
-            outcome = timed(STAGES[9][1], server_ingest)
-            spent[STAGES[9][1]] -= checks
+                    return ingest(conn, workstation_id, sync_items, db.now_utc(), texts)
+            outcome = timed(STAGES[7][1], server_ingest)
+            spent[STAGES[7][1]] -= checks
             head = (outcome.head_seq, outcome.head_hash)
-            timed(STAGES[10][1], lambda: (store.mark_synced(list(outcome.acknowledged)), store.pending_count()))
+            timed(STAGES[8][1], lambda: (store.mark_synced(list(outcome.acknowledged)), store.pending_count()))
             rows = [_row(workstation_id, i, t, db.now_utc()) for i, t in zip(sync_items, texts)]
 
             def baseline():
                 with db.write(baseline_engine) as conn:
                     conn.execute(insert(db.entries), rows)
-            timed(STAGES[11][1], baseline)
+            timed(STAGES[9][1], baseline)
     finally:
         store.close()
         client.close()

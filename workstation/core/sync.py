@@ -36,7 +36,7 @@ RECORD_KINDS = {"feedback": ("feedback_entry_id", "feedback_sha256"), "inference
 ENTRY_FIELDS = tuple(f.name for f in fields(AuditEntry))
 HASHED_FIELDS = tuple(name for name in ENTRY_FIELDS if name not in ("seq", "hash"))  # as AuditEntry.canonical
 # where orjson's floats differ: below 1e-4 the stdlib writes 8.3e-05 and 1e-06, orjson 0.000083 and 1e-6
-_SMALL_FLOAT = re.compile(rb"0\.0000[0-9]|[0-9]e-[0-9](?![0-9])")
+_SHORT_EXPONENT = re.compile(rb"e-[0-9](?![0-9])")
 
 
 def canonical(data: Any) -> bytes:
@@ -55,9 +55,17 @@ def canonical(data: Any) -> bytes:
         text = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
     except (TypeError, orjson.JSONEncodeError):
         return canonical_json(data)
-    if (b"e-" in text or b"0.0000" in text) and _SMALL_FLOAT.search(text):
+    if b"0.0000" in text or (b"e-" in text and _short_exponent(text)):
         return canonical_json(data)
     return text
+
+
+def _short_exponent(text: bytes) -> bool:
+    """A number like 3e-7 in orjson's output (the stdlib writes 3e-07)."""
+    for match in _SHORT_EXPONENT.finditer(text):
+        if text[match.start() - 1:match.start()].isdigit():
+            return True
+    return False
 
 
 def entry_hash(entry: AuditEntry) -> str:
@@ -120,42 +128,49 @@ class SyncItem:
 
 def free_form_problem(value: Any, where: str) -> str | None:
     """Why `value` (parsed JSON: an entry's details, a record's payload) is refused, naming the place; None when
-    it stays within the bounds above and holds JSON types only."""
-    stack = [(value, where, 0)]
+    it stays within the bounds above and holds JSON types only. (Scalars are checked where they stand and a
+    place is spelled out only for the answer: this runs on every pushed item.)"""
+    stack: list[tuple[Any, Any, int]] = [(value, (None, where), 0)]
     push, pop = stack.append, stack.pop
     while stack:
-        node, path, depth = pop()
-        kind = type(node)
-        if kind is str:
-            if len(node) > MAX_STRING:
-                return f"{path}: a string of {len(node)} characters (at most {MAX_STRING})"
-        elif kind is dict:
-            if depth > MAX_DEPTH:
-                return f"{path}: nested deeper than {MAX_DEPTH} levels"
+        node, place, depth = pop()
+        if depth > MAX_DEPTH:
+            return f"{_place(place)}: nested deeper than {MAX_DEPTH} levels"
+        if type(node) is dict:
             if len(node) > MAX_CONTAINER:
-                return f"{path}: an object of {len(node)} members (at most {MAX_CONTAINER})"
-            for key, member in node.items():
-                if type(key) is not str or len(key) > MAX_KEY:
-                    return f"{path}: a key that is not text of at most {MAX_KEY} characters"
-                if type(member) is not str or len(member) > MAX_STRING:
-                    push((member, f"{path}.{key}", depth + 1))
-        elif kind is list:
-            if depth > MAX_DEPTH:
-                return f"{path}: nested deeper than {MAX_DEPTH} levels"
+                return f"{_place(place)}: an object of {len(node)} members (at most {MAX_CONTAINER})"
+            members = node.items()
+        else:
             if len(node) > MAX_CONTAINER:
-                return f"{path}: an array of {len(node)} elements (at most {MAX_CONTAINER})"
-            for index, member in enumerate(node):
-                if type(member) is not str or len(member) > MAX_STRING:
-                    push((member, f"{path}[{index}]", depth + 1))
-        elif kind is int:
-            if not -MAX_INT - 1 <= node <= MAX_INT:
-                return f"{path}: an integer outside the signed 64-bit range"
-        elif kind is float:
-            if node != node or node in (float("inf"), float("-inf")):
-                return f"{path}: a number that is not finite"
-        elif node is not None and kind is not bool:
-            return f"{path}: a value of type {kind.__name__} (JSON types only)"
+                return f"{_place(place)}: an array of {len(node)} elements (at most {MAX_CONTAINER})"
+            members = enumerate(node)
+        for key, member in members:
+            kind = type(member)
+            if kind is str:
+                if len(member) > MAX_STRING:
+                    return f"{_place((place, key))}: a string of {len(member)} characters (at most {MAX_STRING})"
+            elif kind is dict or kind is list:
+                push((member, (place, key), depth + 1))
+            elif kind is float:
+                if member - member != 0:  # inf - inf and nan - nan are nan
+                    return f"{_place((place, key))}: a number that is not finite"
+            elif kind is int:
+                if not -MAX_INT - 1 <= member <= MAX_INT:
+                    return f"{_place((place, key))}: an integer outside the signed 64-bit range"
+            elif member is not None and kind is not bool:
+                return f"{_place((place, key))}: a value of type {kind.__name__} (JSON types only)"
+            if type(key) is not str and type(node) is dict or type(key) is str and len(key) > MAX_KEY:
+                return f"{_place(place)}: a key that is not text of at most {MAX_KEY} characters"
     return None
+
+
+def _place(place: Any) -> str:
+    """details.a[3].b from the (parent, key) links free_form_problem keeps."""
+    parts = []
+    while place is not None:
+        place, key = place
+        parts.append(f"[{key}]" if type(key) is int else key if place is None else f".{key}")
+    return "".join(reversed(parts))
 
 
 def continuation_problem(head_seq: int, head_hash: str, item: SyncItem) -> str | None:
