@@ -118,3 +118,13 @@ def test_safe_private_list_keeps_only_what_it_names():
     Deidentifier(options, KeyedMapping(b"k" * 32), ((0x19, 0x0C, "GEMS_ACQU_01"),)).deidentify(ds)
     kept = {elem.tag for elem in ds if elem.tag.is_private}
     assert kept == {pydicom.tag.Tag(0x00190010), pydicom.tag.Tag(0x0019100C)}
+
+
+def test_encapsulated_documents_are_refused():
+    from workstation.deid import DeidError
+
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.104.1", "1.2.3.4"
+    ds.EncapsulatedDocument = b"%PDF-1.4 Jane Doe"
+    with pytest.raises(DeidError, match="encapsulated document"):
+        Deidentifier(DeidOptions(), KeyedMapping(b"k" * 32)).deidentify(ds)

@@ -27,6 +27,7 @@ from workstation.deid.pixels import burned_in_reason, clean_pixel_data
 from workstation.deid.table import resolve, single_tags
 from workstation.deid.text import Scrubber, identifiers_of
 
+ENCAPSULATED_DOCUMENTS = "1.2.840.10008.5.1.4.1.1.104."  # PDF, CDA, STL, OBJ, MTL: left out, not de-identified
 MAX_DEPTH = 32  # sequences nested deeper than this are refused, not walked
 TEXT_VRS = {"LO", "SH", "LT", "ST", "UT", "UC", "CS", "AE", "PN"}
 FREE_TEXT_VRS = {"LT", "ST", "UT", "UC"}
@@ -71,6 +72,8 @@ class Deidentifier:
         """De-identify `ds` in place (and return it with what was done); DeidError when it must be left out."""
         if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
             raise DeidError("no SOP Instance or SOP Class UID")
+        if str(ds.SOPClassUID).startswith(ENCAPSULATED_DOCUMENTS):
+            raise DeidError("an encapsulated document (PDF, CDA, 3-D model): its content cannot be checked")
         reason = burned_in_reason(ds)
         if reason and not self.options.clean_pixel_data:
             raise DeidError(f"{reason} and the site does not clean pixel data")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from io import BytesIO
 
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
@@ -26,9 +27,9 @@ def problems(result: InstanceResult, written: bytes | None = None) -> list[str]:
     if str(ds.get("PatientIdentityRemoved", "")) != "YES":
         found.append("PatientIdentityRemoved is not YES")
     private, overlay = False, False
-    for elem in ds.iterall():
-        group = elem.tag.group
-        private |= elem.tag.is_private
+    for tag in _tags(ds):
+        group = tag >> 16
+        private |= group % 2 == 1
         overlay |= (0x6000 <= group <= 0x60FF or 0x5000 <= group <= 0x50FF) and group % 2 == 0
     if private:
         found.append("a private attribute remains")
@@ -41,6 +42,21 @@ def problems(result: InstanceResult, written: bytes | None = None) -> list[str]:
                 found.append(f"{kind} remains in the written bytes")
                 break
     return found
+
+
+def _tags(ds: Dataset):
+    """Every tag at every depth, decoding only sequences (Dataset.iterall decodes every value: slow)."""
+    for tag, elem in ds._dict.items():
+        yield tag
+        vr = elem.VR
+        if vr is None or vr == "UN":
+            try:
+                vr = dictionary_VR(tag)
+            except KeyError:
+                continue
+        if vr == "SQ":
+            for item in ds[tag].value or []:
+                yield from _tags(item)
 
 
 def _header_bytes(ds: Dataset, written: bytes | None) -> bytes:
