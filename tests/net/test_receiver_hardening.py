@@ -436,3 +436,27 @@ def test_what_is_kept_is_byte_identical_to_storescp(receiver, ws_ae, storescp_fa
 
     ours, theirs = data_sets(cached(service)), data_sets(dcmtk.received_files())
     assert len(theirs) == len(files) and ours == theirs
+
+
+def test_a_large_deflated_data_set_inflates_in_flat_memory(receiver, ws_ae):
+    import tracemalloc
+
+    service = receiver()
+    ds = pydicom.dcmread(CT)
+    plain = ct_data_set()
+    pixels = plain.index(b"\xe0\x7f\x10\x00OW")
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    size = 64 << 20  # 64 MB of pixels inflate from ~64 kB
+    deflated = (deflate.compress(plain[:pixels] + b"\xe0\x7f\x10\x00OW\x00\x00" + size.to_bytes(4, "little"))
+                + b"".join(deflate.compress(bytes(1 << 20)) for _ in range(64)) + deflate.flush())
+    sock, context_id = associate(ws_ae.port, syntax=DeflatedExplicitVRLittleEndian)
+    tracemalloc.start()
+    try:
+        assert c_store(sock, context_id, deflated, ds.SOPInstanceUID) == (0, "")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    release(sock)
+    assert peak < 16 << 20, f"{peak / 2**20:.0f} MB at the peak for a 64 MB data set"
+    (path,) = cached(service)
+    assert path.read_bytes().endswith(deflated) and leftovers(service) == []
