@@ -460,3 +460,15 @@ def test_a_large_deflated_data_set_inflates_in_flat_memory(receiver, ws_ae):
     assert peak < 16 << 20, f"{peak / 2**20:.0f} MB at the peak for a 64 MB data set"
     (path,) = cached(service)
     assert path.read_bytes().endswith(deflated) and leftovers(service) == []
+
+
+def test_a_malformed_associate_request_is_aborted_and_audited(receiver, store, ws_ae):
+    receiver()
+    sock = connect(ws_ae.port)
+    body = b"\x00\x01\x00\x00" + b"WSTEST".ljust(16) + SENDER.encode().ljust(16) + bytes(32) + b"\x10\x00\xff\xff garbage"
+    sock.sendall(ul.PDU_HEADER.pack(ul.A_ASSOCIATE_RQ_PDU, len(body)) + body)
+    assert ul.PduSocket(sock).read_pdu_header()[0] == ul.A_ABORT_PDU
+    sock.close()
+    (entry,) = audit(store, "receiver.refused")
+    assert entry.outcome_text.startswith("protocol error: malformed A-ASSOCIATE-RQ") and entry.details["calling_ae_title"] == SENDER
+    assert audit(store, "receiver.association", 0) == []
