@@ -53,3 +53,21 @@ def test_export_exit_codes(corpus, site_file, tmp_path, capsys):
     assert run(site_file, str(corpus.folder), "--node", "NOPE") == 2
     assert "no such PACS node" in capsys.readouterr().err
     assert len(first) == 5
+
+
+def test_export_a_study_from_the_retrieval_cache(corpus, site_file, tmp_path, capsys):
+    import pydicom
+
+    from workstation.dicom.cache import StudyCache
+
+    cache = tmp_path / "cache"
+    site_file.write_text(site_file.read_text() + f'\n[cache]\ndirectory = "{cache}"\n', encoding="utf-8")
+    store = StudyCache(cache, 1 << 30)
+    for path in corpus.files.values():
+        store.store(path.read_bytes())
+    study = str(pydicom.dcmread(corpus.files["ct1"], stop_before_pixels=True).StudyInstanceUID)
+    assert run(site_file, "--study", study, "--out", str(tmp_path / "from-cache"), "--json") == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["manifest"]["counts"]["written"] == 5
+    assert run(site_file, "--study", "1.2.3.404", "--out", str(tmp_path / "none")) == 2
+    assert "not in the retrieval cache" in capsys.readouterr().err
