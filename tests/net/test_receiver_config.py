@@ -44,3 +44,14 @@ def test_unreadable_certificate_is_a_clear_error(tmp_path):
     settings = local(tls={"cert_file": str(tmp_path / "missing.pem"), "key_file": str(tmp_path / "missing.key")})
     with pytest.raises(PacsError, match="workstation.tls: cannot load the receiver's certificate"):
         StoreReceiver(settings, handler=None)
+
+
+def test_receiver_security_settings_are_in_the_audited_configuration_summary():
+    from workstation.core.site import SiteConfig
+    from workstation.services.session import config_summary
+
+    assert config_summary(SiteConfig())["workstation"] == {"id": None, "ae_title": "WORKSTATION", "store_port": 11112}
+    summary = config_summary(parse_site_config({"workstation": {
+        "max_associations_per_host": 2, "tls": {"cert_file": "r.pem", "key_file": "r.key", "ca_file": "ca.pem"}}}))
+    assert summary["workstation"]["max_associations_per_host"] == 2
+    assert summary["workstation"]["tls"] == ["r.pem", "ca.pem", False]  # switching TLS off is a config.change

@@ -130,12 +130,24 @@ def config_change(last: dict, summary: dict) -> dict:
 def config_summary(config: SiteConfig) -> dict:
     """What a configuration change entry shows: nodes, roles, server; no secrets live in the config anyway."""
     return {
-        "workstation": {"id": config.workstation_id, "ae_title": config.local.ae_title, "store_port": config.local.store_port},
+        "workstation": {"id": config.workstation_id, "ae_title": config.local.ae_title, "store_port": config.local.store_port,
+                        **_receiver_summary(config.local)},
         "pacs": {name: [n.ae_title, n.host, n.port, n.retrieve, n.tls is not None] for name, n in sorted(config.nodes.items())},
         "roles": dict(sorted(config.users.roles.items())),
         "default_role": config.users.default_role,
         "server": {"url": config.server.url, "verify": config.server.verify, "ca_file": config.server.ca_file},
     }
+
+
+def _receiver_summary(local) -> dict:
+    """The receiver's TLS and limits, where they differ from the defaults (so older summaries keep their digest)."""
+    defaults = type(local)()
+    changed = {name: getattr(local, name) for name in ("artim_timeout_s", "idle_timeout_s",
+                                                       "association_timeout_s", "max_associations", "max_associations_per_host")
+               if getattr(local, name) != getattr(defaults, name)}
+    if local.tls is not None:
+        changed["tls"] = [local.tls.cert_file, local.tls.ca_file, local.tls.require_client_cert]
+    return changed
 
 
 __all__ = ["AuditTrail", "StoreLocked", "WorkSession", "config_change", "config_summary", "current_user", "identity",
