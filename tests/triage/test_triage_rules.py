@@ -121,9 +121,14 @@ def test_a_corrupt_instance_fails_only_its_series_job(tmp_path, store, triage_st
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])  # truncated in its pixel data
     config = parse_site_config({"routing": {"quiet_s": 0.01, "rules": [RULE]}})
     triage = TriageService(config, store)
+    triage.headers.start()  # the headers are read as the instances arrive (the job does not scan the folder)
+    series = set()
     for path in sorted(cache.iterdir()):
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         triage.on_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, path, calling_ae="CT01")
+        series.add(ds.SeriesInstanceUID)
+    cached = {uid: triage.headers.get(uid) for uid in series}
+    assert sorted((len(h), len(p)) for h, p in cached.values()) == [(11, 1), (12, 0)]
     jobs, deadline = [], time.monotonic() + 30
     while len(jobs) < 2 and time.monotonic() < deadline:  # quiet time 0.01 s
         jobs += triage.poll()
@@ -133,6 +138,8 @@ def test_a_corrupt_instance_fails_only_its_series_job(tmp_path, store, triage_st
     assert set(by_state) == {DONE, FAILED}, [j.state_text for j in finished]
     assert by_state[FAILED].state_text.startswith("failed: 1 of 12 instance(s) cannot be read")
     assert by_state[DONE].run_id and by_state[DONE].calling_ae == "CT01"
+    assert all(triage.headers.get(uid) is None for uid in series)  # dropped once their jobs ran
+    triage.headers.stop()
 
 
 def test_a_run_recorded_before_a_crash_finishes_its_job_instead_of_running_again(store):

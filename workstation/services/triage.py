@@ -26,12 +26,14 @@ from workstation.core.site import ConfigError, SiteConfig
 from workstation.core.study import DisplaySet, FileLocation, InstanceHeader
 from workstation.core.tasks import Cancelled, CancelToken
 from workstation.dicom.header import read_header
+from workstation.dicom.ordering import build_catalog
 from workstation.dicom.scan import scan_paths
 from workstation.inference.registry import ModelError, find_model
 from workstation.routing.completion import CompletionTracker, PendingSeries
 from workstation.routing.matching import SeriesFacts, mismatch, route
 from workstation.routing.rules import RoutingRule, RoutingSettings, routing_settings
 from workstation.services.inference import InferenceService
+from workstation.services.triage_headers import SeriesHeaders
 from workstation.store.database import Store
 from workstation.store.triage_queue import (
     CANCELLED, DONE, FAILED, NOT_APPLICABLE, Job, TriageQueue, worker_name,
@@ -72,7 +74,8 @@ class TriageService:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._cancel: dict[str, CancelToken] = {}  # running job -> its token
-        self._job_for_run: threading.local = threading.local()
+        self._work_ready = threading.Event()  # set when a job is queued: the worker starts at once
+        self.headers = SeriesHeaders()
         self.device: str | None = None
 
     # ----- start-up
@@ -94,6 +97,7 @@ class TriageService:
             self.changed.emit(f"job {job.job_id[:8]} (series {job.series_instance_uid}) interrupted earlier: {what}",
                               self.queue.job(job.job_id))
         self._stop.clear()
+        self.headers.start()
         loops = [(self._complete_loop, "triage-completion")] + ([(self._work_loop, "triage-worker")] if worker else [])
         for target, name in loops:
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -109,6 +113,7 @@ class TriageService:
         for thread in self._threads:
             thread.join(30)
         self._threads = []
+        self.headers.stop()
         if flush:
             for pending in self.tracker.flush():
                 self._route(pending)
@@ -116,7 +121,9 @@ class TriageService:
     # ----- arrivals (receiver threads: quick)
     def on_instance(self, study_uid: str, series_uid: str, sop_uid: str, path: Path | str, calling_ae: str = "",
                     source: str = "") -> None:
-        """One stored instance. The first of a series has its header read (modality, body part, descriptions)."""
+        """One stored instance. The first of a series has its header read (modality, body part, descriptions)
+        here; every one is read in the background for the job (SeriesHeaders)."""
+        self.headers.add(series_uid, sop_uid, path)
         with self._lock:
             known = self._series.get(series_uid)
         if known is None:
@@ -172,12 +179,14 @@ class TriageService:
                               instances=pending.count)
         common = {"calling_ae": known.calling_ae, "instances": pending.count, "folder": known.folder}
         if known.header is None:
+            self.headers.drop(pending.series_instance_uid)
             job = self.queue.add(pending.study_instance_uid, pending.series_instance_uid, "-", "-", 0,
                                  state=NOT_APPLICABLE, reason="not an image series this workstation reads", **common)
             self.changed.emit(f"not routed: series {pending.series_instance_uid}: {job.reason}", job)
             return [job]
         decision = route(self.settings.rules, facts)
         if decision.rule is None:
+            self.headers.drop(pending.series_instance_uid)
             job = self.queue.add(pending.study_instance_uid, pending.series_instance_uid, "-", "-", 0,
                                  state=NOT_APPLICABLE, reason=decision.why_not, **common)
             self.changed.emit(f"not routed: series {pending.series_instance_uid}: {decision.why_not}", job)
@@ -189,6 +198,7 @@ class TriageService:
                              **common)
         self.changed.emit(f"routed: series {pending.series_instance_uid} by rule {rule.name} to {spec} "
                           f"(priority {rule.priority}); job {job.job_id[:8]} queued", job)
+        self._work_ready.set()
         return job
 
     @staticmethod
@@ -230,7 +240,8 @@ class TriageService:
                 log.exception("triage: the worker failed")
                 job = None
             if job is None:
-                self._stop.wait(POLL_S)
+                self._work_ready.wait(POLL_S)
+                self._work_ready.clear()
 
     def run_next(self) -> Job | None:
         """Claim the next job and run it on this thread; the finished job, or None when none waits."""
@@ -248,6 +259,8 @@ class TriageService:
             state, reason, run_id = FAILED, _words(exc), ""
         finally:
             self._cancel.pop(job.job_id, None)
+            if not self.queue.jobs(("queued",), series_uid=job.series_instance_uid):
+                self.headers.drop(job.series_instance_uid)
         if state == CANCELLED and self._stop.is_set() and not self.queue.job(job.job_id).cancel_requested:
             return None  # the service stops: left running for recover() to queue again at the next start
         self.queue.finish(job.job_id, state, reason, run_id)
@@ -257,7 +270,7 @@ class TriageService:
         return finished
 
     def _run(self, job: Job, token: CancelToken) -> tuple[str, str, str]:
-        display_set, problems = _display_set(job)
+        display_set, problems = _display_set(job, self.headers.get(job.series_instance_uid))
         if display_set is None:
             return FAILED, problems or "no readable image of the series is in the cache", ""
         readable = len(display_set.instances)
@@ -326,11 +339,16 @@ class TriageService:
         return False
 
 
-def _display_set(job: Job) -> tuple[DisplaySet | None, str]:
-    """The series' display set, read from its folder in the cache (the largest part when a series is split)."""
-    if not job.folder or not Path(job.folder).is_dir():
+def _display_set(job: Job, cached=None) -> tuple[DisplaySet | None, str]:
+    """The series' display set (the largest part when a series is split): from the headers read as it arrived,
+    else read from its folder in the cache."""
+    if cached is not None and len(cached[0]) + len(cached[1]) >= job.instances:
+        headers, problems = cached
+        catalog = build_catalog(headers, problems, len(headers) + len(problems))
+    elif not job.folder or not Path(job.folder).is_dir():
         return None, "the series' folder is no longer in the cache"
-    catalog = scan_paths([job.folder])
+    else:
+        catalog = scan_paths([job.folder])
     sets = [ds for ds in catalog.display_sets if ds.series.series_instance_uid == job.series_instance_uid]
     reasons = "; ".join(dict.fromkeys(p.reason for p in catalog.problems))[:300]
     if not sets:

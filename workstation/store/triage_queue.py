@@ -112,8 +112,11 @@ class TriageQueue:
                         folder, now, now, "" if state == QUEUED else now))
             return self._job(db, job_id)
 
-    def jobs(self, states: tuple[str, ...] = (), study_uid: str = "") -> list[Job]:
+    def jobs(self, states: tuple[str, ...] = (), study_uid: str = "", series_uid: str = "") -> list[Job]:
         where, values = [], []
+        if series_uid:
+            where.append("series_instance_uid = ?")
+            values.append(series_uid)
         if states:
             where.append(f"state IN ({', '.join('?' * len(states))})")
             values += list(states)
