@@ -158,3 +158,19 @@ def test_another_series_in_the_viewer_leaves_an_mpr_it_cannot_show(mpr_window, q
     assert window.layouts.stack.currentWidget() is window.layouts.grid
     assert not window.layouts.mpr_action.isChecked()
     assert "MPR not available" in window.statusBar().currentMessage()
+
+
+def test_planes_wait_for_every_slice(window, qtbot):
+    """An undecoded slice holds zeros (water in HU): the MPR says it is loading rather than show them."""
+    viewer = window.viewer
+    viewer.volume.loaded[5] = False  # as if slice 6 were still decoding
+    try:
+        assert window.layouts.show_mpr()
+        mpr = window.layouts.mpr
+        assert all(p.message.text().startswith("Loading 39/40 slices") and not p.image_item.isVisible()
+                   for p in mpr.panes.values())
+        viewer.volume.loaded[5] = True  # decoded now
+        qtbot.waitUntil(lambda: all(p.image_item.isVisible() and not p.message.text() for p in mpr.panes.values()),
+                        timeout=5000)
+    finally:
+        viewer.volume.loaded[5] = True

@@ -234,7 +234,7 @@ class MprView(QWidget):
         self.title.setText(f"MPR  {series.modality} {series.description or ''}  "
                            f"({volume.frame_count} slices, shown at {self.geometry.spacing:.2f} mm)")
         self._loaded_seen = volume.loaded_count
-        if not volume.fully_loaded:
+        if volume.missing_frames:
             self._poll.start()
         self.refresh()
         return ""
@@ -317,9 +317,9 @@ class MprView(QWidget):
             QTimer.singleShot(0, self.refresh)  # not inside pyqtgraph's range change
 
     def _check_loading(self) -> None:
+        if self.volume is None or not self.volume.missing_frames:
+            self._poll.stop()
         if self.volume is None or self.volume.loaded_count == self._loaded_seen:
-            if self.volume is None or self.volume.fully_loaded:
-                self._poll.stop()
             return
         self._loaded_seen = self.volume.loaded_count
         self._shown.clear()
@@ -328,6 +328,18 @@ class MprView(QWidget):
     # ----- drawing
     def refresh(self) -> None:
         if self.geometry is None or self.window is None or self._renderer is None:
+            return
+        missing = self.volume.missing_frames
+        for pane in self.panes.values():  # an undecoded slice would read as 0 (water): no planes until all are there
+            pane.message.setText(f"Loading {self.volume.loaded_count}/{self.volume.frame_count} slices…\n"
+                                 "the planes appear when the series is decoded" if missing else "")
+            pane.image_item.setVisible(not missing)
+            if missing:
+                pane.heat_item.setVisible(False)
+            pane.annotations.place()
+        if missing:
+            if not self._poll.isActive():
+                self._poll.start()
             return
         for name, pane in self.panes.items():
             plane = self.geometry.plane(name, self.point, pane.sampling)
