@@ -40,3 +40,6 @@ echo "=== bench/audit_write.py"
 echo
 echo "=== bench/sync.py"
 "$PY" bench/sync.py "$@"
+echo
+echo "=== bench/monitoring.py"
+"$PY" bench/monitoring.py
