@@ -128,3 +128,12 @@ def test_encapsulated_documents_are_refused():
     ds.EncapsulatedDocument = b"%PDF-1.4 Jane Doe"
     with pytest.raises(DeidError, match="encapsulated document"):
         Deidentifier(DeidOptions(), KeyedMapping(b"k" * 32)).deidentify(ds)
+
+
+def test_pixels_declared_beyond_what_the_file_holds_are_refused_before_decoding(corpus):
+    from workstation.deid import DeidError
+
+    ds = pydicom.dcmread(corpus.files["us"])
+    ds.NumberOfFrames = 50_000  # 50,000 frames declared, one held
+    with pytest.raises(DeidError, match="declares .* bytes of pixels, holds 76800"):
+        Deidentifier(DeidOptions(), KeyedMapping(b"k" * 32)).deidentify(ds)

@@ -109,10 +109,36 @@ def burned_in_words(ds: pydicom.Dataset) -> list[str]:
     return [box[4] for frame in frames_of(ds) for box in text_boxes(bright_text(frame, ds), binary)]
 
 
+MAX_DECODED = 4 << 30  # bytes of decoded pixels one object may need
+MAX_RATIO = 200  # decoded bytes per compressed byte believed (as for viewing: workstation.dicom.limits)
+
+
+def _check_size(ds: pydicom.Dataset) -> None:
+    """The header's pixel size checked against the bytes the object holds, before anything is decoded."""
+    def number(keyword: str, default: int) -> int:
+        value = ds.get(keyword, default)
+        try:
+            return int(value if value not in (None, "") else default)
+        except (TypeError, ValueError):
+            raise ValueError(f"{keyword} is not a number") from None
+
+    rows, columns, samples = number("Rows", 0), number("Columns", 0), number("SamplesPerPixel", 1)
+    bits, frames = number("BitsAllocated", 8), number("NumberOfFrames", 1)
+    if not (0 < rows <= 65535 and 0 < columns <= 65535 and samples in (1, 3) and bits in (1, 8, 16, 32)
+            and 0 < frames <= 100_000):
+        raise ValueError("implausible pixel description (rows, columns, samples, bits or frames)")
+    needed = rows * columns * samples * max(bits // 8, 1) * frames
+    held = len(ds.PixelData or b"")
+    encapsulated = ds.file_meta.TransferSyntaxUID.is_compressed if "TransferSyntaxUID" in ds.file_meta else False
+    if needed > MAX_DECODED or (encapsulated and needed > held * MAX_RATIO) or (not encapsulated and held < needed):
+        raise ValueError(f"declares {needed} bytes of pixels, holds {held}")
+
+
 def clean_pixel_data(ds: pydicom.Dataset, margin: int = MARGIN_PX) -> int:
     """Blank every text box OCR finds in every frame; returns the number of boxes. Writes the pixels back
     uncompressed (RGB for YCbCr sources) and sets BurnedInAnnotation to NO."""
     binary = tesseract()
+    _check_size(ds)
     pixels = ds.pixel_array.copy()
     stack = pixels if int(ds.get("NumberOfFrames", 1) or 1) > 1 else pixels[np.newaxis]  # views into pixels
     count = 0
