@@ -102,7 +102,7 @@ def test_each_tool_draws_reads_saves_edits_deletes_undoes_and_reopens(start_sess
     assert [e.action.value for e in entries(win)][-3:] == ["edit", "delete", "undo"]
     kinds_audited = [e.kind for e in session.store.audit_entries() if e.kind.startswith("measurement.")]
     assert kinds_audited.count("measurement.add") == 5 and "measurement.undo" in kinds_audited
-    win.close()
+    # (win stays open: its session's store and the new one's are the same file, as two workstations' would be)
 
     again = start_session("bob", "reviewer")
     win2 = open_window(qtbot, small_study.directory, again)
@@ -120,7 +120,7 @@ def test_each_tool_draws_reads_saves_edits_deletes_undoes_and_reopens(start_sess
     assert win2.viewer.frame_index == 20 and len(win2.measure.items) == 5
 
 
-def test_measure_on_an_ai_box_proposes_the_axes_of_its_heatmap_region(reviewing, qtbot):
+def test_measure_on_an_ai_box_proposes_the_axes_of_its_heatmap_region(reviewing, start_session, qtbot, small_study):
     win, session = reviewing("bob", "reviewer")
     viewer, measure = win.viewer, win.measure
     win.review.select("f-a", jump=True)
@@ -150,6 +150,14 @@ def test_measure_on_an_ai_box_proposes_the_axes_of_its_heatmap_region(reviewing,
     measure.context.close()
     action.trigger()  # the canned heatmap is empty in this box: refused with the reason, nothing saved
     assert measure.session.measurements() == [] and "heatmap is empty inside this box" in measure.panel.note.text()
+
+    # reopened (the run is not re-run): "Measure" uses the heatmap the store kept with the run
+    win2 = open_window(qtbot, small_study.directory, start_session("bob", "reviewer"))
+    assert win2.viewer.result is None
+    win2.review.select("f-a", jump=True)
+    qtbot.keyClick(win2.viewer, Qt.Key.Key_M)
+    (again,) = win2.measure.session.measurements()
+    assert again.measurement.values == pytest.approx(m.values) and "from the heatmap region" in win2.measure.panel.note.text()
 
 
 def test_without_a_store_tools_work_and_say_nothing_is_saved_and_no_key_is_bound_twice(window, qtbot):

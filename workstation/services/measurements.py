@@ -95,6 +95,16 @@ class MeasurementService:
     def may_measure(self) -> bool:
         return self.store is None or self.user.may(PERMISSION)
 
+    def stored_heatmap(self, series_instance_uid: str, model_text: str) -> np.ndarray | None:
+        """The heatmap kept with the newest stored run of this model on the series (frames, rows, columns;
+        uint8 = probability x 255), for "Measure" on a reopened study; None when none was kept."""
+        if self.store is None:
+            return None
+        for run in self.store.inference_runs(series_instance_uid):
+            if str(run.model) == model_text:
+                return self.store.heatmap(run.run_id)
+        return None
+
     def session(self, display_set: DisplaySet) -> MeasurementSession:
         return MeasurementSession(self, SeriesInfo.of(display_set))
 

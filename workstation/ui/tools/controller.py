@@ -291,7 +291,7 @@ class MeasureController(QObject):
                           error=True)
             return
         frame, box = state.geometry.frame_index, state.geometry.box_px
-        heat = viewer.result.heatmap[frame] if viewer.result is not None else None
+        heat = viewer.result.heatmap[frame] if viewer.result is not None else self._stored_heat(frame)
 
         def propose(session: MeasurementSession):
             points, source = session.propose(frame, box, heat, self._image(frame))
@@ -307,6 +307,18 @@ class MeasureController(QObject):
         where = "the heatmap region" if source == "heatmap" else "the image (no heatmap: half-maximum region)"
         self._message(f"Finding #{state.number}: {shown.measurement.text.replace(chr(10), '; ')} from {where}; "
                       "drag the handles to adjust")
+
+    def _stored_heat(self, frame: int) -> np.ndarray | None:
+        """A reopened study's run: its heatmap as the store kept it (when it matches the series on screen)."""
+        viewer = self.viewer
+        try:
+            heat = self.service.stored_heatmap(viewer.display_set.series.series_instance_uid, viewer.model_text)
+        except Exception:  # noqa: BLE001 - then the image is measured instead, and the message says so
+            log.exception("stored heatmap not read")
+            return None
+        if heat is None or heat.shape[0] != viewer.volume.frame_count or heat.shape[1:] != viewer.volume.array.shape[1:3]:
+            return None
+        return heat[frame]
 
     def _context_menu(self, point: QPointF, ev) -> bool:
         """Right click (without a drag) on a finding box: a menu offering "Measure"."""
