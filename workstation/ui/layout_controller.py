@@ -124,8 +124,6 @@ class LayoutController(QObject):
         display_set = self.win.display_set(key)
         if display_set is None:
             return
-        if index == 1 and self.sync is not None:
-            self._stop_compare()
         if index == 0:
             self.win.open_display_set(key)
         else:
@@ -133,6 +131,8 @@ class LayoutController(QObject):
 
     def load_into(self, index: int, display_set: DisplaySet) -> None:
         viewer = self.grid.viewers[index]
+        if index == 1 and self.sync is not None:  # the prior's viewport gets another series: no longer compared
+            self._stop_compare()
         self._unlink(index)
         shared = self.win.loads.get(display_set.key)
         if shared is not None and len(shared.load.display_set.frames) == len(display_set.frames):
