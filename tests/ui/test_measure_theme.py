@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PySide6.QtGui import QImage
 
-from workstation.ui.theme import dark_sheet
+from workstation.ui.theme import dark_sheet, light_sheet
 
 SCRIPT = Path(__file__).with_name("measure_screens.py")
 
@@ -44,3 +44,31 @@ def test_light_theme_literals_are_mapped_and_nothing_else():
     assert dark_sheet("color: #444;") == "color: #c4c4c4;"
     assert dark_sheet("color: #4444ff;") == "color: #4444ff;"  # another colour that starts alike
     assert dark_sheet("font-weight: bold;") == "font-weight: bold;"
+    assert light_sheet(dark_sheet("color: #b00020; font-weight: bold;")) == "color: #b00020; font-weight: bold;"
+
+
+def test_view_menu_switches_the_theme_off_and_on(qtbot):
+    from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
+
+    from workstation.ui import theme
+
+    app = QApplication.instance()
+    before = app.palette().window().color().name()
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    window.menuBar().addMenu("&View")
+    label = QLabel("refused", window)
+    label.setStyleSheet("color: #b00020;")
+    action = theme.install(window, app, dark=True)
+    window.show()
+    qtbot.waitExposed(window)
+    try:
+        assert theme.is_dark() and app.palette().window().color().lightness() < 60
+        assert label.styleSheet() == "color: #ff6b6b;"
+        label.setStyleSheet("color: #444;")  # set while dark: mapped as it is set
+        assert label.styleSheet() == "color: #c4c4c4;"
+        assert action in window.menuBar().actions()[0].menu().actions() and action.isChecked()
+    finally:
+        action.setChecked(False)
+    assert not theme.is_dark() and app.palette().window().color().name() == before
+    assert label.styleSheet() == "color: #444;"

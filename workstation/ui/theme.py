@@ -56,16 +56,26 @@ def dark_palette() -> QPalette:
     return palette
 
 
+_LIGHT_COLOURS = {dark: light for light, dark in DARK_COLOURS.items()}
+_DARK_LITERAL = re.compile("(?:" + "|".join(re.escape(c) for c in _LIGHT_COLOURS) + r")(?![0-9a-fA-F])")
+
+
 def dark_sheet(sheet: str) -> str:
     """A panel's stylesheet with light-theme colour literals made legible on the dark palette."""
     return _LITERAL.sub(lambda m: DARK_COLOURS[m.group(0)], sheet)
 
 
+def light_sheet(sheet: str) -> str:
+    """The inverse of `dark_sheet` (the theme switched off)."""
+    return _DARK_LITERAL.sub(lambda m: _LIGHT_COLOURS[m.group(0)], sheet)
+
+
 class _SheetMapper(QObject):
-    """Rewrites stylesheet colour literals as widgets set them (StyleChange) while the dark theme is on."""
+    """Rewrites stylesheet colour literals as widgets set them (StyleChange) or are first polished, while the dark
+    theme is on."""
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt naming
-        if event.type() == QEvent.Type.StyleChange and isinstance(watched, QWidget):
+        if event.type() in (QEvent.Type.StyleChange, QEvent.Type.Polish) and isinstance(watched, QWidget):
             sheet = watched.styleSheet()
             if sheet:
                 mapped = dark_sheet(sheet)
@@ -97,6 +107,9 @@ def apply(app: QApplication, dark: bool = True) -> None:
         style, palette = _state["light"]
         app.setStyle(style)
         app.setPalette(palette)
+        for widget in app.allWidgets():
+            if widget.styleSheet():
+                widget.setStyleSheet(light_sheet(widget.styleSheet()))
     _state["dark"] = dark
 
 
