@@ -78,5 +78,5 @@ def folder_bytes(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
-# a closed store's folder: the encrypted file and its high-water mark (with the mark's lock file)
-STORE_FILES = {"store.sqlite", "store.sqlite.hwm", "store.sqlite.hwm.lock"}
+# a closed store's folder: the encrypted file and its high-water mark
+STORE_FILES = {"store.sqlite", "store.sqlite.hwm"}

@@ -111,7 +111,8 @@ def test_two_writer_processes_at_once_make_one_chain(open_store, db_path, backen
     writers_in_order = [e.workstation_id for e in entries[1:]]
     assert set(writers_in_order) == {"ws-rita", "ws-rosa"}
     switches = sum(a != b for a, b in zip(writers_in_order, writers_in_order[1:]))
-    assert switches >= 30, f"the writers hardly took turns ({switches} switches): not a concurrency test"
+    # at least a few turns each way (how many depends on the scheduler of a loaded machine: 24-60 seen on 2 cores)
+    assert switches >= 10, f"the writers hardly took turns ({switches} switches): not a concurrency test"
     assert store.verify().ok
 
 

@@ -113,7 +113,7 @@ def test_deleting_the_newest_entries_is_detected_by_the_high_water_mark(tmp_path
 
     # the mark cannot be lowered without the key: an edited mark is not trusted
     forged = dict(mark, seq=35)
-    (tmp_path / "data" / "store.sqlite.hwm").write_text(json.dumps(forged))
+    (tmp_path / "data" / "store.sqlite.hwm").write_text(json.dumps(forged).ljust(255) + "\n")
     code, out, _ = verify(capsys, site)
     assert code == 1 and "high-water: the high-water mark cannot be trusted" in out and "edited or replaced" in out
 

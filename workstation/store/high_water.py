@@ -33,10 +33,13 @@ class HighWaterDamaged(RuntimeError):
     """The mark's file exists but is not one this store's key sealed (edited, forged or damaged)."""
 
 
+SLOT = 256  # the record's size: written in place with one pwrite (no rename: cheap, and the inode stays the same,
+# so the file itself is the lock); 256 bytes at offset 0 lie in one disk sector, written whole or not at all.
+
+
 class HighWater:
     def __init__(self, store_path: Path, store_key: bytes) -> None:
         self.path = store_path.with_name(store_path.name + ".hwm")
-        self._lock_path = store_path.with_name(store_path.name + ".hwm.lock")
         self._key = hmac.new(store_key, _CONTEXT, hashlib.sha256).digest()
 
     def _mac(self, seq: int, head: str) -> str:
@@ -45,47 +48,43 @@ class HighWater:
     def read(self) -> tuple[int, str] | None:
         """(seq, hash) of the mark, None when there is no file; HighWaterDamaged when its seal does not hold."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            data = self.path.read_bytes()
         except FileNotFoundError:
             return None
+        return self._parse(data)
+
+    def _parse(self, data: bytes) -> tuple[int, str] | None:
+        text = data.strip(b" \n\x00")
+        if not text:
+            return None  # made but never written (a crash at the very first write): as if absent
         try:
-            data = json.loads(text)
-            seq, head, mac = int(data["seq"]), str(data["hash"]), str(data["mac"])
+            record = json.loads(text)
+            seq, head, mac = int(record["seq"]), str(record["hash"]), str(record["mac"])
         except (ValueError, KeyError, TypeError):
-            raise HighWaterDamaged(f"{self.path} is not a high-water mark (damaged)") from None
-        if data.get("format") != FORMAT or not hmac.compare_digest(mac, self._mac(seq, head)):
+            raise HighWaterDamaged(f"{self.path} is not a high-water mark (damaged or edited)") from None
+        if record.get("format") != FORMAT or not hmac.compare_digest(mac, self._mac(seq, head)):
             raise HighWaterDamaged(f"{self.path} was not sealed with this store's key (edited or replaced)")
         return seq, head
 
     def advance(self, seq: int, head: str, holds: Callable[[int, str], bool] | None = None) -> bool:
         """Raise the mark to (seq, hash) unless it is already there or beyond; a mark that does not verify is left
-        alone (False).
-        `holds(seq, hash)`: whether the store still holds the entry the mark names; when it does not (the tail
-        was deleted and new entries took its numbers) the mark stays where it is, as evidence, and False is
-        returned."""
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        alone (False). `holds(seq, hash)`: whether the store still holds the entry the mark names; when it does
+        not (the tail was deleted and new entries took its numbers) the mark stays where it is, as evidence, and
+        False is returned."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                current = self.read()
+                current = self._parse(os.pread(fd, 4 * SLOT, 0))
             except HighWaterDamaged:
                 return False  # kept as evidence: verify reports it; IT removes the file once it is understood
             if current is not None and current[0] >= seq:
                 return True
             if current is not None and holds is not None and not holds(*current):
                 return False
-            self._write(seq, head)
+            record = json.dumps({"format": FORMAT, "seq": seq, "hash": head, "mac": self._mac(seq, head)}).encode()
+            os.pwrite(fd, record.ljust(SLOT - 1) + b"\n", 0)
             return True
         finally:
             os.close(fd)  # also releases the lock
-
-    def _write(self, seq: int, head: str) -> None:
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        data = json.dumps({"format": FORMAT, "seq": seq, "hash": head, "mac": self._mac(seq, head)}).encode()
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        os.replace(temporary, self.path)
