@@ -43,3 +43,6 @@ echo "=== bench/sync.py"
 echo
 echo "=== bench/monitoring.py"
 "$PY" bench/monitoring.py
+echo
+echo "=== bench/deid.py"
+"$PY" bench/deid.py
