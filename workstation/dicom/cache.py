@@ -30,7 +30,7 @@ from pydicom.uid import UID
 
 from workstation.core.pacs import StoredInstance
 from workstation.core.receiving import KeptConflict as Conflict
-from workstation.dicom.dataset_check import MalformedDataSet, check_data_set
+from workstation.dicom.dataset_check import MalformedDataSet, NeedMore, check_data_set
 from workstation.dicom.encoded import file_meta, meta_transfer_syntax
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ INFO = "study.json"
 OPENED = ".last-opened"
 CONFLICTS = "conflicts"  # received copies of held SOP Instance UIDs with other content, kept for the user to see
 SPARE_FILES = 2  # temporary files kept ready for instances about to arrive (prepare_incoming)
+HEAD = 64 * 1024  # the start of each received file is kept in memory: the walk of a usual header needs no read back
 MAX_INFLATED = 1 << 30  # a deflated data set may inflate to this many bytes at most (checked as it arrives)
 INFLATE_CHUNK = 1 << 20  # inflated at most this much at a time: memory stays flat whatever the ratio
 MAX_CONFLICTS_PER_INSTANCE = 3  # conflicting copies kept of one SOP Instance UID; later ones are refused unkept
@@ -248,6 +249,8 @@ class IncomingInstance:
         self._fd: int | None = None
         self._temp: str | None = None
         self._start = 0  # where the data set starts in the file
+        self._head = bytearray()  # the file's first HEAD bytes
+        self._size = 0  # bytes written to the file
         self._inflater = None
         self._inflated_fd: int | None = None
         self._inflated: str | None = None
@@ -259,6 +262,7 @@ class IncomingInstance:
             self._fd, self._temp = cache._temporary_file()
             self._start = len(meta)
             self._write(meta)
+            self._head += meta
             if self._syntax.is_deflated:
                 self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
                 self._inflated_fd, self._inflated = tempfile.mkstemp(dir=cache.root / INCOMING, prefix=".inflate-")
@@ -270,6 +274,8 @@ class IncomingInstance:
     def write(self, fragment: bytes | memoryview) -> None:
         if self._fd is not None:
             self._write(fragment)
+            if len(self._head) < HEAD:
+                self._head += fragment[:HEAD - len(self._head)]
             if self._inflater is not None:
                 self._inflate(fragment)
 
@@ -295,6 +301,12 @@ class IncomingInstance:
             path, start, implicit, little = self._inflated, 0, False, True
         else:
             path, start, implicit, little = self._temp, self._start, self._syntax.is_implicit_VR, self._syntax.is_little_endian
+            try:
+                return self._checked(check_data_set(self._head, start, implicit, little, self._size))
+            except NeedMore:
+                pass  # the header goes on beyond the head: walk the file
+            except MalformedDataSet as exc:
+                raise InvalidInstance(f"the data set does not parse: {exc}") from None
         try:
             with open(path, "rb") as handle:
                 if os.fstat(handle.fileno()).st_size <= start:
@@ -305,6 +317,9 @@ class IncomingInstance:
             raise InvalidInstance(f"the data set does not parse: {exc}") from None
         except OSError as exc:
             raise CacheError(f"cannot read back a received instance: {exc.strerror or exc}") from None
+        return self._checked(found)
+
+    def _checked(self, found) -> tuple[str, str, str]:
         sop_class, sop_instance = self._announced
         if found.sop_class_uid != sop_class:
             raise InvalidInstance(f"the data set's SOP Class UID {found.sop_class_uid or '(none)'} differs from the "
@@ -332,6 +347,7 @@ class IncomingInstance:
                                         f"{MAX_CONFLICTS_PER_INSTANCE} conflicting copies are kept already: not kept")
 
     def _write(self, data: bytes | memoryview) -> None:
+        self._size += len(data)
         try:
             while data:
                 data = data[os.write(self._fd, data):]

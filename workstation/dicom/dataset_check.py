@@ -29,6 +29,10 @@ class MalformedDataSet(ValueError):
     """The data set is truncated or does not parse; the message says where."""
 
 
+class NeedMore(Exception):
+    """The walk needs bytes beyond the head it was given: walk the whole data set instead."""
+
+
 class DataSetUids(NamedTuple):
     sop_class_uid: str
     sop_instance_uid: str
@@ -36,33 +40,43 @@ class DataSetUids(NamedTuple):
     series_instance_uid: str
 
 
-def check_data_set(buffer, start: int, implicit: bool, little: bool) -> DataSetUids:
-    """Walk the data set in `buffer[start:]` (bytes or an mmap) to its very end; raises MalformedDataSet."""
-    if len(buffer) <= start:
+def check_data_set(buffer, start: int, implicit: bool, little: bool, end: int | None = None) -> DataSetUids:
+    """Walk the data set in `buffer[start:end]` (bytes or an mmap) to its very end; raises MalformedDataSet.
+
+    `buffer` may hold only the head of a data set `end` bytes long: when the walk needs more than
+    the head (a header or a UID beyond it), NeedMore is raised. Values are skipped, so a head with
+    the header elements and the Pixel Data element's header is usually enough.
+    """
+    end = len(buffer) if end is None else end
+    if end <= start:
         raise MalformedDataSet("the data set is empty")
-    walker = _Walker(buffer, little)
+    walker = _Walker(buffer, little, end)
     found: dict[int, bytes] = {}
     try:
-        walker.elements(start, len(buffer), implicit, 0, found)
+        walker.elements(start, end, implicit, 0, found)
     except MalformedDataSet:
         # explicit VR announced, implicit VR written (pydicom and DCMTK read such files too): try that
         if implicit or not little or bytes(buffer[start + 4:start + 6]) in _VRS:
             raise
         found.clear()
-        walker.elements(start, len(buffer), True, 0, found)
+        walker.elements(start, end, True, 0, found)
     text = {tag: value.decode("latin-1").rstrip("\0 ").strip() for tag, value in found.items()}
     return DataSetUids(text.get(_SOP_CLASS, ""), text.get(_SOP_INSTANCE, ""), text.get(_STUDY, ""), text.get(_SERIES, ""))
 
 
 class _Walker:
-    def __init__(self, buffer, little: bool) -> None:
+    def __init__(self, buffer, little: bool, end: int) -> None:
         self.buffer = buffer
+        self.available = len(buffer)  # less than `end` when only the head is here
+        self.end = end
         self.implicit_header, self.explicit_header, self.u32 = _STRUCTS[little]
 
     def _header(self, offset: int, end: int, implicit: bool) -> tuple[int, bytes | None, int, int]:
         """(tag, VR or None, value length, value offset) of the element or item at `offset`."""
         if offset + 8 > end:
             raise MalformedDataSet(f"truncated: an element header at byte {offset} runs past the end")
+        if offset + 12 > self.available and self.available < self.end:
+            raise NeedMore
         group, number, vr, length = self.explicit_header.unpack_from(self.buffer, offset)
         if implicit or group == 0xFFFE:
             return group << 16 | number, None, self.u32.unpack_from(self.buffer, offset + 4)[0], offset + 8
@@ -77,7 +91,7 @@ class _Walker:
     def elements(self, offset: int, end: int | None, implicit: bool, depth: int, found: dict[int, bytes] | None,
                  limit: int | None = None) -> int:
         """Elements from `offset` up to `end` exactly, or (end None) up to and past an item delimiter."""
-        limit = len(self.buffer) if limit is None else limit
+        limit = self.end if limit is None else limit
         stop = end if end is not None else limit
         while True:
             if end is not None and offset == end:
@@ -98,6 +112,8 @@ class _Walker:
             if value + length > stop:
                 raise MalformedDataSet(f"truncated: the value of ({tag >> 16:04X},{tag & 0xFFFF:04X}) runs past the end")
             if found is not None and tag in _WANTED:
+                if value + length > self.available:
+                    raise NeedMore
                 found[tag] = bytes(self.buffer[value:value + length])
             if vr == b"SQ":
                 self.sequence(value, value + length, implicit, depth + 1, stop)
