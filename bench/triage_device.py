@@ -32,6 +32,7 @@ from workstation.services.loading import SeriesLoad
 from workstation.services.triage import TriageService
 from workstation.services.worklist import WorklistService
 from workstation.store.database import Identity, Store
+from workstation.store.triage_queue import TriageQueue
 
 
 def write_study(root: Path, seed: int, slices: int, size: int) -> tuple[Path, list[tuple[str, str, str, Path]]]:
@@ -61,19 +62,39 @@ def flag_time(work: Path, studies: list[list[tuple[str, str, str, Path]]], expec
         worklist = WorklistService(config, store)
         wanted = {reports[0][0] for reports in studies}
         try:
-            start = time.perf_counter()
+            start, start_wall = time.perf_counter(), time.time()
             for reports in studies:
                 for report in reports:
                     triage.on_instance(*report, calling_ae="MODALITY")
             while True:
                 if wanted <= {r.study.study_instance_uid for r in worklist.rows() if r.flagged}:
-                    return time.perf_counter() - start, triage.device or "?"
+                    elapsed = time.perf_counter() - start
+                    if len(studies) == 1:
+                        _breakdown(store, triage.queue.jobs()[0], start_wall, elapsed)
+                    return elapsed, triage.device or "?"
                 failed = [j.state_text for j in triage.queue.jobs(("failed", "not-applicable"))]
                 if failed:
                     raise SystemExit(f"jobs failed: {failed}")
                 time.sleep(0.02)
         finally:
             triage.stop()
+
+
+def _breakdown(store, job, start_wall: float, elapsed: float) -> None:
+    """Where the time went, from the job's timestamps and the run's own measure (InferenceService: run_model)."""
+    import datetime as dt
+
+    def at(text: str) -> float:
+        return dt.datetime.fromisoformat(text).timestamp() - start_wall
+
+    deadline = time.monotonic() + 30
+    while not job.finished_utc and time.monotonic() < deadline:  # flagged (run stored) just before the job's mark
+        time.sleep(0.01)
+        job = TriageQueue(store).job(job.job_id)
+    run = [e for e in store.audit_entries() if e.kind == "inference.run"][-1]
+    created, started, finished = at(job.created_utc), at(job.started_utc), at(job.finished_utc)
+    print(f"    reported -> queued {created:.3f} s, -> claimed {started:.3f} s, run_model {run.details['seconds']:.3f} s, "
+          f"load+record+rest {finished - started - run.details['seconds']:.3f} s, -> flagged {elapsed:.3f} s", flush=True)
 
 
 def bare(folder: Path) -> float:
