@@ -141,3 +141,20 @@ def test_audit_verify_finds_an_altered_measurement_row(tmp_path, backend):
         store._db.execute("UPDATE measurements SET payload = replace(payload, '\"length\":20.0', '\"length\":2.0')")
         problem = store.verify().first_problem
         assert problem is not None and problem.kind == "altered" and "measurements row" in problem.message
+
+
+def test_measurements_follow_their_image_when_the_series_grows_and_stay_off_other_parts(tmp_path, backend):
+    with open_store(tmp_path, backend) as store:
+        mid = session(store).add("length", 2, [(0, 0), (4, 0)]).measurement.measurement_id
+        grown = SeriesInfo(SERIES.study_instance_uid, SERIES.series_instance_uid, "CT",
+                           (FrameInfo("1.2.sop.new", (0.5, 2.0), "PixelSpacing"),) + SERIES.frames)
+        work = MeasurementSession(MeasurementService(store), grown)
+        ((shown, frame),) = work.here()
+        assert shown.measurement.measurement_id == mid and frame == 3  # one image arrived before it
+        assert work.edit(mid, [(0, 0), (8, 0)]).measurement.frame_index == 3
+        other_part = SeriesInfo(SERIES.study_instance_uid, SERIES.series_instance_uid, "CT",
+                                tuple(FrameInfo(f"1.2.other.{i}", (0.5, 2.0), "PixelSpacing") for i in range(6)))
+        elsewhere = MeasurementSession(MeasurementService(store), other_part)
+        assert elsewhere.here() == [] and len(elsewhere.measurements()) == 1
+        with pytest.raises(ValueError):
+            elsewhere.edit(mid, [(0, 0), (9, 0)])

@@ -125,6 +125,21 @@ class MeasurementSession:
     def measurements(self) -> list[Shown]:
         return current(self._entries)
 
+    def frame_of(self, measurement: Measurement) -> int | None:
+        """Where the measured image is in this display set now (by SOP Instance UID: a series that grew, or another
+        part of a split series, moves or drops it); None when it is not here."""
+        frames, k = self.series.frames, measurement.frame_index
+        if not measurement.sop_instance_uid:
+            return k if 0 <= k < len(frames) else None
+        if 0 <= k < len(frames) and frames[k].sop_instance_uid == measurement.sop_instance_uid:
+            return k
+        return next((i for i, f in enumerate(frames) if f.sop_instance_uid == measurement.sop_instance_uid), None)
+
+    def here(self) -> list[tuple[Shown, int]]:
+        """The measurements on images of this display set, with the frame each is on now."""
+        found = [(shown, self.frame_of(shown.measurement)) for shown in self.measurements()]
+        return [(shown, frame) for shown, frame in found if frame is not None]
+
     def get(self, measurement_id: str) -> Shown:
         for shown in self.measurements():
             if shown.measurement.measurement_id == measurement_id:
@@ -187,7 +202,10 @@ class MeasurementSession:
 
     def edit(self, measurement_id: str, points, image: np.ndarray | None = None) -> Shown:
         old = self.get(measurement_id).measurement
-        measurement = self._measurement(measurement_id, old.kind, old.frame_index, points, image, old.finding_id)
+        frame = self.frame_of(old)
+        if frame is None:
+            raise MeasureError("that measurement is on an image not in this display set")
+        measurement = self._measurement(measurement_id, old.kind, frame, points, image, old.finding_id)
         if np.allclose(np.array(measurement.points), np.array(old.points), atol=1e-3):
             return self.get(measurement_id)
         self._write(MeasureAction.EDIT, measurement_id, measurement)

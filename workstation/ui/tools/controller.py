@@ -349,7 +349,9 @@ class MeasureController(QObject):
         if jump and measurement_id is not None and self.session is not None:
             shown = self.session.get(measurement_id)
             xs, ys = [p[0] for p in shown.measurement.points], [p[1] for p in shown.measurement.points]
-            self.viewer.focus_box(shown.measurement.frame_index, (min(xs), min(ys), max(xs), max(ys)))
+            frame = self.session.frame_of(shown.measurement)
+            if frame is not None:
+                self.viewer.focus_box(frame, (min(xs), min(ys), max(xs), max(ys)))
         self._draw()
         self._update_actions()
 
@@ -359,9 +361,9 @@ class MeasureController(QObject):
             ids = {s.measurement.measurement_id for s in self.session.measurements()}
             if self.selected not in ids:
                 self.selected = None
-            for shown in self.session.measurements():
+            for shown, frame in self.session.here():
                 m = shown.measurement
-                rows.append((m.measurement_id, shown.number, m.kind, m.text, m.frame_index, shown.user))
+                rows.append((m.measurement_id, shown.number, m.kind, m.text, frame, shown.user))
         self.panel.show_rows(rows, self.selected)
         self._draw()
         self._update_actions()
@@ -374,9 +376,9 @@ class MeasureController(QObject):
             self.changed.emit()
             return
         frame = self.viewer.frame_index
-        for shown in self.session.measurements():
+        for shown, where in self.session.here():
             m = shown.measurement
-            if m.frame_index != frame:
+            if where != frame:
                 continue
             points = self._to_view(m.points)
             item = MeasurementItem(m.measurement_id, m.kind, points, editable=shown.user == self.service.user.login)
