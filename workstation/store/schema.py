@@ -102,4 +102,7 @@ from workstation.store.report_schema import SCHEMA as _REPORTS  # noqa: E402
 # sync (issue 13): the sync worker's last outcome, for doctor and the window (rows change; key/value).
 from workstation.store.sync_schema import SCHEMA as _SYNC_STATUS  # noqa: E402
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _TRIAGE, _MEASUREMENTS, _REPORTS, _SYNC_STATUS)
+# de-identified export (issue 14): the re-identification table, kept only when the site chooses it.
+from workstation.store.deid_schema import SCHEMA as _DEID_LINKS  # noqa: E402
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _TRIAGE, _MEASUREMENTS, _REPORTS, _SYNC_STATUS, _DEID_LINKS)
