@@ -154,7 +154,8 @@ def test_a_server_chain_that_is_not_ours_stops_sync_for_it(central, store, store
     worker.client.close()
     assert isinstance(result.error, ChainMismatch) and result.error.halts
     text = str(result.error)
-    assert "entry 30 of ws-sync-01 is not this machine's" in text and "IT:" in text and "--replace" in text
+    assert text.startswith("the central server holds another trail for ws-sync-01: tell IT. Its entry 30 is not this")
+    assert "IT:" in text and "--replace" in text
     assert store.pending_count() == 3 and store.synced_through() == 30  # nothing reset, nothing sent
     assert store.sync_status()["last_outcome"] == "mismatch"
     assert central.status(WS)["entries"] == 30

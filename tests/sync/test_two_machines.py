@@ -69,7 +69,7 @@ def test_a_second_machine_needs_replace_and_each_side_says_what_happened(central
     a._schedule(result)
     line = describe(a.state)
     assert line.startswith("Sync: 5 pending · last ") and " · stopped: this machine was replaced on the central server" in line
-    assert line.endswith("on another machine (--replace)); tell IT")
+    assert "replaced on the central server: tell IT (" in line and line.endswith("on another machine (--replace))")
     assert store.sync_status()["last_outcome"] == "replaced" and store.pending_count() == 5
     a.client.close()
 
@@ -96,7 +96,8 @@ def test_a_second_machine_needs_replace_and_each_side_says_what_happened(central
     result = b.sync_once()
     b.client.close()
     assert isinstance(result.error, ChainMismatch)
-    assert "holds entries of ws-sync-01 up to 20 but this machine's trail ends at" in str(result.error)
+    assert str(result.error).startswith("the central server holds another trail for ws-sync-01: tell IT.")
+    assert "It holds entries up to 20 but this machine's trail ends at" in str(result.error)
     assert b_store.pending_count() == b_store.count() and central.status(WS)["entries"] == 20
 
     # `workstation sync --once` on machine B says it and exits 1

@@ -282,7 +282,7 @@ class SyncClient:
             self._token = None  # read again next time: someone may have enrolled meanwhile
             message, detail = _detail(response)
             if detail.get("reason") == "replaced":
-                raise Replaced(f"{REPLACED} ({message}); tell IT")
+                raise Replaced(f"{REPLACED}: tell IT ({message})")
             raise TokenRejected(TOKEN_REJECTED)
         message, detail = _detail(response)
         if status == 409:
@@ -614,13 +614,13 @@ class SyncWorker:
                f" its own id ([workstation] id) and enrol it, or move the id here with a --replace code")
         if local_hash is None:
             last = self.store.head()[0]
-            raise ChainMismatch(f"the central server holds entries of {ws} up to {seq} but this machine's trail ends"
-                                f" at {last}: another machine uses this id, or this store was restored from an older"
-                                f" copy. Sync stopped. {act}")
+            raise ChainMismatch(f"the central server holds another trail for {ws}: tell IT. It holds entries up to"
+                                f" {seq} but this machine's trail ends at {last}: another machine uses this id, or this"
+                                f" store was restored from an older copy. Sync stopped. {act}")
         if local_hash != server_hash:
-            raise ChainMismatch(f"the central server's entry {seq} of {ws} is not this machine's (another hash):"
-                                f" another machine uses this id, or one of the trails was rewritten. Sync stopped."
-                                f" {act}")
+            raise ChainMismatch(f"the central server holds another trail for {ws}: tell IT. Its entry {seq} is not"
+                                f" this machine's (another hash): another machine uses this id, or one of the trails"
+                                f" was rewritten. Sync stopped. {act}")
         acknowledged = self.store.synced_through()
         if acknowledged <= seq:
             return False
