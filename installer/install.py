@@ -433,7 +433,7 @@ def write_site(layout: Layout, raw: bytes) -> tuple[bool, str]:
         say(f"site file {target}: replaced (the previous one is kept as {backup.name})")
     tmp = target.with_name(".site.toml.new")
     tmp.write_bytes(raw)
-    tmp.chmod(0o644)
+    tmp.chmod(0o644 if layout.mode == "system" else 0o600)  # every user reads the system one; a user's own is theirs
     os.replace(tmp, target)
     if not changed:
         say(f"site file written: {target}")
