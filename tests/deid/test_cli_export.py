@@ -71,3 +71,43 @@ def test_export_a_study_from_the_retrieval_cache(corpus, site_file, tmp_path, ca
     assert document["manifest"]["counts"]["written"] == 5
     assert run(site_file, "--study", "1.2.3.404", "--out", str(tmp_path / "none")) == 2
     assert "not in the retrieval cache" in capsys.readouterr().err
+
+
+def test_reidentification_table_is_kept_when_the_site_chooses_it_and_read_by_admins_only(corpus, tmp_path, capsys,
+                                                                                          monkeypatch):
+    config = tmp_path / "site.toml"
+    config.write_text(f"""
+[store]
+path = "{tmp_path / 'store.sqlite'}"
+
+[users]
+login_variable = "WS_LOGIN"
+roles = {{ rita = "reviewer", ada = "admin" }}
+
+[deid]
+keep_reidentification = true
+""", encoding="utf-8")
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("WS_LOGIN", "rita")
+    assert run(config, str(corpus.files["ct1"]), "--out", str(tmp_path / "a"), "--json") == 0
+    manifest = json.loads(capsys.readouterr().out)["manifest"]
+    pseudonym = manifest["patients"][0]["pseudonym"]
+    assert main(["export", "reidentify", pseudonym, "--config", str(config)]) == 2  # a reviewer may not
+    assert "admins only" in capsys.readouterr().err
+    os.environ["WS_LOGIN"] = "ada"
+    assert main(["export", "reidentify", pseudonym, "--config", str(config), "--json"]) == 0
+    (link,) = json.loads(capsys.readouterr().out)
+    assert link["kind"] == "patient" and link["original"] == "7654321"
+    study = manifest["patients"][0]["studies"][0]
+    assert main(["export", "reidentify", study, "--config", str(config)]) == 0
+    assert "1.2.826.0.1.3680043.8.498.914." in capsys.readouterr().out
+    assert main(["export", "reidentify", "P-NOBODY", "--config", str(config)]) == 1
+
+
+def test_no_reidentification_table_by_default(corpus, site_file, tmp_path, capsys):
+    assert run(site_file, str(corpus.files["ct1"]), "--out", str(tmp_path / "a"), "--json") == 0
+    pseudonym = json.loads(capsys.readouterr().out)["manifest"]["patients"][0]["pseudonym"]
+    site_file.write_text(site_file.read_text().replace('rob = "radiologist"', 'rob = "radiologist", ada = "admin"'))
+    os.environ["WS_LOGIN"] = "ada"
+    assert main(["export", "reidentify", pseudonym, "--config", str(site_file)]) == 1

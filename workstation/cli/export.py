@@ -16,6 +16,8 @@ EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 
 
 def export_main(argv: list[str]) -> int:
+    if argv and argv[0] == "reidentify":
+        return _reidentify(argv[1:])
     parser = argparse.ArgumentParser(prog="workstation export",
                                      description="Export studies de-identified (DICOM PS3.15 Annex E, keyed pseudonyms).")
     parser.add_argument("paths", nargs="*", metavar="PATH", help="files, folders, DICOMDIR or zip to export")
@@ -90,6 +92,49 @@ def export_main(argv: list[str]) -> int:
         if report.cancelled:
             print("cancelled: nothing was written")
     return report.exit_code
+
+
+def _reidentify(argv: list[str]) -> int:
+    """`workstation export reidentify PSEUDONYM`: admins only, from the re-identification table (if the site keeps
+    one). Exit 0 found, 1 not found, 2 usage / refused / store closed."""
+    parser = argparse.ArgumentParser(prog="workstation export reidentify",
+                                     description="The original patient ID or Study Instance UID behind a pseudonym "
+                                                 "(admins only; the site must keep the re-identification table).")
+    parser.add_argument("pseudonym", help="a patient pseudonym (P-...) or a de-identified Study Instance UID")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--config", metavar="FILE", help="site configuration")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_USAGE if exc.code else EXIT_OK
+    from workstation.core.site import ConfigError
+    from workstation.services.config import load_site_config
+    from workstation.services.export import ExportRefused, reidentify
+    from workstation.services.session import StoreLocked, WorkSession
+
+    try:
+        config = load_site_config(args.config)
+        session = WorkSession.open(config)
+    except (ConfigError, StoreLocked) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    session.start("export")
+    try:
+        links = reidentify(session, args.pseudonym)
+    except ExportRefused as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        session.end("export")
+    if args.json:
+        print(json.dumps([{"kind": l.kind, "pseudonym": l.pseudonym, "original": l.original, "export_id": l.export_id,
+                           "at_utc": l.at_utc} for l in links], indent=2))
+    else:
+        for link in links:
+            print(f"{link.kind} {link.pseudonym} = {link.original} (export {link.export_id}, {link.at_utc})")
+        if not links:
+            print(f"{args.pseudonym}: not in the re-identification table")
+    return EXIT_OK if links else EXIT_PARTIAL
 
 
 def _overrides(items: list[str]) -> dict[str, bool]:

@@ -83,6 +83,7 @@ KINDS: dict[str, EventKind] = {
     "report.final": EventKind(INSTANCES_ACCESSED, "U"),
     "report.send": EventKind(EXPORT, "R"),
     "export": EventKind(EXPORT, "R"),
+    "export.reidentify": EventKind(QUERY, "E"),  # an admin read the re-identification table
     "audit.export": EventKind(AUDIT_LOG_USED, "R"),
     "audit.verify": EventKind(AUDIT_LOG_USED, "R"),
     "config.change": EventKind(SECURITY_ALERT, "E", Code("110131", "Software Configuration")),

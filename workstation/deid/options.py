@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, fields
 
 from workstation.core.site import ConfigError, SiteConfig
 from workstation.deid.table import BASIC_PROFILE, CLEAN_PIXEL_DATA, OPTION_COLUMNS
@@ -58,14 +57,13 @@ class DeidSettings:
     options: DeidOptions = DeidOptions()
     export_roles: tuple[str, ...] = ("reviewer", "admin")
     safe_private: tuple[tuple[int, int, str], ...] = ()  # (group, element byte, private creator)
-    keep_ocr_margin_px: int = 2
-    extra: dict[str, Any] = field(default_factory=dict)
+    keep_reidentification: bool = False  # pseudonym -> original kept in the encrypted store (admins read it)
 
 
 def deid_settings(config: SiteConfig) -> DeidSettings:
     """[deid] of the site file; ConfigError names the key."""
     table = dict(getattr(config, "deid", None) or {})
-    allowed = {"export_roles", "safe_private", *[f.name for f in fields(DeidOptions)]}
+    allowed = {"export_roles", "safe_private", "keep_reidentification", *[f.name for f in fields(DeidOptions)]}
     for key in table:
         if key not in allowed:
             raise ConfigError(f"deid.{key}", f"unknown setting (expected one of: {', '.join(sorted(allowed))})")
@@ -85,4 +83,8 @@ def deid_settings(config: SiteConfig) -> DeidSettings:
             raise ConfigError("deid.safe_private", "entries look like \"0019,xx0C@GEMS_ACQU_01\" "
                               "(group, element within the creator's block, private creator)")
         safe.append((int(match[1], 16), int(match[2], 16), match[3]))
-    return DeidSettings(options=DeidOptions().replace(**changes), export_roles=tuple(roles), safe_private=tuple(safe))
+    keep = table.get("keep_reidentification", False)
+    if not isinstance(keep, bool):
+        raise ConfigError("deid.keep_reidentification", "must be true or false")
+    return DeidSettings(options=DeidOptions().replace(**changes), export_roles=tuple(roles), safe_private=tuple(safe),
+                        keep_reidentification=keep)

@@ -88,6 +88,7 @@ class ExportReport:
     left_out: list[LeftOut] = field(default_factory=list)
     manifest: dict = field(default_factory=dict)
     cancelled: bool = False
+    reidentification_kept: bool = False  # the site keeps pseudonym -> original in the encrypted store
 
     @property
     def exit_code(self) -> int:
@@ -119,6 +120,21 @@ def site_options(config: SiteConfig) -> list[str]:
     return deid_settings(config).options.names()
 
 
+def reidentify(session, pseudonym: str) -> list:
+    """The originals behind a pseudonym or a de-identified Study Instance UID, from the re-identification table:
+    admins only (a refusal is recorded as access.denied, a lookup as export.reidentify, neither with patient data)."""
+    from workstation.store.deid_links import DeidLinks, NotAdmin
+
+    try:
+        found = DeidLinks(session.store).lookup(pseudonym)
+    except NotAdmin as exc:
+        session.audit.record("access.denied", outcome=Outcome.MINOR_FAILURE, function="export.reidentify",
+                             outcome_text="re-identification is for admins only")
+        raise ExportRefused(str(exc)) from None
+    session.audit.record("export.reidentify", found=len(found), pseudonym=pseudonym)
+    return found
+
+
 def check_role(config: SiteConfig, session) -> None:
     """ExportRefused (recorded as access.denied) unless the user's role may export."""
     allowed = deid_settings(config).export_roles
@@ -148,7 +164,7 @@ def export_deidentified(request: ExportRequest, config: SiteConfig, session, sec
     report = ExportReport(uuid.uuid4().hex[:16], request.destination, left_out=left_out)
     writer = _writer(request.destination, report.export_id)
     deid = Deidentifier(options, KeyedMapping(secret), settings.safe_private)
-    entries, studies, patients, totals = [], set(), {}, Counter()
+    entries, studies, patients, totals, links = [], set(), {}, Counter(), set()
     sources = [(f"input #{n + 1}", loc) for n, loc in enumerate(locations)] + \
               [(f"result object #{n + 1}", ds) for n, ds in enumerate(extra)]
     try:
@@ -160,6 +176,7 @@ def export_deidentified(request: ExportRequest, config: SiteConfig, session, sec
             try:
                 ds = _read(source)
                 studies.add(str(ds.get("StudyInstanceUID", "")))
+                original_patient = str(ds.get("PatientID", "") or "")
                 result = deid.deidentify(ds)
                 data = encode(result.dataset)
                 found = problems(result, data)
@@ -175,6 +192,8 @@ def export_deidentified(request: ExportRequest, config: SiteConfig, session, sec
                 continue
             out = result.dataset
             name = writer.add(out, data)
+            links.add(("patient", result.pseudonym.patient_id, original_patient))
+            links.add(("study", str(out.StudyInstanceUID), result.original_study_uid))
             patients.setdefault(result.pseudonym.patient_id, set()).add(str(out.StudyInstanceUID))
             totals.update({f"scrubbed.{k}": v for k, v in result.scrubbed.items()})
             if result.pixel_boxes is not None:
@@ -199,6 +218,11 @@ def export_deidentified(request: ExportRequest, config: SiteConfig, session, sec
             manifest["counts"] = {"written": report.written, "left_out": len(report.left_out)}
             manifest["left_out"] = [{"item": lo.item, "reason": lo.reason} for lo in report.left_out]
             writer.keep_manifest(manifest, config)
+            if settings.keep_reidentification and report.written:
+                from workstation.store.deid_links import DeidLinks
+
+                DeidLinks(session.store).add(report.export_id, sorted(links))
+                report.reidentification_kept = True
     except BaseException:
         writer.abort()
         raise
@@ -330,6 +354,7 @@ def _audit(session, request: ExportRequest, report: ExportReport, options: DeidO
     session.audit.record("export", next(iter(sorted(studies)), ""), outcome, text, export_id=report.export_id,
                          instances=report.written, left_out=len(report.left_out), profile=PROFILE,
                          options=options.names(), destination=request.destination.describe(),
+                         reidentification_kept=report.reidentification_kept,
                          studies=sorted(s for s in studies if s),
                          manifest_sha256=hashlib.sha256(json.dumps(report.manifest, sort_keys=True).encode()).hexdigest())
 
@@ -474,4 +499,4 @@ class _NodeWriter(_Names):
 
 
 __all__ = ["ConfigError", "Destination", "ExportError", "ExportRefused", "ExportReport", "ExportRequest", "LeftOut",
-           "check_role", "export_deidentified", "site_options", "site_secret"]
+           "check_role", "export_deidentified", "reidentify", "site_options", "site_secret"]
