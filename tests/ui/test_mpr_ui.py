@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pydicom.data import get_testdata_file
 from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QWheelEvent
+from PySide6.QtGui import QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
 from review_helpers import canned_result
 
@@ -174,3 +174,17 @@ def test_planes_wait_for_every_slice(window, qtbot):
                         timeout=5000)
     finally:
         viewer.volume.loaded[5] = True
+
+
+def test_value_under_the_mouse_in_hu(mpr_window):
+    window, _ = mpr_window
+    mpr, volume = window.layouts.mpr, window.viewer.volume
+    point = volume.index_to_patient(100, 120, 20)  # a voxel centre: the axial plane passes through its slice
+    mpr.set_point(point)
+    axial = mpr.panes["axial"]
+    x, y, _ = axial.plane.coords(point)
+    pos = QPointF(_widget_pos(axial, x, y))
+    event = QMouseEvent(QMouseEvent.Type.MouseMove, pos, axial.view.viewport().mapToGlobal(pos), Qt.MouseButton.NoButton,
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(axial.view.viewport(), event)
+    assert axial.corners["tr"].text() == f"{volume.array[20, 120, 100]:g} HU"

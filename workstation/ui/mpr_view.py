@@ -91,6 +91,20 @@ class MprPane(QWidget):
         self.corners = self.annotations.corners
         self.message = self.annotations.message
         self.viewbox.sigResized.connect(lambda *_: self.annotations.place())
+        self.unit = ""  # " HU" for CT
+        self.view.scene().sigMouseMoved.connect(self._hover)
+
+    def _hover(self, scene_pos) -> None:
+        """The value under the mouse in this plane as shown (interpolated; the slab's maximum in a MIP)."""
+        text = ""
+        if self.plane is not None and self.image is not None and self.image_item.isVisible():
+            p = self.viewbox.mapSceneToView(scene_pos)
+            j, i = int(round(p.y() / self.plane.spacing)), int(round(p.x() / self.plane.spacing))
+            if 0 <= j < self.image.shape[0] and 0 <= i < self.image.shape[1]:
+                text = f"{self.image[j, i]:g}{self.unit}"
+        if text != self.corners["tr"].text():
+            self.corners["tr"].setText(text)
+            self.annotations.place()
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
         super().resizeEvent(event)
@@ -229,6 +243,8 @@ class MprView(QWidget):
             self._poll.stop()
             return self.problem
         self._renderer = WindowRenderer(volume.array.dtype, invert=display_set.first.pixel.inverted)
+        for pane in self.panes.values():
+            pane.unit = " HU" if display_set.series.modality == "CT" else ""
         self.point = self.geometry.clamp(self.geometry.center if point is None else point)
         series = display_set.series
         self.title.setText(f"MPR  {series.modality} {series.description or ''}  "
