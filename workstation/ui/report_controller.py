@@ -149,6 +149,10 @@ class ReportController(QObject):
                 self.panel.status.setText(f"Not done: {message}")
 
     def _follow_study(self) -> None:
+        if self.window.work is None:  # the window closed and ended its session: the store is closed
+            self._follow.stop()
+            self._retry.stop()
+            return
         opened = self.window._open_series()  # noqa: SLF001
         study = opened[1].series.study.study_instance_uid if opened is not None else ""
         if study != self.study and not self._busy:
