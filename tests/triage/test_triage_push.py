@@ -40,6 +40,7 @@ def pushed(tmp_path_factory, triage_studies):
         orthanc.stop()
         pytest.fail(str(exc), pytrace=False)
     document = site(port)
+    document["routing"]["rules"][0]["calling_ae"] = ["STORESCU", "ORTHANC"]  # the receiver names the sender
     document["pacs"]["ORTHANC"] = {"ae_title": orthanc.aet, "host": "127.0.0.1", "port": orthanc.port}
     config = parse_site_config({**document, "cache": {"directory": str(tmp / "cache")}})
     store = Store.open(tmp / "store.sqlite", Identity(User("reader", Role.REVIEWER), "ws-triage"), backend)
@@ -72,14 +73,18 @@ def test_the_ct_gets_a_run_and_the_mr_says_why_not(pushed):
     ct = [j for j in jobs if j.model == "nodule-detector"]
     mr = [j for j in jobs if j.model == "-"]
     assert len(ct) == 2 and all(j.state == DONE and j.run_id for j in ct), [j.state_text for j in jobs]
-    assert all(j.instances == 12 and j.rule == "chest-ct" and j.calling_ae in ("", "STORESCU", "ORTHANC") for j in ct)
-    assert len(mr) == 1 and mr[0].state == NOT_APPLICABLE
+    assert all(j.instances == 12 and j.rule == "chest-ct" for j in ct)
+    assert sorted(j.calling_ae for j in ct) == ["ORTHANC", "STORESCU"]
+    assert len(mr) == 1 and mr[0].state == NOT_APPLICABLE and mr[0].calling_ae == "STORESCU"
     assert "modality MR is not CT" in mr[0].state_text
     # every run is audited like a manual one, naming the job that ran it, exactly once
     runs = [e for e in store.audit_entries() if e.kind == "inference.run"]
     assert sorted(e.details["triage_job_id"] for e in runs) == sorted(j.job_id for j in ct)
     assert all(e.details["rule"] == "chest-ct" and e.details["model"] == "nodule-detector" for e in runs)
     assert any(line.startswith("routed: series") for line in lines)
+    assert any(line.startswith("association accepted: STORESCU from 127.0.0.1") for line in lines)
+    sources = sorted(s.source for s in triage.queue.studies())
+    assert sources == ["received from ORTHANC", "received from STORESCU", "received from STORESCU"]
     assert any("not routed" in line and "modality MR is not CT" in line for line in lines)
 
 

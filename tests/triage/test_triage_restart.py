@@ -87,6 +87,7 @@ port = 104
 quiet_s = 3
 [[routing.rules]]
 name = "chest-ct"
+calling_ae = ["STORESCU"]
 modality = "CT"
 models = ["nodule-detector"]
 """)
@@ -106,6 +107,7 @@ models = ["nodule-detector"]
     finally:
         first.stop(signal.SIGKILL)
     assert not any(line.startswith("done") for line in first.seen), "a job finished before the kill: " + "\n".join(first.seen)
+    assert any(line.startswith("association accepted: STORESCU") for line in first.seen), "\n".join(first.seen)
 
     from keyrings.alt.file import PlaintextKeyring
 

@@ -27,6 +27,7 @@ class SeriesHeaders:
         self._problems: dict[str, list[FileProblem]] = defaultdict(list)
         self._pending: dict[str, int] = defaultdict(int)
         self._overflowed: set[str] = set()
+        self._queued: set[tuple[str, str]] = set()
         self._count = 0
         self._done = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -43,7 +44,11 @@ class SeriesHeaders:
             self._thread = None
 
     def add(self, series_uid: str, sop_uid: str, path: Path | str) -> None:
+        """Queue an instance's header (once: the cache and the receiver may both report it)."""
         with self._done:
+            if (series_uid, sop_uid) in self._queued:
+                return
+            self._queued.add((series_uid, sop_uid))
             self._pending[series_uid] += 1
         self._queue.put((series_uid, sop_uid, str(path)))
 
@@ -64,6 +69,7 @@ class SeriesHeaders:
             self._count -= len(self._headers.pop(series_uid, {}))
             self._problems.pop(series_uid, None)
             self._overflowed.discard(series_uid)
+            self._queued = {key for key in self._queued if key[0] != series_uid}
 
     def _run(self) -> None:
         while True:
