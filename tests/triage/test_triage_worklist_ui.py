@@ -115,6 +115,9 @@ def test_worklist_rows_thresholds_and_opening_at_the_strongest_finding(qtbot, se
         qtbot.mouseDClick(panel.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert win.active.load.display_set.series.series_instance_uid == flagged.series.series_instance_uid
     qtbot.waitUntil(lambda: win.viewer.frame_index == 7, timeout=5000)
+    (x0, x1), (y0, y1) = win.viewer.viewbox.viewRange()  # centred on the finding's box (110, 110 px)
+    row_mm, col_mm = flagged.first.pixel_spacing
+    assert abs((x0 + x1) / 2 - 110 * col_mm) < 1 and abs((y0 + y1) / 2 - 110 * row_mm) < 1
     win.close()
     from PySide6.QtCore import QTimer
 

@@ -47,6 +47,7 @@ class Strongest:
     frame_index: int
     finding_id: str
     score: float
+    box_px: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # pixel edges on its slice
 
 
 @dataclass
@@ -162,7 +163,7 @@ class WorklistService:
                     model_priority(run, self.settings, self.models_root))
                 for f in run.findings:
                     if f.score is not None and (strongest is None or f.score > strongest.score):
-                        strongest = Strongest(series_uid, f.frame_index, f.finding_id, f.score)
+                        strongest = Strongest(series_uid, f.frame_index, f.finding_id, f.score, tuple(f.box_px))
                 review = run_review(self.store, run)
                 if review.signoff is not None:
                     signoffs.append(review.signoff)

@@ -41,7 +41,7 @@ class WorklistController(QObject):
         self.service = None
         self.triage = None
         self.prefetch = None
-        self._target: tuple[str, int] | None = None  # (series UID, frame) to show once the study is scanned
+        self._target: tuple | None = None  # (series UID, frame, box) to show once the study is scanned
         self._closed = False
         session = window.work
         if session is None or window.config_problem:
@@ -140,7 +140,7 @@ class WorklistController(QObject):
             self.window._notify("This study's files are no longer on this workstation")
             return
         strongest = row.strongest
-        self._target = (strongest.series_instance_uid, strongest.frame_index) if strongest else None
+        self._target = (strongest.series_instance_uid, strongest.frame_index, strongest.box_px) if strongest else None
         known = {ds.series.study.study_instance_uid for ds in self.window.catalog.display_sets}
         if row.study.study_instance_uid in known:
             self._go_to_target(self.window.catalog)
@@ -154,13 +154,14 @@ class WorklistController(QObject):
     def _go_to_target(self, catalog: Catalog) -> None:
         if self._target is None:
             return
-        series_uid, frame = self._target
+        series_uid, frame, box = self._target
         match = [ds for ds in catalog.display_sets if ds.series.series_instance_uid == series_uid]
         if match:
             self._target = None
             display_set = max(match, key=lambda ds: len(ds.frames))
-            self.window.open_display_set(display_set.key, start_frame=min(frame, len(display_set.frames) - 1))
-            self.window.viewer.show_frame(min(frame, len(display_set.frames) - 1))
+            frame = min(frame, len(display_set.frames) - 1)
+            self.window.open_display_set(display_set.key, start_frame=frame)
+            self.window.viewer.focus_box(frame, box)  # its slice, the view centred on its box
 
     def _note_opened(self, catalog: Catalog) -> None:
         """Studies opened from disk join the worklist (source 'opened')."""
