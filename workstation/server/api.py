@@ -140,7 +140,9 @@ def push(body: PushRequest, who: CallerDep, engine: EngineDep, request: Request)
             problem = reused_entry(conn, who.name, [i for i, _ in checked])
         with db.write(engine) as conn:
             record_incident(conn, who.name, problem, request.app.state.incident_rows)
-        raise fail(409, problem.error, problem.message, seq=problem.seq, entry_id=problem.entry_id) from None
+            head = recovery.head_detail(conn, who.name)
+        raise fail(409, problem.error, problem.message, seq=problem.seq, entry_id=problem.entry_id,
+                   kind=problem.kind, head=head) from None
     except Problem as problem:
         with db.write(engine) as conn:
             record_incident(conn, who.name, problem, request.app.state.incident_rows)
