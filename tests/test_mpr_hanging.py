@@ -43,6 +43,9 @@ def test_protocols_parse_and_match_in_order():
     assert head.series_for(head.viewports[1], [opened, soft, bone], opened) is bone
     assert head.series_for(HangingViewport("lung"), [opened, soft, bone], opened) is opened  # none: the one opened
     assert protocol_for(protocols, series(modality="MR")) is None
+    prior = parse_site_config({"hanging": [{"modality": "CT", "layout": "1x2",
+                                            "viewports": [{"window": "lung"}, {"study": "prior", "window": "lung"}]}]})
+    assert [v.study for v in prior.hanging[0].viewports] == ["current", "prior"]
 
 
 @pytest.mark.parametrize("table, key", [
@@ -51,6 +54,8 @@ def test_protocols_parse_and_match_in_order():
     ({"modality": "CT", "layout": "1x1", "viewports": [{}, {}]}, "hanging[0].viewports"),
     ({"modality": "CT", "layout": "1x2", "viewports": [{"window": "liver"}]}, "hanging[0].viewports[0].window"),
     ({"modality": "CT", "colour": "red"}, "hanging[0].colour"),
+    ({"modality": "CT", "layout": "1x2", "viewports": [{"study": "prior"}, {}]}, "hanging[0].viewports[0].study"),
+    ({"modality": "CT", "layout": "1x2", "viewports": [{}, {"study": "previous"}]}, "hanging[0].viewports[1].study"),
 ])
 def test_bad_protocols_name_the_key(table, key):
     with pytest.raises(ConfigError) as error:

@@ -82,3 +82,14 @@ def test_alignment_maps_slices_both_ways_and_relinks():
     alignment.relink(current_frame=10, prior_frame=9)  # the reader says slice 10 is the prior's 9 (z 35)
     assert alignment.offset_mm == 15.0
     assert alignment.prior_frame(10)[0] == 9 and alignment.current_frame(9)[0] == 10
+
+
+def test_the_newest_study_is_read_first():
+    from workstation.core.priors import first_to_read
+
+    older = display_set(ALICE, "5.1", "20200101", range(3))
+    newer = display_set(ALICE_MARRIED, "5.2", "20250101", range(3))
+    other = display_set(OTHER_ISSUER, "5.3", "20260101", range(3))
+    assert first_to_read(Catalog(display_sets=[older, newer, other])) is newer  # the first patient's newest study
+    assert first_to_read(Catalog(display_sets=[display_set(NO_ID, "5.4", "2020", range(3))])).series.study.study_instance_uid == "5.4"
+    assert first_to_read(Catalog()) is None

@@ -175,3 +175,37 @@ def test_hanging_protocol_lays_out_a_chest_ct(qtbot, small_study):
     assert right.display_set.key == win.viewer.display_set.key
     assert right.volume is win.viewer.volume  # one decode shared by both viewports
     assert win.viewer.window == CT_PRESETS[0] and right.window == CT_PRESETS[1]
+
+
+def test_hanging_protocol_puts_the_prior_beside_when_it_arrives(qtbot, small_study, prior_study):
+    from workstation.ui.main_window import MainWindow
+
+    chest = HangingProtocol("CT", "1x2", "CHEST", (HangingViewport(window="lung"),
+                                                    HangingViewport(window="lung", study="prior")))
+    win = MainWindow(config=SiteConfig(hanging=(chest,)))
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    win.show()
+    with qtbot.waitSignal(win.seriesLoaded, timeout=30_000):
+        win.open_paths([str(small_study.directory)])
+    assert "the prior study is not open yet" in win.statusBar().currentMessage()
+    assert win.layouts.sync is None
+    with qtbot.waitSignal(win.library_signals.catalogChanged, timeout=30_000):
+        win.open_paths([str(prior_study)])  # e.g. retrieved from the PACS meanwhile
+    right = win.layouts.grid.viewers[1]
+    assert right.display_set.series.study.date == PRIOR_DATE and win.layouts.sync is not None
+    qtbot.waitUntil(lambda: right.volume.fully_loaded and right.window == CT_PRESETS[0], timeout=30_000)
+    assert win.viewer.display_set.series.study.date != PRIOR_DATE and win.viewer.window == CT_PRESETS[0]
+
+
+def test_the_newest_study_opens_first_when_both_come_together(qtbot, small_study, prior_study):
+    from workstation.ui.main_window import MainWindow
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    win.show()
+    with qtbot.waitSignal(win.seriesLoaded, timeout=30_000):
+        win.open_paths([str(prior_study), str(small_study.directory)])
+    assert win.catalog.display_sets[0].series.study.date == PRIOR_DATE  # the catalog lists the oldest first...
+    assert win.viewer.display_set.series.study.date != PRIOR_DATE  # ...the reader gets the current study

@@ -8,6 +8,7 @@ In the site file, e.g. a chest CT with the lung window left and the mediastinum 
     layout = "1x2"
     viewports = [{ window = "lung" }, { window = "mediastinum" }]
     # a viewport may name a series by text in its description: { series = "lung", window = "lung" }
+    # and show the patient's previous study: { study = "prior", window = "lung" } (scrolled with the first viewport)
 
 The first protocol that matches the opened series applies when a study is first shown.
 """
@@ -29,6 +30,7 @@ WINDOW_NAMES = {p.name.lower(): p for p in CT_PRESETS}
 class HangingViewport:
     series: str = ""  # text in the series description, case-insensitive; "" = the series opened
     window: str = ""  # a CT preset name (lung, mediastinum, abdomen, bone, brain) or "" (the series' own)
+    study: str = "current"  # or "prior": the patient's previous study (its matching series unless `series` names one)
 
     @property
     def window_level(self) -> WindowLevel | None:
@@ -88,13 +90,15 @@ def parse_hanging(value: Any, error) -> tuple[HangingProtocol, ...]:
         parsed = []
         for j, viewport in enumerate(viewports):
             vkey = f"{key}.viewports[{j}]"
-            if not isinstance(viewport, dict) or set(viewport) - {"series", "window"}:
-                error(vkey, "must be a table with 'series' and/or 'window'")
-            series, window = viewport.get("series", ""), viewport.get("window", "")
+            if not isinstance(viewport, dict) or set(viewport) - {"series", "window", "study"}:
+                error(vkey, "must be a table with 'series', 'window' and/or 'study'")
+            series, window, study = viewport.get("series", ""), viewport.get("window", ""), viewport.get("study", "current")
+            if study not in ("current", "prior") or study == "prior" and j == 0:
+                error(f"{vkey}.study", "must be \"current\" or \"prior\" (the first viewport shows the current study)")
             if not isinstance(series, str):
                 error(f"{vkey}.series", "must be a string")
             if not isinstance(window, str) or window and window.lower() not in WINDOW_NAMES:
                 error(f"{vkey}.window", f"must be one of {', '.join(WINDOW_NAMES)}")
-            parsed.append(HangingViewport(series.strip(), window.strip()))
+            parsed.append(HangingViewport(series.strip(), window.strip(), study))
         protocols.append(HangingProtocol(modality.strip(), layout, body_part.strip(), tuple(parsed)))
     return tuple(protocols)

@@ -62,6 +62,19 @@ def patient_groups(catalog: Catalog) -> list[PatientGroup]:
     return groups
 
 
+def first_to_read(catalog: Catalog) -> DisplaySet | None:
+    """The series to open first: the first patient's newest study (the catalog lists studies oldest first)."""
+    if not catalog.display_sets:
+        return None
+    first = catalog.display_sets[0]
+    key = patient_key(first.series.study.patient)
+    if key is None:
+        return first
+    newest = max((d.series.study for d in catalog.display_sets if patient_key(d.series.study.patient) == key),
+                 key=study_order)
+    return catalog.display_sets_of(newest)[0]
+
+
 def priors_of(catalog: Catalog, study: StudyRef) -> list[StudyRef]:
     """The patient's other studies before `study` (by date and time), newest first."""
     key = patient_key(study.patient)

@@ -16,7 +16,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QStackedWidget, QToolBar, QVBoxLayout, QWidget
 
 from workstation.core.hanging import VIEWPORTS, protocol_for
-from workstation.core.priors import Alignment, matching_series, priors_of
+from workstation.core.priors import Alignment, first_to_read, matching_series, priors_of
 from workstation.core.study import Catalog, DisplaySet
 from workstation.services.loading import SeriesLoad
 from workstation.ui.bridge import LoadSignals
@@ -57,6 +57,7 @@ class LayoutController(QObject):
         self._selected: str | None = None  # the finding the crosshair last jumped to
         self._pending_windows: dict[int, object] = {}  # viewport -> protocol window, set once its pixels arrive
         self._hung: set[str] = set()  # studies a hanging protocol was applied to (once per study)
+        self._awaiting_prior: tuple | None = None  # (study, protocol, viewport) to fill when the prior arrives
         self.grid.seriesDropped.connect(self.put_series)
         self.grid.activated.connect(self._activated)
         self.cine.attach(window.viewer)
@@ -309,14 +310,25 @@ class LayoutController(QObject):
             self.sync = None
 
     # ----- hanging protocols
+    def first_to_read(self, catalog: Catalog) -> DisplaySet:
+        """The series the window opens first: the newest study of the first patient, not its oldest prior."""
+        return first_to_read(catalog)
+
     def catalog_changed(self, catalog: Catalog) -> None:
-        """A study shown for the first time: the site's hanging protocol for it, if any, lays it out."""
+        """A study shown for the first time: the site's hanging protocol for it, if any, lays it out.
+
+        A viewport waiting for the prior is filled when the prior arrives later (retrieved, opened).
+        """
         current = self.win.viewer.display_set
         protocols = self.win.config.hanging
         if current is None or not protocols:
             return
         study = current.series.study.study_instance_uid
         if study in self._hung:
+            waiting = self._awaiting_prior
+            if waiting is not None and waiting[0] == study and priors_of(catalog, current.series.study):
+                self._awaiting_prior = None
+                self._hang_prior(catalog, current, *waiting[1:])
             return
         protocol = protocol_for(protocols, current)
         if protocol is None:
@@ -324,8 +336,14 @@ class LayoutController(QObject):
         self._hung.add(study)
         self.set_layout(protocol.layout)
         candidates = catalog.display_sets_of(current.series.study)
+        priors = priors_of(catalog, current.series.study)
+        prior_in: int | None = None
         for index, viewport in enumerate(protocol.viewports[:VIEWPORTS[protocol.layout]]):
-            display_set = protocol.series_for(viewport, candidates, current)
+            if viewport.study == "prior":
+                prior_in = index
+                continue
+            else:
+                display_set = protocol.series_for(viewport, candidates, current)
             if viewport.window_level is not None:
                 self._pending_windows[index] = viewport.window_level
             if index == 0:
@@ -335,6 +353,29 @@ class LayoutController(QObject):
                     self._apply_pending(0)
             else:
                 self.load_into(index, display_set)
+        if prior_in is not None:
+            if priors:
+                self._hang_prior(catalog, current, protocol, prior_in)
+            else:
+                self._awaiting_prior = (study, protocol, prior_in)
+                self.win._notify("Hanging protocol: the prior study is not open yet; it is shown when it arrives")
+
+    def _hang_prior(self, catalog: Catalog, current: DisplaySet, protocol, index: int) -> None:
+        viewport = protocol.viewports[index]
+        priors = priors_of(catalog, current.series.study)
+        prior_sets = catalog.display_sets_of(priors[0]) if priors else []
+        match = matching_series(prior_sets, current)
+        display_set = protocol.series_for(viewport, prior_sets, match) if match or viewport.series else None
+        if display_set is None:
+            self.win._notify("Hanging protocol: the prior study has no matching series")
+            return
+        if viewport.window_level is not None:
+            self._pending_windows[index] = viewport.window_level
+        self.load_into(index, display_set)
+        if index == 1:  # current and prior side by side: scrolled together, as Compare with prior does
+            alignment = Alignment.of(self.win.viewer.display_set, display_set)
+            if alignment is not None:
+                self.sync = PriorSync(self.win.viewer, self.grid.viewers[1], alignment, self.compare_bar, self)
 
     def _apply_pending(self, index: int) -> None:
         window = self._pending_windows.get(index)

@@ -247,7 +247,7 @@ class MainWindow(QMainWindow):
         skipped = f", {len(new_problems)} file(s) skipped (see Problems)" if new_problems else ""
         self._idle(f"{len(catalog.display_sets)} series from {len(catalog.headers)} images{skipped}")
         if first_time and catalog.display_sets:
-            self.open_display_set(catalog.display_sets[0].key)  # before the thumbnails: the reader waits for it
+            self.open_display_set(self.layouts.first_to_read(catalog).key)  # before the thumbnails: the reader waits
         else:
             self._reload_if_grown()
         self.layouts.catalog_changed(catalog)  # the site's hanging protocol for a study shown the first time
