@@ -67,6 +67,7 @@ class Deidentifier:
         self.rules = single_tags()
         self._actions = {tag: rule.action(self.columns) for tag, rule in self.rules.items()}
         self._methods: dict[bool, tuple[list[str], list[Dataset]]] = {}
+        self._raw: dict[tuple[bool, bool], RawDataElement] = {}
 
     def deidentify(self, ds: Dataset) -> InstanceResult:
         """De-identify `ds` in place (and return it with what was done); DeidError when it must be left out."""
@@ -108,20 +109,46 @@ class Deidentifier:
                                               *[meaning[:64] for _, meaning in codes[1:]]], items)
         return self._methods[pixels_cleaned]
 
+    def _raw_codes(self, pixels_cleaned: bool, syntax) -> RawDataElement | None:
+        """DeidentificationMethodCodeSequence encoded once per encoding (little endian, implicit or explicit VR)."""
+        syntax = pydicom.uid.UID(str(syntax))
+        if not syntax.is_little_endian:
+            return None
+        key = (pixels_cleaned, syntax.is_implicit_VR)
+        if key not in self._raw:
+            from pydicom.filebase import DicomBytesIO
+            from pydicom.filewriter import write_data_element
+
+            holder = Dataset()
+            holder.DeidentificationMethodCodeSequence = Sequence(self._method(pixels_cleaned)[1])
+            buffer = DicomBytesIO()
+            buffer.is_little_endian, buffer.is_implicit_VR = True, syntax.is_implicit_VR
+            write_data_element(buffer, holder["DeidentificationMethodCodeSequence"])
+            encoded = buffer.getvalue()
+            header = 8 if syntax.is_implicit_VR else 12
+            value = encoded[header:]
+            self._raw[key] = RawDataElement(pydicom.tag.Tag(0x00120064), "SQ", len(value), value, 0,
+                                            syntax.is_implicit_VR, True)
+        return self._raw[key]
+
     def _mark(self, ds: Dataset, pseudonym: Pseudonym, pixels_cleaned: bool) -> None:
         ds.PatientName = pseudonym.patient_name
         ds.PatientID = pseudonym.patient_id
         ds.PatientIdentityRemoved = "YES"
         method, items = self._method(pixels_cleaned)
         ds.DeidentificationMethod = method
-        ds.DeidentificationMethodCodeSequence = Sequence(items)
-        ds.LongitudinalTemporalInformationModified = "MODIFIED" if self.options.retain_modified_dates else "REMOVED"
         old = getattr(ds, "file_meta", None)
+        syntax = (old.get("TransferSyntaxUID") if old is not None else None) or pydicom.uid.ExplicitVRLittleEndian
+        raw = self._raw_codes(pixels_cleaned, syntax)
+        if raw is not None:  # the same bytes for every object: written as they are (pydicom spends ~2 ms on them)
+            ds._dict[raw.tag] = raw
+        else:
+            ds.DeidentificationMethodCodeSequence = Sequence(items)
+        ds.LongitudinalTemporalInformationModified = "MODIFIED" if self.options.retain_modified_dates else "REMOVED"
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = ds.SOPClassUID
         meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        syntax = old.get("TransferSyntaxUID") if old is not None else None
-        meta.TransferSyntaxUID = syntax or pydicom.uid.ExplicitVRLittleEndian
+        meta.TransferSyntaxUID = syntax
         meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
         meta.ImplementationVersionName = "WS_DEID_1"
         ds.file_meta = meta

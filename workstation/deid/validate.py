@@ -11,6 +11,7 @@ from pydicom.tag import Tag
 
 from workstation.deid.profile import InstanceResult
 
+METHOD_CODES = Tag(0x00120064)
 PIXEL_TAGS = tuple(Tag(t) for t in (0x7FE00010, 0x7FE00008, 0x7FE00009))
 
 
@@ -54,7 +55,7 @@ def _tags(ds: Dataset):
                 vr = dictionary_VR(tag)
             except KeyError:
                 continue
-        if vr == "SQ":
+        if vr == "SQ" and tag != METHOD_CODES:  # the code sequence is ours, the same bytes every time
             for item in ds[tag].value or []:
                 yield from _tags(item)
 
