@@ -127,8 +127,8 @@ def test_period_and_csv_export(monitored):
     assert points.status_code == 200 and len(points.text.splitlines()) == 21
 
 
-def test_only_qa_and_admin_tokens(monitored):
-    server, _plan = monitored
+def test_only_qa_and_admin_tokens(monitored_sqlite):  # the same code on both databases: one is enough
+    server, _plan = monitored_sqlite
     with server.client() as http:
         assert http.get(API + "/overview").status_code == 401
     assert get(server, "/overview", token="not-a-token").status_code == 401
@@ -150,5 +150,6 @@ def test_cli_monitor_json_and_csv(monitored, tmp_path):
     assert data["versions"] == get(server, "/versions").json()["items"]
     assert {p.name for p in (tmp_path / "csv").iterdir()} == {f"{t}.csv" for t in
                                                              ("versions", "weekly", "workstations", "scanners", "alerts", "sync")}
-    text = subprocess.run(argv[:-3], capture_output=True, text=True, timeout=120).stdout
-    assert "nodule-detector  2.0.0" in text and "Open alerts: 2" in text
+    if server.database_url.startswith("sqlite"):  # the text form is made from the same tables on both databases
+        text = subprocess.run(argv[:-3], capture_output=True, text=True, timeout=120).stdout
+        assert "nodule-detector  2.0.0" in text and "Open alerts: 2" in text
