@@ -7,6 +7,7 @@
     workstation-server tokens [--database URL]                  # qa/admin tokens and workstations, no secrets
     workstation-server revoke-token ID|NAME [--database URL]    # a qa/admin token stops working
     workstation-server revoke WORKSTATION_ID [--database URL]
+    workstation-server monitor [--json] [--csv DIR] [--since D] [--until D] [--config F] [--database URL]
 
 `serve` on an address other than loopback needs TLS (--tls-cert/--tls-key): tokens would travel in clear.
 `--insecure-http` allows it anyway (behind a TLS-terminating proxy on the same host), with a warning.
