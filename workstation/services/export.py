@@ -12,16 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import uuid
-import zipfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from io import BytesIO
-from pathlib import Path
 
 import keyring.backend
 import keyring.errors
@@ -36,14 +33,13 @@ from workstation.deid import DeidError, DeidOptions, Deidentifier, KeyedMapping,
 from workstation.deid.pixels import OcrUnavailable
 from workstation.deid.validate import encode, problems
 from workstation.dicom.sources import iter_locations, open_location
-from workstation.net.store_scu import outgoing, store_objects
+from workstation.services.export_writers import DestinationError, writer_for
 from workstation.store.keys import SERVICE, KeyringUnavailable, usable_backend
 
 FORMAT = "workstation.deid-export/1"
 PROFILE = "DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile"
 TABLE_EDITION = "Table E.1-1 as of 2024-09-19"
 SECRET_NAME = "deid-site-secret"
-SEND_BATCH = 200  # objects per association to a research node (memory stays bounded)
 DESTINATION_KINDS = ("folder", "zip", "node")
 
 
@@ -162,7 +158,10 @@ def export_deidentified(request: ExportRequest, config: SiteConfig, session, sec
     if not locations and not extra:
         raise ExportError("nothing to export: no DICOM objects found for the selection")
     report = ExportReport(uuid.uuid4().hex[:16], request.destination, left_out=left_out)
-    writer = _writer(request.destination, report.export_id)
+    try:
+        writer = writer_for(request.destination, report.export_id)
+    except DestinationError as exc:
+        raise ExportError(str(exc)) from None
     deid = Deidentifier(options, KeyedMapping(secret), settings.safe_private)
     entries, studies, patients, totals, links = [], set(), {}, Counter(), set()
     sources = [(f"input #{n + 1}", loc) for n, loc in enumerate(locations)] + \
@@ -211,7 +210,7 @@ def export_deidentified(request: ExportRequest, config: SiteConfig, session, sec
             writer.abort()
             entries = []
         else:
-            failed = writer.commit(manifest, node, config, cancel)
+            failed = [LeftOut(name, name, reason) for name, reason in writer.commit(manifest, node, config, cancel)]
             report.left_out += failed
             sent = {e["file"] for e in entries} - {f.item for f in failed}
             report.written = len(sent)
@@ -357,145 +356,6 @@ def _audit(session, request: ExportRequest, report: ExportReport, options: DeidO
                          reidentification_kept=report.reidentification_kept,
                          studies=sorted(s for s in studies if s),
                          manifest_sha256=hashlib.sha256(json.dumps(report.manifest, sort_keys=True).encode()).hexdigest())
-
-
-# ----- destinations
-
-def _writer(destination: Destination, export_id: str):
-    if destination.kind == "folder":
-        return _FolderWriter(Path(destination.target), export_id)
-    if destination.kind == "zip":
-        return _ZipWriter(Path(destination.target), export_id)
-    return _NodeWriter(export_id)
-
-
-class _Names:
-    """File names we make (never from data set values): DICOM/Pnnn/Snnn/Ennn/Innnnn.dcm by order seen."""
-
-    def __init__(self) -> None:
-        self.ids: dict[str, dict[str, int]] = {"P": {}, "S": {}, "E": {}}
-        self.count = 0
-
-    def name(self, ds: pydicom.Dataset) -> str:
-        parts = []
-        for level, key in (("P", str(ds.PatientID)), ("S", str(ds.get("StudyInstanceUID", ""))),
-                           ("E", str(ds.get("SeriesInstanceUID", "")))):
-            known = self.ids[level]
-            parts.append(f"{level}{known.setdefault(key, len(known) + 1):03d}")
-        self.count += 1
-        return "/".join(["DICOM", *parts, f"I{self.count:05d}.dcm"])
-
-
-class _FolderWriter(_Names):
-    def __init__(self, target: Path, export_id: str) -> None:
-        super().__init__()
-        if target.exists() and (not target.is_dir() or any(target.iterdir())):
-            raise ExportError(f"{target} exists and is not an empty folder")
-        if not target.parent.is_dir():
-            raise ExportError(f"{target.parent} is not a folder")
-        self.target = target
-        self.temp = target.parent / f".{target.name}.partial-{export_id}"
-        self.temp.mkdir()
-
-    def add(self, ds: pydicom.Dataset, data: bytes) -> str:
-        name = self.name(ds)
-        path = self.temp / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        return name
-
-    def commit(self, manifest: dict, node, config, cancel) -> list[LeftOut]:
-        (self.temp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        for path in self.temp.rglob("*"):
-            if path.is_file():
-                with open(path, "rb") as handle:
-                    os.fsync(handle.fileno())
-        if self.target.exists():
-            self.target.rmdir()
-        os.rename(self.temp, self.target)
-        return []
-
-    def keep_manifest(self, manifest: dict, config) -> None:
-        (self.target / "manifest.json").write_text(json.dumps(manifest, indent=2))
-
-    def abort(self) -> None:
-        shutil.rmtree(self.temp, ignore_errors=True)
-
-
-class _ZipWriter(_Names):
-    def __init__(self, target: Path, export_id: str) -> None:
-        super().__init__()
-        if target.exists():
-            raise ExportError(f"{target} exists (choose a new file name)")
-        if not target.parent.is_dir():
-            raise ExportError(f"{target.parent} is not a folder")
-        self.target = target
-        self.temp = target.parent / f".{target.name}.partial-{export_id}"
-        self.zip = zipfile.ZipFile(self.temp, "x", zipfile.ZIP_STORED)
-
-    def add(self, ds: pydicom.Dataset, data: bytes) -> str:
-        name = self.name(ds)
-        self.zip.writestr(name, data)
-        return name
-
-    def commit(self, manifest: dict, node, config, cancel) -> list[LeftOut]:
-        self.manifest_at_commit = manifest
-        return []
-
-    def keep_manifest(self, manifest: dict, config) -> None:
-        self.zip.writestr("manifest.json", json.dumps(manifest, indent=2))
-        self.zip.close()
-        with open(self.temp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(self.temp, self.target)
-
-    def abort(self) -> None:
-        try:
-            self.zip.close()
-        finally:
-            self.temp.unlink(missing_ok=True)
-
-
-class _NodeWriter(_Names):
-    """Objects go to the research node by C-STORE; the manifest stays here (user data folder, exports/)."""
-
-    def __init__(self, export_id: str) -> None:
-        super().__init__()
-        self.export_id = export_id
-        self.objects: list[tuple[str, bytes]] = []
-
-    def add(self, ds: pydicom.Dataset, data: bytes) -> str:
-        name = self.name(ds)
-        self.objects.append((name, data))
-        return name
-
-    def commit(self, manifest: dict, node, config, cancel) -> list[LeftOut]:
-        failed = []
-        for start in range(0, len(self.objects), SEND_BATCH):
-            batch = self.objects[start:start + SEND_BATCH]
-            try:
-                outcomes = store_objects(node, config.local, [outgoing(data) for _, data in batch], cancel)
-            except Exception as exc:  # noqa: BLE001 - node down / association refused: every object of the batch
-                failed += [LeftOut(name, name, f"not sent to {node.name}: {exc}") for name, _ in batch]
-                continue
-            for (name, _), outcome in zip(batch, outcomes):
-                if not outcome.stored:
-                    failed.append(LeftOut(name, name, f"not stored by {node.name}: {outcome.reason or outcome.status}"))
-        self.objects = []
-        return failed
-
-    def keep_manifest(self, manifest: dict, config) -> None:
-        from workstation.services.session import store_path
-
-        folder = store_path(config).parent / "exports"
-        folder.mkdir(parents=True, exist_ok=True)
-        temp = folder / f".{self.export_id}.json.partial"
-        temp.write_text(json.dumps(manifest, indent=2))
-        os.replace(temp, folder / f"{self.export_id}.json")
-        self.manifest_path = folder / f"{self.export_id}.json"
-
-    def abort(self) -> None:
-        self.objects = []
 
 
 __all__ = ["ConfigError", "Destination", "ExportError", "ExportRefused", "ExportReport", "ExportRequest", "LeftOut",

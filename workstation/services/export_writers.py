@@ -1,0 +1,157 @@
+"""Where a de-identified export goes: a folder or a zip written under a temporary name and moved into place, or a
+research node by C-STORE. File names are ours (counters), never values from the data."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import pydicom
+
+from workstation.net.store_scu import outgoing, store_objects
+
+SEND_BATCH = 200  # objects per association to a research node (memory stays bounded)
+
+
+class DestinationError(Exception):
+    """The destination cannot be written (exists, not a folder): the message says which."""
+
+
+def writer_for(destination, export_id: str):
+    if destination.kind == "folder":
+        return _FolderWriter(Path(destination.target), export_id)
+    if destination.kind == "zip":
+        return _ZipWriter(Path(destination.target), export_id)
+    return _NodeWriter(export_id)
+
+
+class _Names:
+    """File names we make (never from data set values): DICOM/Pnnn/Snnn/Ennn/Innnnn.dcm by order seen."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, dict[str, int]] = {"P": {}, "S": {}, "E": {}}
+        self.count = 0
+
+    def name(self, ds: pydicom.Dataset) -> str:
+        parts = []
+        for level, key in (("P", str(ds.PatientID)), ("S", str(ds.get("StudyInstanceUID", ""))),
+                           ("E", str(ds.get("SeriesInstanceUID", "")))):
+            known = self.ids[level]
+            parts.append(f"{level}{known.setdefault(key, len(known) + 1):03d}")
+        self.count += 1
+        return "/".join(["DICOM", *parts, f"I{self.count:05d}.dcm"])
+
+
+class _FolderWriter(_Names):
+    def __init__(self, target: Path, export_id: str) -> None:
+        super().__init__()
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise DestinationError(f"{target} exists and is not an empty folder")
+        if not target.parent.is_dir():
+            raise DestinationError(f"{target.parent} is not a folder")
+        self.target = target
+        self.temp = target.parent / f".{target.name}.partial-{export_id}"
+        self.temp.mkdir()
+
+    def add(self, ds: pydicom.Dataset, data: bytes) -> str:
+        name = self.name(ds)
+        path = self.temp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return name
+
+    def commit(self, manifest: dict, node, config, cancel) -> list[tuple[str, str]]:
+        (self.temp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        for path in self.temp.rglob("*"):
+            if path.is_file():
+                with open(path, "rb") as handle:
+                    os.fsync(handle.fileno())
+        if self.target.exists():
+            self.target.rmdir()
+        os.rename(self.temp, self.target)
+        return []
+
+    def keep_manifest(self, manifest: dict, config) -> None:
+        (self.target / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+    def abort(self) -> None:
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
+class _ZipWriter(_Names):
+    def __init__(self, target: Path, export_id: str) -> None:
+        super().__init__()
+        if target.exists():
+            raise DestinationError(f"{target} exists (choose a new file name)")
+        if not target.parent.is_dir():
+            raise DestinationError(f"{target.parent} is not a folder")
+        self.target = target
+        self.temp = target.parent / f".{target.name}.partial-{export_id}"
+        self.zip = zipfile.ZipFile(self.temp, "x", zipfile.ZIP_STORED)
+
+    def add(self, ds: pydicom.Dataset, data: bytes) -> str:
+        name = self.name(ds)
+        self.zip.writestr(name, data)
+        return name
+
+    def commit(self, manifest: dict, node, config, cancel) -> list[tuple[str, str]]:
+        self.manifest_at_commit = manifest
+        return []
+
+    def keep_manifest(self, manifest: dict, config) -> None:
+        self.zip.writestr("manifest.json", json.dumps(manifest, indent=2))
+        self.zip.close()
+        with open(self.temp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(self.temp, self.target)
+
+    def abort(self) -> None:
+        try:
+            self.zip.close()
+        finally:
+            self.temp.unlink(missing_ok=True)
+
+
+class _NodeWriter(_Names):
+    """Objects go to the research node by C-STORE; the manifest stays here (user data folder, exports/)."""
+
+    def __init__(self, export_id: str) -> None:
+        super().__init__()
+        self.export_id = export_id
+        self.objects: list[tuple[str, bytes]] = []
+
+    def add(self, ds: pydicom.Dataset, data: bytes) -> str:
+        name = self.name(ds)
+        self.objects.append((name, data))
+        return name
+
+    def commit(self, manifest: dict, node, config, cancel) -> list[tuple[str, str]]:
+        failed = []
+        for start in range(0, len(self.objects), SEND_BATCH):
+            batch = self.objects[start:start + SEND_BATCH]
+            try:
+                outcomes = store_objects(node, config.local, [outgoing(data) for _, data in batch], cancel)
+            except Exception as exc:  # noqa: BLE001 - node down / association refused: every object of the batch
+                failed += [(name, f"not sent to {node.name}: {exc}") for name, _ in batch]
+                continue
+            for (name, _), outcome in zip(batch, outcomes):
+                if not outcome.stored:
+                    failed.append((name, f"not stored by {node.name}: {outcome.reason or outcome.status}"))
+        self.objects = []
+        return failed
+
+    def keep_manifest(self, manifest: dict, config) -> None:
+        from workstation.services.session import store_path
+
+        folder = store_path(config).parent / "exports"
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = folder / f".{self.export_id}.json.partial"
+        temp.write_text(json.dumps(manifest, indent=2))
+        os.replace(temp, folder / f"{self.export_id}.json")
+        self.manifest_path = folder / f"{self.export_id}.json"
+
+    def abort(self) -> None:
+        self.objects = []
