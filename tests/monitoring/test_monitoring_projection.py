@@ -134,3 +134,21 @@ def test_refused_sign_ins_are_limited_per_address(tmp_path):
         refused = client.post("/dashboard/sign-in", data={"token": "another"})
         assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
         assert "too many refused sign-ins" in refused.text
+
+
+def test_entries_going_back_are_read_again(tmp_path):
+    """A server database restored with entries older than what monitoring read: everything is read again."""
+    e = Entries(tmp_path)
+    at = datetime.now(timezone.utc) - timedelta(days=2)
+    ids = e.run("r1", "1.2.3.4.7.1", [0.9, 0.8], at)
+    e.signoff("1.2.3.4.7.1", {ids[0]: "accepted", ids[1]: "accepted"})
+    assert e.version()["acceptance"] == 1.0
+    with db.write(e.engine) as conn:  # back to before the sign-off, then another decision arrives
+        conn.execute(db.entries.delete().where(db.entries.c.seq == 2))
+        conn.execute(update(db.workstations).values(head_seq=1, entries=1))
+    e.seq = 1
+    row = e.version()
+    assert (row["runs"], row["decided"], row["pending"]) == (1, 0, 2)
+    e.signoff("1.2.3.4.7.1", {ids[0]: "rejected", ids[1]: "accepted"})
+    row = e.version()
+    assert (row["runs"], row["decided"], row["acceptance"]) == (1, 2, 0.5)

@@ -430,7 +430,7 @@ def refresh(engine: Engine) -> int:
     with db.read(engine) as conn:  # the common case: nothing new, no write lock taken
         done = dict(conn.execute(select(monitor_progress.c.workstation_id, monitor_progress.c.seq)).all())
         heads = conn.execute(select(db.workstations.c.id, db.workstations.c.head_seq)).all()
-    if all(head <= done.get(workstation_id, 0) for workstation_id, head in heads):
+    if all(head == done.get(workstation_id, 0) for workstation_id, head in heads) and len(done) <= len(heads):
         return 0
     read = 0
     with db.write(engine) as conn:
@@ -438,6 +438,14 @@ def refresh(engine: Engine) -> int:
             conn.execute(text("SELECT pg_advisory_xact_lock(16016)"))
         done = dict(conn.execute(select(monitor_progress.c.workstation_id, monitor_progress.c.seq)).all())
         heads = conn.execute(select(db.workstations.c.id, db.workstations.c.head_seq)).all()
+        known = {workstation_id for workstation_id, _head in heads}
+        if any(head < done.get(workstation_id, 0) for workstation_id, head in heads) or set(done) - known:
+            # entries this pass had read are gone (the database restored from an older backup without the
+            # monitoring tables, or rows removed by hand): read everything again rather than count ghosts
+            log.warning("monitoring: stored entries went back behind what was read; reading them all again")
+            for table in (monitor_cells, monitor_findings, monitor_runs, monitor_versions, monitor_progress):
+                conn.execute(table.delete())
+            done = {}
         work = Pass(conn)
         e = db.entries.c
         for workstation_id, head in heads:
