@@ -71,6 +71,24 @@ def test_context_menu_exports_the_study_off_the_ui_thread(qtbot, window, tmp_pat
     controller.box.grab().save(str(SHOTS / "export-done.png"))
     controller.box.close()
 
+    # the way a user goes: the menu action opens the dialog (modal), they choose a zip and press Export
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    def fill_in():
+        dialog = QApplication.activeModalWidget()
+        dialog.zip.setChecked(True)
+        dialog.path.setText(str(tmp_path / "research.zip"))
+        dialog.accept()
+
+    gate.clear()
+    QTimer.singleShot(200, fill_in)
+    with qtbot.waitSignal(controller.finished, timeout=60_000):
+        controller.menu_for(item.parent()).actions()[0].trigger()  # returns once the dialog is accepted
+        gate.set()
+    assert controller.last.exit_code == 0 and (tmp_path / "research.zip").is_file()
+    controller.box.close()
+
 
 def test_cancel_in_the_progress_dialog_writes_nothing(qtbot, window, tmp_path):
     from workstation.services.export import Destination
