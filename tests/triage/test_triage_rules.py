@@ -207,3 +207,26 @@ def test_a_critical_label_ranks_first_and_a_site_threshold_silences_a_noisy_mode
     assert rows[0].critical == ("pneumothorax",) and "CRITICAL pneumothorax" in rows[0].priority_text
     assert [r.flagged for r in rows] == [True, True, False]  # 0.55 is under the site's 0.6
     assert rows[2].flags[0].threshold_source == "site threshold"
+
+
+def test_a_running_job_is_cancelled_within_a_step_and_records_no_run(store, triage_studies):
+    config = parse_site_config({"routing": {"quiet_s": 0.01, "rules": [RULE]}})
+    triage = TriageService(config, store)
+    asked = []
+
+    def cancel_when_running(text, job):
+        if job is not None and job.state == RUNNING and not asked:
+            asked.append(job.job_id)
+            triage.cancel(job.job_id)
+
+    triage.changed.connect(cancel_when_running)
+    for path in sorted(Path(triage_studies["clean"]).iterdir()):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        triage.on_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, path)
+    jobs, deadline = [], time.monotonic() + 30
+    while not jobs and time.monotonic() < deadline:
+        jobs = triage.poll()
+    finished = triage.run_next()
+    assert asked == [finished.job_id] and finished.state == CANCELLED, finished.state_text
+    assert finished.state_text == "cancelled: while it ran"
+    assert not [e for e in store.audit_entries() if e.kind == "inference.run"]

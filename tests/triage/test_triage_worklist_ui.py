@@ -103,6 +103,13 @@ def test_worklist_rows_thresholds_and_opening_at_the_strongest_finding(qtbot, se
     qtbot.wait(100)
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     assert win.grab().save(str(SCREENSHOT))
+    # the queued study's job is cancelled from the panel
+    clean_row = [r for r in range(4) if panel.table.item(r, 2).text() == "CLEAN, PHANTOM"][0]
+    panel.table.selectRow(clean_row)
+    assert panel.cancel_button.isEnabled()
+    panel.cancel_button.click()
+    qtbot.waitUntil(lambda: any(panel.table.item(r, 6).text() == "cancelled: before it ran" for r in range(4)))
+    assert not panel.cancel_button.isEnabled()
     # filters
     panel.flagged.setChecked(True)
     qtbot.waitUntil(lambda: panel.table.rowCount() == 1)

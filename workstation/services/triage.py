@@ -248,12 +248,12 @@ class TriageService:
         job = self.queue.claim(worker_name())
         if job is None:
             return None
-        self.changed.emit(f"running: job {job.job_id[:8]} {job.model} on series {job.series_instance_uid}", job)
         token = self._cancel[job.job_id] = CancelToken()
+        self.changed.emit(f"running: job {job.job_id[:8]} {job.model} on series {job.series_instance_uid}", job)
         try:
             state, reason, run_id = self._run(job, token)
         except Cancelled:
-            state, reason, run_id = CANCELLED, "cancelled while running", ""
+            state, reason, run_id = CANCELLED, "while it ran", ""
         except Exception as exc:  # noqa: BLE001 - one series' failure never stops the queue
             log.exception("triage job failed")
             state, reason, run_id = FAILED, _words(exc), ""
@@ -286,6 +286,8 @@ class TriageService:
 
         load = SeriesLoad(display_set, start_frame=0)
         volume = load.run()
+        if self.queue.progress(job.job_id, 0.0):  # a cancel asked meanwhile, maybe by another process
+            token.cancel()
         token.raise_if_cancelled()
         if volume.frame_errors or load.problems:
             bad = sorted(volume.frame_errors)

@@ -169,7 +169,7 @@ class TriageQueue:
             if job.state == QUEUED:
                 now = now_utc()
                 db.execute("UPDATE triage_jobs SET state = ?, reason = ?, finished_utc = ?, updated_utc = ? WHERE job_id = ?",
-                           (CANCELLED, "cancelled before it ran", now, now, job_id))
+                           (CANCELLED, "before it ran", now, now, job_id))
             else:
                 db.execute("UPDATE triage_jobs SET cancel_requested = 1, updated_utc = ? WHERE job_id = ?",
                            (now_utc(), job_id))
@@ -195,7 +195,7 @@ class TriageQueue:
                     recovered.append((job, "done (its run was recorded before the interruption)"))
                 elif current.cancel_requested:
                     db.execute("UPDATE triage_jobs SET state = ?, reason = ?, finished_utc = ?, updated_utc = ? "
-                               "WHERE job_id = ?", (CANCELLED, "cancelled", now, now, job.job_id))
+                               "WHERE job_id = ?", (CANCELLED, "while it ran (its worker stopped)", now, now, job.job_id))
                     recovered.append((job, "cancelled"))
                 else:
                     db.execute("UPDATE triage_jobs SET state = ?, progress = 0, worker = '', reason = ?, updated_utc = ? "

@@ -53,6 +53,7 @@ class WorklistController(QObject):
         self.service = WorklistService(window.config, session.store)
         self.panel.filtersChanged.connect(self.refresh)
         self.panel.openRequested.connect(self.open_row)
+        self.panel.cancelRequested.connect(self.cancel_row)
         window.library_signals.catalogChanged.connect(self._catalog_changed)
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.refresh)
@@ -132,6 +133,16 @@ class WorklistController(QObject):
             return
         self.panel.set_modalities(sorted({m for r in rows for m in r.study.modalities.split("\\") if m}))
         self.panel.show_rows(rows, _thresholds_text(rows, self.service.settings))
+
+    def cancel_row(self, row) -> None:
+        """Cancel the study's queued jobs; running ones are asked to stop (within a slice)."""
+        for job in row.jobs:
+            if job.state in ("queued", "running"):
+                if self.triage is not None:
+                    self.triage.cancel(job.job_id)
+                else:
+                    self.service.queue.cancel(job.job_id)
+        self.refresh()
 
     def open_row(self, row) -> None:
         """Open the study (its folder) and show the series and slice of its strongest finding."""

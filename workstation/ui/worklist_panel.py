@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QPushButton,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -31,6 +32,7 @@ def _date(text: str) -> str:
 
 class WorklistPanel(QWidget):
     openRequested = Signal(object)  # the WorklistRow
+    cancelRequested = Signal(object)  # the WorklistRow whose queued / running AI jobs should stop
     filtersChanged = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -44,10 +46,15 @@ class WorklistPanel(QWidget):
         for box in (self.unread, self.flagged, self.today):
             box.toggled.connect(lambda _checked: self.filtersChanged.emit())
         self.modality.currentIndexChanged.connect(lambda _index: self.filtersChanged.emit())
+        self.cancel_button = QPushButton("Cancel AI")
+        self.cancel_button.setToolTip("Cancel the selected study's queued or running AI jobs")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self._cancel)
         filters = QHBoxLayout()
         for widget in (self.unread, self.flagged, self.today, self.modality):
             filters.addWidget(widget)
         filters.addStretch(1)
+        filters.addWidget(self.cancel_button)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -59,6 +66,7 @@ class WorklistPanel(QWidget):
         header.setSectionResizeMode(5, QHeaderView.ResizeMode.Stretch)
         self.table.cellDoubleClicked.connect(lambda row, _col: self._open(row))
         self.table.itemActivated.connect(lambda item: self._open(item.row()))
+        self.table.itemSelectionChanged.connect(self._selection_changed)
         self.thresholds = QLabel()
         self.thresholds.setWordWrap(True)
         self.thresholds.setStyleSheet("color: #555;")
@@ -109,10 +117,20 @@ class WorklistPanel(QWidget):
             if keep == study.study_instance_uid:
                 self.table.selectRow(index)
         self.thresholds.setText(thresholds)
+        self._selection_changed()
 
     def selected(self):
         row = self.table.currentRow()
         return self.rows[row] if 0 <= row < len(self.rows) and self.table.selectionModel().hasSelection() else None
+
+    def _selection_changed(self) -> None:
+        row = self.selected()
+        self.cancel_button.setEnabled(row is not None and any(j.state in ("queued", "running") for j in row.jobs))
+
+    def _cancel(self) -> None:
+        row = self.selected()
+        if row is not None:
+            self.cancelRequested.emit(row)
 
     def _open(self, row: int) -> None:
         if 0 <= row < len(self.rows):
