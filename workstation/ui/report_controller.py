@@ -72,6 +72,8 @@ class ReportController(QObject):
         self.dock.raise_()
 
     def refresh(self) -> None:
+        if self.window.work is None:  # the window closed and ended its session: the store is closed
+            return
         if self.service is None or not self.study:
             self.panel.set_enabled(False, "Open a study to see its report")
             return
