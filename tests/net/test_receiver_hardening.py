@@ -408,8 +408,9 @@ def test_conflicts_show_in_the_problems_panel(receiver, ws_ae, qtbot):
     assert f"held with other content; {SENDER} from {LOCALHOST} sent another copy" in panel.topLevelItem(0).text(1)
     second = bytearray(data_set)
     second[-1] ^= 0x02
-    assert c_store(sock, context_id, bytes(second), uid)[0] == 0x0111  # arrives while the panel shows
-    qtbot.waitUntil(lambda: panel.count() == 2, timeout=5000)
+    with qtbot.waitSignal(panel.conflicts_changed, timeout=5000):  # the window retitles its Problems dock on it
+        assert c_store(sock, context_id, bytes(second), uid)[0] == 0x0111  # arrives while the panel shows
+    assert panel.count() == 2
     release(sock)
     panel.show()
     shots = Path(__file__).resolve().parents[2] / "resources" / "screenshots"

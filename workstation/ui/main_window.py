@@ -96,6 +96,7 @@ class MainWindow(QMainWindow):
         self.browser = StudyBrowser()
         self.browser.displaySetActivated.connect(self.open_display_set)
         self.problems = ProblemsPanel()
+        self.problems.conflicts_changed.connect(lambda: self._update_problems_title())
         self._dock(self.browser, "Studies", Qt.DockWidgetArea.LeftDockWidgetArea)
         self.problems_dock = self._dock(self.problems, "Problems", Qt.DockWidgetArea.BottomDockWidgetArea)
         self.ai_panel = AiPanel()

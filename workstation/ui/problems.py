@@ -13,6 +13,7 @@ from workstation.core.study import Catalog, FileProblem
 
 class ProblemsPanel(QTreeWidget):
     conflict_arrived = Signal(object)  # KeptConflict, from a receiver thread: queued to the GUI thread
+    conflicts_changed = Signal()  # conflicts were added (the window retitles its dock)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -37,8 +38,11 @@ class ProblemsPanel(QTreeWidget):
 
     def add_conflicts(self, conflicts: list[KeptConflict]) -> None:
         known = {c.conflict_path for c in self._conflicts}
-        self._conflicts.extend(c for c in conflicts if c.conflict_path not in known)
-        self._rebuild()
+        added = [c for c in conflicts if c.conflict_path not in known]
+        if added:
+            self._conflicts.extend(added)
+            self._rebuild()
+            self.conflicts_changed.emit()
 
     def watch_pacs(self, pacs) -> None:
         """Show the conflicts a PacsService's cache holds, and each new one as the receiver keeps it."""
