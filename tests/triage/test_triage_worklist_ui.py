@@ -98,11 +98,14 @@ def test_worklist_rows_thresholds_and_opening_at_the_strongest_finding(qtbot, se
     assert by_patient["HEAD, MR"][6].startswith("not applicable: no routing rule matches")
     assert "nodule-detector ≥ 0.60 (site threshold)" in panel.thresholds.text()
     assert not win.worklist.dock.visibleRegion().isEmpty()  # the site shows the worklist at start
-    win.resize(1700, 560)
-    win.resizeDocks([win.worklist.dock], [1150], Qt.Orientation.Horizontal)
+    dock = win.worklist.dock
+    dock.setFloating(True)  # the screenshot shows the worklist itself, whatever other docks the window has
+    dock.resize(1420, 250)
     qtbot.wait(100)
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    assert win.grab().save(str(SCREENSHOT))
+    assert dock.grab().save(str(SCREENSHOT))
+    dock.setFloating(False)
+    dock.raise_()
     # the queued study's job is cancelled from the panel
     clean_row = [r for r in range(4) if panel.table.item(r, 2).text() == "CLEAN, PHANTOM"][0]
     panel.table.selectRow(clean_row)
