@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pydicom
 import pydicom.config
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
@@ -41,6 +41,7 @@ NAME_KEYWORDS = ("PatientName", "OtherPatientNames", "PatientBirthName", "Patien
 ID_KEYWORDS = ("PatientID", "OtherPatientIDs", "AccessionNumber", "MedicalRecordLocator", "StudyID",
                "AdmissionID", "PatientAddress", "PatientTelephoneNumbers", "InstitutionAddress")
 DATE_KEYWORDS = ("PatientBirthDate",)
+_TAGS: dict[str, int] = {}
 
 
 class DeidError(Exception):
@@ -164,13 +165,14 @@ class _Walk:
             raise DeidError(f"sequences nested deeper than {MAX_DEPTH}")
         kept_private = self._private(ds)
         done: set[int] = set()
-        for tag in list(ds.keys()):
+        elements = ds._dict
+        for tag in list(elements):  # BaseTag is an int; plain int work here (pydicom's Tag() is costly)
             if tag in done:
                 continue
             group = tag >> 16
             if group == 0x0002:
                 continue
-            if tag.is_private:
+            if group & 1:  # private
                 if tag not in kept_private:
                     del ds[tag]
                     self.result.actions["X"] += 1
@@ -179,14 +181,14 @@ class _Walk:
                 del ds[tag]  # overlay planes and curves: removed whole (Clean Graphics or not)
                 self.result.actions["X"] += 1
                 continue
-            raw = ds._dict[tag]
+            raw = elements[tag]
             vr = raw.VR
             if vr in (None, "UN"):  # implicit VR, or a standard attribute stored as UN: pydicom converts it
                 try:
                     vr = dictionary_VR(tag).split(" or ")[0]
                 except KeyError:
                     vr = "UN"
-            code = self.owner._actions.get(int(tag))
+            code = self.owner._actions.get(tag)
             action = resolve(code, vr) if code else self._default(vr)
             self.result.actions[action] += 1
             if action == "X":
@@ -334,9 +336,10 @@ def _identifiers(ds: Dataset) -> tuple[list[str], list[str]]:
 
 
 def _values(ds: Dataset, keyword: str) -> list[str]:
-    if keyword not in ds:
+    tag = _TAGS.get(keyword) or _TAGS.setdefault(keyword, tag_for_keyword(keyword))
+    if tag not in ds._dict:
         return []
-    value = ds.data_element(keyword).value
+    value = ds[tag].value
     if value in (None, ""):
         return []
     values = value if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
