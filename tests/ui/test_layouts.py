@@ -209,3 +209,20 @@ def test_the_newest_study_opens_first_when_both_come_together(qtbot, small_study
         win.open_paths([str(prior_study), str(small_study.directory)])
     assert win.catalog.display_sets[0].series.study.date == PRIOR_DATE  # the catalog lists the oldest first...
     assert win.viewer.display_set.series.study.date != PRIOR_DATE  # ...the reader gets the current study
+
+
+def test_esc_stops_the_other_viewports_decoding_and_a_drop_resumes(window, qtbot, prior_study):
+    with qtbot.waitSignal(window.library_signals.catalogChanged, timeout=30_000):
+        window.open_paths([str(prior_study)])
+    layouts = window.layouts
+    layouts.set_layout("1x2")
+    prior = next(d for d in window.catalog.display_sets if d.series.study.date == PRIOR_DATE)
+    layouts.put_series(1, prior.key)
+    load = layouts.loads[1].load
+    window.cancel()  # Esc
+    qtbot.waitUntil(lambda: not load.busy, timeout=30_000)
+    viewer = layouts.grid.viewers[1]
+    assert not viewer.loading
+    _drop(qtbot, window, 1, prior.key)  # the same series again
+    assert layouts.loads[1].load is load  # resumed, not decoded again from the start
+    qtbot.waitUntil(lambda: load.volume.fully_loaded, timeout=30_000)

@@ -132,6 +132,13 @@ class LayoutController(QObject):
 
     def load_into(self, index: int, display_set: DisplaySet) -> None:
         viewer = self.grid.viewers[index]
+        existing = self.loads.get(index)
+        if (existing is not None and existing.load.display_set.key == display_set.key
+                and len(existing.load.display_set.frames) == len(display_set.frames)):
+            if not existing.load.complete:  # the same series again: a stopped decode resumes
+                existing.load.start()
+                viewer.set_loading(True)
+            return
         if index == 1 and self.sync is not None:  # the prior's viewport gets another series: no longer compared
             self._stop_compare()
         self._unlink(index)
@@ -383,6 +390,13 @@ class LayoutController(QObject):
         if window is not None and viewer.window is not None:
             del self._pending_windows[index]
             viewer.set_window(window)
+
+    def cancel(self) -> None:
+        """Esc: the other viewports stop decoding, keeping what they have (dropping the series again resumes)."""
+        for index, signals in self.loads.items():
+            if signals.parent() is self and signals.load.busy:
+                signals.load.cancel()
+                self.grid.viewers[index].set_loading(False)
 
     def close(self) -> None:
         self.cine.pause()

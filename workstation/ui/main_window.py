@@ -405,6 +405,7 @@ class MainWindow(QMainWindow):
         self.results_send.cancel()
         self.ai.cancel()
         self.library.cancel()
+        self.layouts.cancel()  # the other viewports' decoding
         if self.active is not None and not self.active.load.volume.fully_loaded:
             self.active.load.cancel()
 
