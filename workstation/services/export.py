@@ -168,6 +168,7 @@ def export_deidentified(request: ExportRequest, config: SiteConfig, session, sec
               [(f"result object #{n + 1}", ds) for n, ds in enumerate(extra)]
     try:
         for number, (item, source) in enumerate(sources):
+            progress(number, len(sources))  # objects done so far, left-out ones included
             if cancel is not None and cancel.cancelled:
                 report.cancelled = True
                 break
@@ -203,7 +204,8 @@ def export_deidentified(request: ExportRequest, config: SiteConfig, session, sec
                             "series_uid": str(out.get("SeriesInstanceUID", "")),
                             "sop_instance_uid": str(out.SOPInstanceUID), "actions": dict(sorted(result.actions.items())),
                             "scrubbed": dict(result.scrubbed), "pixel_text_boxes": result.pixel_boxes})
-            progress(number + 1, len(sources))
+        else:
+            progress(len(sources), len(sources))
         manifest = _manifest(report, options, entries, patients, totals)
         report.manifest = manifest
         if report.cancelled:
