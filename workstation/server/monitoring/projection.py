@@ -37,6 +37,11 @@ from .. import db
 
 log = logging.getLogger(__name__)
 
+try:  # the server extra brings orjson (core.sync uses it too): parsing stored items is most of a pass
+    from orjson import loads as _loads
+except ModuleNotFoundError:  # pragma: no cover - without it, the stdlib
+    _loads = json.loads
+
 KINDS = ("inference.run", "review.signoff", "review.reopen")
 BINS = 20  # score bins of 0.05
 DECIDED = ("accepted", "edited", "rejected", "deleted")
@@ -411,9 +416,12 @@ def _number(value: Any) -> float | None:
 
 def _item(text_: str) -> dict[str, Any]:
     try:
-        item = json.loads(text_)
-    except ValueError:
-        return {}
+        item = _loads(text_)
+    except ValueError:  # orjson refuses integers beyond 64 bits, which the stdlib reads
+        try:
+            item = json.loads(text_)
+        except ValueError:
+            return {}
     return item if isinstance(item, dict) else {}
 
 
