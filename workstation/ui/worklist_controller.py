@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget
 
 from workstation.core.study import Catalog
+from workstation.ui.bridge import ResultSignal
 from workstation.ui.worklist_panel import WorklistPanel
 
 if TYPE_CHECKING:
@@ -43,6 +45,10 @@ class WorklistController(QObject):
         self.prefetch = None
         self._target: tuple | None = None  # (series UID, frame, box) to show once the study is scanned
         self._closed = False
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worklist")
+        self._reading = self._read_again = False
+        self._rows = ResultSignal(self)
+        self._rows.ready.connect(self._rows_read)
         session = window.work
         if session is None or window.config_problem:
             why = window.config_problem or "the encrypted store is not open"
@@ -111,6 +117,7 @@ class WorklistController(QObject):
 
     def close(self) -> None:
         self._closed = True
+        self._reader.shutdown(wait=True)  # before the store closes
         if self.service is not None:
             self.timer.stop()
         if self.prefetch is not None:
@@ -122,17 +129,33 @@ class WorklistController(QObject):
 
     # ----- rows
     def refresh(self) -> None:
-        if self.service is None or self.dock.visibleRegion().isEmpty():
+        """Read the rows on a worker thread (hundreds of studies take ~0.1 s), show them on the GUI thread."""
+        if self.service is None or self._closed or self.dock.visibleRegion().isEmpty():
             return  # hidden behind the Studies tab: nothing to show, nothing read
+        if self._reading:
+            self._read_again = True
+            return
+        self._reading = True
+        filters, modality = self.panel.filters()
+        self._reader.submit(self._read_rows, filters, modality)
+
+    def _read_rows(self, filters: tuple[str, ...], modality: str) -> None:
         try:
-            filters, modality = self.panel.filters()
-            rows = self.service.rows(filters, modality)
+            self._rows.deliver("rows", self.service.rows(filters, modality))
         except Exception as exc:  # noqa: BLE001 - a store error is shown, the window goes on
             log.exception("worklist refresh failed")
-            self.panel.thresholds.setText(f"Worklist not updated: {exc}")
-            return
-        self.panel.set_modalities(sorted({m for r in rows for m in r.study.modalities.split("\\") if m}))
-        self.panel.show_rows(rows, _thresholds_text(rows, self.service.settings))
+            self._rows.deliver("error", str(exc))
+
+    def _rows_read(self, kind: str, value) -> None:
+        self._reading = False
+        if kind == "error":
+            self.panel.thresholds.setText(f"Worklist not updated: {value}")
+        else:
+            self.panel.set_modalities(sorted({m for r in value for m in r.study.modalities.split("\\") if m}))
+            self.panel.show_rows(value, _thresholds_text(value, self.service.settings))
+        if self._read_again:
+            self._read_again = False
+            self.refresh()
 
     def cancel_row(self, row) -> None:
         """Cancel the study's queued jobs; running ones are asked to stop (within a slice)."""
