@@ -72,6 +72,8 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     import csv
     import io
 
+    if not rows:
+        return ""
     buffer = io.StringIO()
     flattened = [flat(r) for r in rows]
     columns = list(flattened[0]) if flattened else []
