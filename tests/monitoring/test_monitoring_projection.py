@@ -152,3 +152,28 @@ def test_entries_going_back_are_read_again(tmp_path):
     e.signoff("1.2.3.4.7.1", {ids[0]: "rejected", ids[1]: "accepted"})
     row = e.version()
     assert (row["runs"], row["decided"], row["acceptance"]) == (1, 2, 0.5)
+
+
+def test_monitor_command_reads_the_rules_from_the_configuration(tmp_path, capsys, monkeypatch):
+    from workstation.server.cli import main
+
+    e = Entries(tmp_path)
+    now = datetime.now(timezone.utc)
+    for week in range(6, 0, -1):
+        series = f"1.2.3.4.8.{week}"
+        ids = e.run(f"c{week}", series, [0.9] * 30, now - timedelta(weeks=week))
+        e.signoff(series, {f: ("accepted" if i < (27 if week > 1 else 10) else "rejected") for i, f in enumerate(ids)})
+    url = str(e.engine.url)
+    monkeypatch.delenv("WORKSTATION_SERVER_CONFIG", raising=False)
+    assert main(["monitor", "--database", url]) == 1  # an acceptance alert is open
+    assert "m 1.0.0 acceptance since" in capsys.readouterr().out
+    lenient = tmp_path / "lenient.toml"
+    lenient.write_text("[monitoring]\nmin_decided_week = 100\n")
+    assert main(["monitor", "--database", url, "--config", str(lenient)]) == 0
+    assert "Open alerts: 0" in capsys.readouterr().out
+    monkeypatch.setenv("WORKSTATION_SERVER_CONFIG", str(lenient))
+    assert main(["monitor", "--database", url]) == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[monitoring]\nbaseline = 3\n")
+    assert main(["monitor", "--database", url, "--config", str(bad)]) == 2
+    assert "monitoring.baseline: unknown key" in capsys.readouterr().err
