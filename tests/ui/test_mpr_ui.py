@@ -110,6 +110,17 @@ def test_one_window_in_all_planes_and_the_viewer(mpr_window, qtbot):
         np.testing.assert_array_equal(pane.image_item.image[..., 0], renderer.render(pane.image, CT_PRESETS[0]))
     window.viewer.set_window(CT_PRESETS[3])  # and the other way round
     assert mpr.window == CT_PRESETS[3]
+    axial = mpr.panes["axial"]
+    axial.viewbox.scaleBy((6, 6))  # zoomed far out: a screen pixel covers several voxels, sampled coarser
+    qtbot.waitUntil(lambda: axial.plane.spacing > 1.5 * mpr.geometry.spacing, timeout=5000)
+    assert axial.image.shape == axial.plane.shape
+    axial.viewbox.scaleBy((1 / 6, 1 / 6))  # and back: the full grid again
+    qtbot.waitUntil(lambda: axial.plane.spacing == pytest.approx(mpr.geometry.spacing), timeout=5000)
+    qtbot.keyClick(mpr, Qt.Key.Key_F)  # F fits every view
+    (x0, x1), (y0, y1) = axial.viewbox.viewRange()
+    nv, nu = axial.plane.shape
+    spare = (x1 - x0 - nu * axial.plane.spacing, y1 - y0 - nv * axial.plane.spacing)  # the aspect lock pads one side
+    assert min(spare) == pytest.approx(0, abs=1) and max(spare) > -1
 
 
 def test_thick_slab_mip(mpr_window):

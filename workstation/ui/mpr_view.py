@@ -314,6 +314,9 @@ class MprView(QWidget):
         key = event.key()
         if Qt.Key.Key_1 <= key <= Qt.Key.Key_5 and self.display_set is not None and self.display_set.series.modality == "CT":
             self.set_window(CT_PRESETS[key - Qt.Key.Key_1])
+        elif key == Qt.Key.Key_F:  # fit every view, as in the viewer
+            for pane in self.panes.values():
+                pane.viewbox.autoRange(padding=0.0, items=[pane.image_item])
         elif key in (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown):
             steps = {Qt.Key.Key_Up: -1, Qt.Key.Key_Down: 1, Qt.Key.Key_PageUp: -10, Qt.Key.Key_PageDown: 10}[key]
             self.scroll(self.active_pane, steps)
