@@ -294,7 +294,16 @@ class TriageService:
             first = next(iter(volume.frame_errors.values()), "") or (load.problems[0].reason if load.problems else "")
             return FAILED, f"{len(bad) or len(load.problems)} of {len(display_set.frames)} image(s) cannot be decoded: {first}", ""
         recorded: list[str] = []
-        service.run_recorded.connect(lambda result, event: recorded.append(self._record(job, result, event)))
+        unrecorded: list[str] = []
+
+        def record(result: InferenceResult, event: AuditEvent) -> None:
+            try:
+                recorded.append(self._record(job, result, event))
+            except Exception as exc:  # noqa: BLE001 - said in the job; a run not in the store is not "done"
+                log.exception("triage run not recorded")
+                unrecorded.append(_words(exc))
+
+        service.run_recorded.connect(record)
         last = [0.0]
 
         def progress(done: int, total: int) -> None:
@@ -309,7 +318,9 @@ class TriageService:
 
         service.run(display_set, volume, job.model, token, progress)
         self.device = service.device()
-        return DONE, "", recorded[0] if recorded else ""
+        if not recorded:
+            return FAILED, f"the run could not be recorded in the store: {unrecorded[0] if unrecorded else 'no run'}", ""
+        return DONE, "", recorded[0]
 
     def _record(self, job: Job, result: InferenceResult, event: AuditEvent) -> str:
         """The run and its audit entry, as a manual run is recorded, the entry naming the job and rule."""
