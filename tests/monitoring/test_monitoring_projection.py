@@ -177,3 +177,21 @@ def test_monitor_command_reads_the_rules_from_the_configuration(tmp_path, capsys
     bad.write_text("[monitoring]\nbaseline = 3\n")
     assert main(["monitor", "--database", url, "--config", str(bad)]) == 2
     assert "monitoring.baseline: unknown key" in capsys.readouterr().err
+
+
+def test_score_shift_fires_the_score_rule(tmp_path):
+    e = Entries(tmp_path)
+    now = datetime.now(timezone.utc)
+    for week in range(6, 0, -1):  # every finding accepted; scores around 0.9, then around 0.55 in the last week
+        series = f"1.2.3.4.9.{week}"
+        scores = [0.88 + 0.01 * (i % 5) for i in range(20)] if week > 1 else [0.53 + 0.01 * (i % 5) for i in range(20)]
+        ids = e.run(f"s{week}", series, scores, now - timedelta(weeks=week))
+        e.signoff(series, {f: "accepted" for f in ids})
+    projection.refresh(e.engine)
+    limits = config.parse({"monitoring": {"min_findings_week": 10, "min_decided_week": 10}})
+    with db.read(e.engine) as conn:
+        (fired,) = alerts.evaluate(conn, limits)
+        assert fired.rule == "scores" and fired.weeks == 1 and fired.value > limits.psi_max
+        assert "PSI" in fired.message and "KS D 1.00" in fired.message
+        assert alerts.evaluate(conn, config.parse({"monitoring": {"min_findings_week": 10, "min_decided_week": 10,
+                                                                  "psi_max": 100, "ks_alpha": 1e-300}})) == []
