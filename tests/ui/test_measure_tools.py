@@ -133,6 +133,7 @@ def test_measure_on_an_ai_box_proposes_the_axes_of_its_heatmap_region(reviewing,
     assert m.values["long"] == pytest.approx(30 * math.sqrt(2) * col_mm, rel=0.06)
     assert m.values["short"] == pytest.approx(30 * math.sqrt(2) * col_mm, rel=0.12)
     assert "heatmap" in measure.panel.note.text()
+    assert measure.panel.row_texts()[0][1] == "Nodule diameter (finding #1)"
     xs = [p[0] for p in m.points]
     assert 99 <= min(xs) and max(xs) <= 131  # inside the box
     qtbot.keyClick(viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier)
@@ -158,6 +159,7 @@ def test_measure_on_an_ai_box_proposes_the_axes_of_its_heatmap_region(reviewing,
     qtbot.keyClick(win2.viewer, Qt.Key.Key_M)
     (again,) = win2.measure.session.measurements()
     assert again.measurement.values == pytest.approx(m.values) and "from the heatmap region" in win2.measure.panel.note.text()
+    assert win2.measure.panel.row_texts()[0][1] == "Nodule diameter (finding #1)"
 
 
 def test_without_a_store_tools_work_and_say_nothing_is_saved_and_no_key_is_bound_twice(window, qtbot):

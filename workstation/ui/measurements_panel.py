@@ -60,12 +60,15 @@ class MeasurementsPanel(QWidget):
             button.defaultAction().setIconText(text)
 
     def show_rows(self, rows: list[tuple[str, int, str, str, int, str]], selected: str | None) -> None:
-        """rows: (measurement id, number, kind, value text, frame index, by)."""
+        """rows: (measurement id, number, kind, value text, frame index, by); a kind may carry what it measured,
+        e.g. "diameter|AI #1"."""
         self.table.blockSignals(True)
         self.table.clear()
         chosen = None
         for measurement_id, number, kind, text, frame, by in rows:
-            item = QTreeWidgetItem([str(number), NAMES.get(kind, kind), text.replace("\n", "; "), str(frame + 1), by])
+            kind, _, of = kind.partition("|")
+            name = NAMES.get(kind, kind) + (f" ({of})" if of else "")
+            item = QTreeWidgetItem([str(number), name, text.replace("\n", "; "), str(frame + 1), by])
             item.setData(0, ID_ROLE, measurement_id)
             item.setToolTip(2, text)
             self.table.addTopLevelItem(item)

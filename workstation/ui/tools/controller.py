@@ -52,6 +52,8 @@ class MeasureController(QObject):
         viewer.volumeChanged.connect(self._series_shown)
         viewer.frameChanged.connect(lambda _k: self._draw())
         viewer.viewbox.sigRangeChanged.connect(lambda *_: self._layout_labels())  # labels keep their screen size
+        self._numbers: dict[str, int] = {}
+        viewer.overlaysChanged.connect(self._findings_changed)
         self.panel = MeasurementsPanel()
         self._build_actions()
         self.panel.set_actions(self.delete_action, self.undo_action, self.redo_action)
@@ -361,9 +363,11 @@ class MeasureController(QObject):
             ids = {s.measurement.measurement_id for s in self.session.measurements()}
             if self.selected not in ids:
                 self.selected = None
+            numbers = {s.finding_id: s.number for s in self.viewer.states}
             for shown, frame in self.session.here():
                 m = shown.measurement
-                rows.append((m.measurement_id, shown.number, m.kind, m.text, frame, shown.user))
+                of = f"|finding #{numbers[m.finding_id]}" if m.finding_id in numbers else ""
+                rows.append((m.measurement_id, shown.number, m.kind + of, m.text, frame, shown.user))
         self.panel.show_rows(rows, self.selected)
         self._draw()
         self._update_actions()
@@ -424,6 +428,14 @@ class MeasureController(QObject):
             shift = max(0.0, min(overflow, box.left() - view.left()))
             here = self.viewer.viewbox.mapViewToScene(label.pos())
             label.setPos(self.viewer.viewbox.mapSceneToView(QPointF(here.x() - shift, here.y())))
+
+    def _findings_changed(self) -> None:
+        """The findings' numbers name the boxes a measurement was proposed from: the list follows them."""
+        numbers = {s.finding_id: s.number for s in self.viewer.states}
+        if numbers != self._numbers:
+            self._numbers = numbers
+            if self.session is not None and any(m.finding_id for m in (s.measurement for s in self.session.measurements())):
+                self._refresh()
 
     def _update_actions(self) -> None:
         session = self.session
