@@ -90,6 +90,8 @@ class WorklistController(QObject):
 
         window = self.window
         settings = self.service.settings
+        if not window.config.nodes:
+            return  # nothing can arrive: no node may push or be retrieved from (opened studies are still listed)
         try:  # retrieved studies join the worklist (and are routed) even without rules; pushes need rules
             triage = TriageService(window.config, window.work.store)
             triage.check_models()
