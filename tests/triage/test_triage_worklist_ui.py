@@ -133,3 +133,35 @@ def test_worklist_rows_thresholds_and_opening_at_the_strongest_finding(qtbot, se
 
     for timer in win.findChildren(QTimer):  # other docks' timers outlive close() (they would read a closed store)
         timer.stop()
+
+
+def test_the_window_receives_a_push_and_lists_it(qtbot, tmp_path, monkeypatch, backend, triage_studies):
+    """With routing rules the window runs the receiver: an MR pushed by storescu appears, saying why no AI ran."""
+    from netpeers.dcmtk import storescu
+    from netpeers.process import free_port
+    from triage_data import site
+    from workstation.ui.app import open_work_session
+    from workstation.ui.main_window import MainWindow
+
+    monkeypatch.setenv("WORKSTATION_DATA_DIR", str(tmp_path))
+    port = free_port()
+    config = parse_site_config({**site(port), "cache": {"directory": str(tmp_path / "cache")},
+                                "worklist": {"show_at_start": True}})
+    work, problem = open_work_session(config, backend)
+    assert work is not None, problem
+    win = MainWindow(config=config, session=work)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: win.worklist.triage is not None and win.pacs is not None, timeout=10_000)
+    done = storescu(port, "WSTEST", [triage_studies["mr"]])
+    assert done.returncode == 0, done.stdout + done.stderr
+    panel = win.worklist.panel
+    qtbot.waitUntil(lambda: panel.table.rowCount() == 1 and panel.table.item(0, 6).text().startswith("not applicable"),
+                    timeout=20_000)
+    assert "modality MR is not CT" in panel.table.item(0, 6).text()
+    assert panel.rows[0].study.source == "received from STORESCU"
+    win.close()
+    from PySide6.QtCore import QTimer
+
+    for timer in win.findChildren(QTimer):
+        timer.stop()
