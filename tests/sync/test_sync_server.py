@@ -221,7 +221,8 @@ def test_a_tampered_entry_is_refused_and_stays_in_the_outbox(server, store, stor
     result = worker.sync_once()
     refused = result.error
     assert isinstance(refused, Refused) and (refused.status, refused.error, refused.seq) == (409, "chain", 65)
-    assert str(refused).startswith("server refused entry 65 (chain): ") and "hash does not match" in str(refused)
+    assert str(refused).startswith("server refused entry 65 (altered): ") and "hash does not match" in str(refused)
+    assert refused.kind == "altered" and refused.head == (60, store.entry_hash(60))  # the 409 says the server's head
     assert result.pushed == 20 and result.pending == 20  # 41-60 went; the batch 61-70 was refused whole
     assert [i.entry.seq for i in store.outbox(100)] == list(range(61, 81))
     held = server.entries(WS)

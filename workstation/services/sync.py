@@ -569,7 +569,13 @@ class SyncWorker:
                 if reconciled or refused.status != 409 or refused.kind not in ("gap", "broken-link", "conflict"):
                     raise
                 reconciled = True
-                if not self._reconcile(refused.head or self.client.head(), progress):
+                head = refused.head
+                if head is None:  # a server that does not say its head in the 409 body
+                    try:
+                        head = self.client.head()
+                    except Refused:
+                        raise refused from None
+                if not self._reconcile(head, progress):
                     raise
                 previous_first = None
                 continue
