@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from monitoring_data import Plan, generate
 from netpeers.central import CentralServer
-from netpeers.postgres import postgres_cluster, postgres_url  # noqa: F401 - fixtures
+from netpeers.postgres import postgres_cluster  # noqa: F401 - the fixture
 
 
 def _monitored(url: str | None, root) -> Iterator[tuple[CentralServer, Plan]]:

@@ -25,7 +25,7 @@ import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (BigInteger, Column, Connection, Engine, Float, Index, Integer, MetaData, String, Table,
