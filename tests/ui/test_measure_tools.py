@@ -139,6 +139,15 @@ def test_measure_on_an_ai_box_proposes_the_axes_of_its_heatmap_region(reviewing,
     qtbot.keyClick(viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier)
     assert measure.session.measurements() == []
 
+    # with a tool chosen, a drag inside the reviewer's editable box measures; the box stays where it was
+    assert viewer.overlay.editor is not None and viewer.overlay.editor.finding_id == "f-a"
+    draw(qtbot, win, Qt.Key.Key_L, at(viewer, 105, 70), at(viewer, 125, 80))
+    qtbot.waitUntil(lambda: len(measure.session.measurements()) == 1, timeout=5000)
+    assert session.store.feedback(viewer.display_set.series.series_instance_uid) == []
+    qtbot.keyClick(viewer, Qt.Key.Key_L)  # the tool off again: the box can be dragged
+    assert measure.tool.kind is None and viewer.overlay.editor.isEnabled()
+    measure.undo()
+
     # a right click (no drag) on another box: its menu offers "Measure"
     box = next(item for item in viewer.box_items() if getattr(item, "finding_id", "") == "f-b")
     pos = view_pos(viewer, box.mapToScene(box.rect().center()))

@@ -54,6 +54,7 @@ class MeasureController(QObject):
         viewer.viewbox.sigRangeChanged.connect(lambda *_: self._layout_labels())  # labels keep their screen size
         self._numbers: dict[str, int] = {}
         viewer.overlaysChanged.connect(self._findings_changed)
+        viewer.overlaysChanged.connect(self._guard_editor)
         self.panel = MeasurementsPanel()
         self._build_actions()
         self.panel.set_actions(self.delete_action, self.undo_action, self.redo_action)
@@ -139,6 +140,16 @@ class MeasureController(QObject):
         elif self.tool.kind == kind:
             self.tool.set_kind(None)
         self.viewer.view.setCursor(Qt.CursorShape.CrossCursor if self.tool.kind else Qt.CursorShape.ArrowCursor)
+        if self.tool.kind is None:
+            self.viewer.select_finding(self.viewer.selected_id)  # redrawn: a reviewer's box takes drags again
+        self._guard_editor()
+
+    def _guard_editor(self) -> None:
+        """While a tool is chosen, a drag inside the reviewer's editable AI box draws the measurement instead of
+        moving the box (measuring a nodule must not move its finding)."""
+        editor = self.viewer.overlay.editor
+        if editor is not None and self.tool.kind is not None:
+            editor.setEnabled(False)  # pyqtgraph then passes it over for hover and drags (its handles too)
 
     # ----- the series on screen
     def _series_shown(self) -> None:
