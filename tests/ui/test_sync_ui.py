@@ -106,7 +106,7 @@ def test_a_rejected_token_is_shown_until_enrolled_again(qtbot, window_for, centr
     enrol(central, backend)
     central.revoke(WS)
     win, session = window_for(central.url)
-    qtbot.waitUntil(lambda: "error: token rejected: enrol again" in text(win), timeout=15_000)
+    qtbot.waitUntil(lambda: "stopped: token rejected: enrol again" in text(win), timeout=15_000)
     assert "retry" not in text(win) and not win.sync.state.running
     enrol(central, backend)
     win.sync_now()
