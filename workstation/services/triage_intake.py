@@ -3,10 +3,13 @@
 Two sources: `PacsService.received` InstanceReceived events (core.receiving: they carry the calling AE title,
 so rules can route by sender) and `PacsService.instance_stored` (every instance cached, by a push, C-MOVE or
 C-GET; no sender). An instance reported by both is counted once (completion counts SOP Instance UIDs); a
-sender named by either is kept.
+sender named by either is kept. The receiver reports an association's events on its thread, in order, so an
+instance the cache reports on a thread inside an accepted association is known to come from that sender.
 """
 
 from __future__ import annotations
+
+import threading
 
 from workstation.core.pacs import StoredInstance
 from workstation.services.pacs import PacsService
@@ -14,11 +17,18 @@ from workstation.services.triage import TriageService
 
 
 def connect(pacs: PacsService, triage: TriageService) -> None:
+    association = threading.local()  # the receiver reports an association's events on its own thread, in order
+
     def stored(instance: StoredInstance) -> None:
+        sender = getattr(association, "calling_ae", "")  # inside an accepted association: its sender
         triage.on_instance(instance.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid,
-                           instance.path)
+                           instance.path, calling_ae=sender, source=f"received from {sender}" if sender else "")
 
     def received(event) -> None:
+        if type(event).__name__ == "AssociationAccepted":
+            association.calling_ae = event.calling_ae_title
+        elif type(event).__name__ == "AssociationEnded":
+            association.calling_ae = ""
         if type(event).__name__ == "InstanceReceived":
             triage.on_instance(event.study_instance_uid, event.series_instance_uid, event.sop_instance_uid,
                                event.path, calling_ae=event.calling_ae_title,

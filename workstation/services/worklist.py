@@ -244,5 +244,5 @@ def rows_text(rows: list[WorklistRow]) -> str:
         s = r.study
         mark = "!!" if r.critical else "! " if r.flagged else "  "
         lines.append(f"{mark}{s.study_date or '--------'}  {s.modalities or '-':<6} {s.patient_name or '-':<20.20} "
-                     f"{s.description or '-':<28.28} AI: {r.ai_state:<18.40}  {r.priority_text or '-'}  [{r.review_state}]")
+                     f"{s.description or '-':<28.28} AI: {r.ai_state:<18.70}  {r.priority_text or '-'}  [{r.review_state}]")
     return "\n".join(lines)
