@@ -29,8 +29,11 @@ SQLite: a file in a temp dir. PostgreSQL: a throw-away cluster (Debian package `
 for the test suite's setting); skipped with the reason when it cannot be started, or with --skip-postgres.
 Servers and the cluster listen on 127.0.0.1 only and are stopped at exit (also on Ctrl+C / SIGTERM).
 
+PostgreSQL also runs the 8 workstations against `serve --workers N` (--workers, default 2; 1 skips it) and
+prints the scaling beside the 1-process run and the 8-writer insert.
+
     .venv/bin/python bench/sync.py [--entries 2000] [--repeats 3] [--batch-size 200] [--skip-postgres]
-                                   [--pg-fsync on|off] [--dir DIR] [--profile]
+                                   [--pg-fsync on|off] [--workers 2] [--dir DIR] [--profile]
 """
 
 from __future__ import annotations
@@ -433,7 +436,7 @@ class Bench:
         pids = children(dbs.postmaster) if getattr(dbs, "postmaster", None) else []
         return pids, process_cpu(pids)
 
-    def ours(self, dbs, k: int) -> C.Timed:
+    def ours(self, dbs, k: int, workers: int = 1) -> C.Timed:
         from netpeers.central import CentralServer
 
         from workstation.server import auth, db
@@ -450,16 +453,17 @@ class Bench:
         finally:
             engine.dispose()
         run = self.folder / f"run-{self.runs}"
-        server = CentralServer(run / "server", url).start()
+        server = CentralServer(run / "server", url, serve_args=("--workers", str(workers))).start()
         try:
             ready = self.pool.call({i: ("prepare_ours", str(self.templates[ws]["folder"]), str(run / ws), ws, server.url,
                                         codes[ws], self.batch_size) for i, ws in enumerate(ids)})
             for i, ws in enumerate(ids):
                 assert ready[i]["pending"] == self.entries, f"{ws}: {ready[i]['pending']} pending before the sync"
             db_pids, db_cpu = self._database_cpu(dbs)
-            server_cpu = process_cpu([server.proc.pid])
+            server_pids = [server.proc.pid, *children(server.proc.pid)]  # --workers N: the worker processes
+            server_cpu = process_cpu(server_pids)
             elapsed, replies = self.pool.go(list(range(k)))
-            server_cpu = process_cpu([server.proc.pid]) - server_cpu
+            server_cpu = process_cpu(server_pids) - server_cpu
             db_cpu = process_cpu(sorted(set(db_pids) | set(self._database_cpu(dbs)[0]))) - db_cpu
             for i, ws in enumerate(ids):
                 r = replies[i]
@@ -471,7 +475,7 @@ class Bench:
             server.stop()
             dbs.drop(url)
         shutil.rmtree(run, ignore_errors=True)
-        self.cpu.setdefault((dbs.kind, f"ours {k}"), []).append(
+        self.cpu.setdefault((dbs.kind, f"ours {k}" + (f" workers {workers}" if workers > 1 else "")), []).append(
             {"clients": sum(r["cpu"] for r in replies.values()), "server": server_cpu, "database": db_cpu,
              "wall": elapsed})
         return C.Timed(k * self.entries, elapsed)
@@ -591,6 +595,26 @@ def report(kind: str, timings: dict[str, C.Timings], cpu: dict, entries: int, ba
     print(C.table(["case", "wall", "CPU clients / writers", "CPU server", "CPU database", "CPU total",
                    "CPUs busy"], rows))
     return met
+
+
+def report_workers(kind: str, timings: dict[str, C.Timings], cpu: dict, entries: int, workers: int) -> None:
+    """8 workstations against 1 and N API worker processes, beside the 8-writer bare insert."""
+    total = WORKSTATIONS * entries
+    base = timings[f"baseline {WORKSTATIONS}"]
+    rows = []
+    for n, case in ((1, f"ours {WORKSTATIONS}"), (workers, f"ours {WORKSTATIONS} workers {workers}")):
+        ours = timings[case]
+        runs = cpu[(kind, case)]
+        server = statistics.median(r["server"] for r in runs) * 1e6 / total
+        rows.append([f"{n}", f"{total / ours.best:.0f}", f"{total / ours.median:.0f}", f"{total / base.best:.0f}",
+                     f"{base.best / ours.best:.2f}", f"{server:.0f}"])
+    first, last = timings[f"ours {WORKSTATIONS}"], timings[f"ours {WORKSTATIONS} workers {workers}"]
+    print(f"{kind}: {WORKSTATIONS} workstations against `workstation-server serve --workers N` (every entry verified "
+          f"before it is acknowledged)")
+    print(C.table(["API workers", "ours best", "ours median", "baseline best (8 writers)", "ratio best",
+                   "server CPU us/entry"], rows))
+    print(f"scaling {workers} workers / 1 worker: {first.best / last.best:.2f}x (best), "
+          f"{first.median / last.median:.2f}x (median) on {os.cpu_count()} CPUs")
 
 
 STAGES = (
@@ -715,6 +739,8 @@ def main() -> int:
     parser.add_argument("--pg-fsync", choices=("on", "off"), default="on",
                         help="PostgreSQL fsync (default on, as in production; the test suite runs with off)")
     parser.add_argument("--dir", type=Path, default=None, help="where stores and databases go (default: a temp dir)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="PostgreSQL: also run the 8 workstations against `serve --workers N` (default 2; 1: skip)")
     parser.add_argument("--profile", action="store_true",
                         help="also time each step of a sync in one process (client and server code, no HTTP)")
     args = parser.parse_args()
@@ -775,9 +801,15 @@ def main() -> int:
             cases = {"ours 1": lambda d=dbs: bench.ours(d, 1), "baseline 1": lambda d=dbs: bench.baseline(d, 1),
                      f"ours {WORKSTATIONS}": lambda d=dbs: bench.ours(d, WORKSTATIONS),
                      f"baseline {WORKSTATIONS}": lambda d=dbs: bench.baseline(d, WORKSTATIONS)}
+            scaling = dbs.kind != "SQLite" and args.workers > 1
+            if scaling:
+                cases[f"ours {WORKSTATIONS} workers {args.workers}"] = lambda d=dbs: bench.ours(d, WORKSTATIONS,
+                                                                                               args.workers)
             started = time.perf_counter()
             timings, _ = C.interleaved(cases, args.repeats, args.warmup)
             report(dbs.kind, timings, bench.cpu, args.entries, args.batch_size)
+            if scaling:
+                report_workers(dbs.kind, timings, bench.cpu, args.entries, args.workers)
             print(f"({time.perf_counter() - started:.0f} s for {dbs.kind}; every run of ours verified: "
                   f"{args.entries} entries per workstation on the server, identical, outbox empty)")
         if args.profile:
