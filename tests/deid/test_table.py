@@ -137,3 +137,12 @@ def test_pixels_declared_beyond_what_the_file_holds_are_refused_before_decoding(
     ds.NumberOfFrames = 50_000  # 50,000 frames declared, one held
     with pytest.raises(DeidError, match="declares .* bytes of pixels, holds 76800"):
         Deidentifier(DeidOptions(), KeyedMapping(b"k" * 32)).deidentify(ds)
+
+
+def test_scrubber_removes_whole_words_and_patterns_only():
+    from workstation.deid.text import Scrubber, identifiers_of
+
+    scrubber = Scrubber(identifiers_of(["LEE^ANN"], ["12345678"], ["19700101"]))
+    text = scrubber.clean("SLEEP study of Lee, ID 12345678, born 01.01.1970, 12.5 x 8 mm; mail ann.lee@x.org")
+    assert text == "SLEEP study of [REMOVED], [REMOVED], born [REMOVED], 12.5 x 8 mm; mail [REMOVED]"
+    assert scrubber.counts["email"] == 1 and scrubber.counts["identifier"] == 1

@@ -29,7 +29,9 @@ class Scrubber:
     def __init__(self, identifiers: Iterable[str]) -> None:
         kept = sorted({i.strip() for i in identifiers if i and len(i.strip()) >= 3}, key=len, reverse=True)
         self.identifiers = kept
-        self._pattern = re.compile("|".join(re.escape(i) for i in kept), re.IGNORECASE) if kept else None
+        # whole words only: a patient called LEE must not turn SLEEP into S[REMOVED]P
+        self._pattern = re.compile("(?<![A-Za-z0-9])(?:" + "|".join(re.escape(i) for i in kept) + ")(?![A-Za-z0-9])",
+                                   re.IGNORECASE) if kept else None
         self.counts: Counter[str] = Counter()
 
     def identifiers_only(self, text: str) -> str:
