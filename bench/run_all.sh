@@ -29,6 +29,9 @@ echo
 echo "=== bench/results.py"
 "$PY" bench/results.py "${results_args[@]}" "$@"
 echo
+echo "=== bench/receiver.py"
+"$PY" bench/receiver.py
+echo
 echo "=== bench/cold_start.py"
 "$PY" bench/cold_start.py "$@"
 echo
