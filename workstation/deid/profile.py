@@ -331,7 +331,7 @@ def _identifiers(ds: Dataset) -> tuple[list[str], list[str]]:
     strong = [n for n in patient_names if len(n) >= 4]
     strong += [i for i in _values(ds, "PatientID") + _values(ds, "OtherPatientIDs") + _values(ds, "AccessionNumber")
                if len(i) >= 6]
-    strong += [d for d in dates if len(d) == 8]
+    strong += [d for d in dates if len(d) == 8 and d != DUMMIES["DA"]]  # 19000101 is a placeholder, not an identity
     return strong, identifiers_of(names, ids, dates)
 
 
