@@ -154,7 +154,7 @@ def test_measure_on_an_ai_box_proposes_the_axes_of_its_heatmap_region(reviewing,
     right, port = Qt.MouseButton.RightButton, viewer.view.viewport()
     mouse(port, QMouseEvent.Type.MouseButtonPress, pos, right, right)
     mouse(port, QMouseEvent.Type.MouseButtonRelease, pos, right, Qt.MouseButton.NoButton)
-    qtbot.waitUntil(lambda: getattr(measure, "context", None) is not None, timeout=5000)
+    qtbot.waitUntil(lambda: measure.context is not None, timeout=5000)
     (action,) = measure.context.actions()
     assert action.text() == "Measure finding #2" and viewer.selected_id == "f-b"
     measure.context.close()

@@ -44,6 +44,7 @@ class MeasureController(QObject):
         self.service = MeasurementService(work_session.store if work_session is not None else None)
         self.session: MeasurementSession | None = None
         self.selected: str | None = None
+        self.context: QMenu | None = None  # the last right-click menu on a finding box
         self.items: dict[str, MeasurementItem] = {}
         self.labels: dict[str, OutlinedLabel] = {}
         self.tool = DrawingTool(viewer.viewbox, self._drawn, self._preview, self._context_menu)
@@ -348,6 +349,8 @@ class MeasureController(QObject):
                                                      (r1 - r0) * row_mm).contains(point):
                 ev.accept()
                 viewer.findingClicked.emit(state.finding_id)  # selected the way a left click selects it
+                if self.context is not None:
+                    self.context.deleteLater()  # the previous one
                 menu = QMenu(viewer)
                 menu.addAction(f"Measure finding #{state.number}", lambda fid=state.finding_id: self.measure_finding(fid))
                 menu.popup(ev.screenPos().toPoint())
