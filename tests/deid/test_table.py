@@ -146,3 +146,13 @@ def test_scrubber_removes_whole_words_and_patterns_only():
     text = scrubber.clean("SLEEP study of Lee, ID 12345678, born 01.01.1970, 12.5 x 8 mm; mail ann.lee@x.org")
     assert text == "SLEEP study of [REMOVED], [REMOVED], born [REMOVED], 12.5 x 8 mm; mail [REMOVED]"
     assert scrubber.counts["email"] == 1 and scrubber.counts["identifier"] == 1
+
+
+def test_an_object_de_identified_before_goes_out_again(corpus):
+    from workstation.deid.validate import encode, problems
+
+    deid = Deidentifier(DeidOptions(), KeyedMapping(b"k" * 32))
+    once = deid.deidentify(pydicom.dcmread(corpus.files["ct1"])).dataset
+    once.PatientName, once.PatientBirthDate = "ANONYMOUS", "19000101"  # placeholders another tool wrote
+    again = deid.deidentify(once)
+    assert problems(again, encode(again.dataset)) == []

@@ -331,7 +331,9 @@ def _identifiers(ds: Dataset) -> tuple[list[str], list[str]]:
     strong = [n for n in patient_names if len(n) >= 4]
     strong += [i for i in _values(ds, "PatientID") + _values(ds, "OtherPatientIDs") + _values(ds, "AccessionNumber")
                if len(i) >= 6]
-    strong += [d for d in dates if len(d) == 8 and d != DUMMIES["DA"]]  # 19000101 is a placeholder, not an identity
+    strong += [d for d in dates if len(d) == 8]
+    placeholders = {str(v).upper() for v in DUMMIES.values()}  # an input de-identified before: not an identity
+    strong = [value for value in strong if value.upper() not in placeholders]
     return strong, identifiers_of(names, ids, dates)
 
 
