@@ -473,3 +473,24 @@ def test_a_malformed_associate_request_is_aborted_and_audited(receiver, store, w
     (entry,) = audit(store, "receiver.refused")
     assert entry.outcome_text.startswith("protocol error: malformed A-ASSOCIATE-RQ") and entry.details["calling_ae_title"] == SENDER
     assert audit(store, "receiver.association", 0) == []
+
+
+def test_conflicting_copies_kept_are_bounded(receiver, store, ws_ae, monkeypatch):
+    monkeypatch.setattr(cache_module, "MAX_CONFLICTS_PER_INSTANCE", 1)
+    service = receiver()
+    uid = pydicom.dcmread(CT).SOPInstanceUID
+    data_set = ct_data_set()
+    sock, context_id = associate(ws_ae.port)
+    assert c_store(sock, context_id, data_set, uid)[0] == 0x0000
+    for flip in (1, 2):
+        changed = bytearray(data_set)
+        changed[-1] ^= flip
+        assert c_store(sock, context_id, bytes(changed), uid)[0] == 0x0111
+    release(sock)
+    assert len(service.conflicts()) == 1  # the second conflicting copy was not kept
+    assert wait_until(lambda: isinstance(service.events[-1], AssociationEnded))
+    assert [type(e) for e in service.events[1:-1]] == [InstanceReceived, InstanceConflict, InstanceRefused]
+    ended = service.events[-1]
+    assert (ended.stored, ended.conflicts, ended.refused) == (1, 1, 1)
+    assert "not kept" in service.events[-2].reason
+    assert len(audit(store, "receiver.conflict")) == 1

@@ -329,14 +329,17 @@ class _AssociationArrivals(_Arrivals):
 
     def conflict(self, exc: ConflictingInstance, arrival: _Arrival) -> tuple[int, str]:
         answer = super().conflict(exc, arrival)
-        self.conflict_count += 1
         conflict = exc.conflict
-        if conflict is None:
-            self.refused_count += 1
-            self.reasons.append(str(exc)[:200])
-            return answer
-        self._study(conflict.study_instance_uid)[2] += 1
         a = self.accepted
+        if conflict is None:  # not kept either: enough conflicting copies of it are held
+            self.refused_count += 1
+            if len(self.reasons) < 3:
+                self.reasons.append(str(exc)[:200])
+            self.service.received.emit(InstanceRefused(a.association_id, a.calling_ae_title, a.peer_host, a.node,
+                                                       arrival.sop_instance_uid, answer[0], str(exc)))
+            return answer
+        self.conflict_count += 1
+        self._study(conflict.study_instance_uid)[2] += 1
         self.service.received.emit(InstanceConflict(
             a.association_id, a.calling_ae_title, a.peer_host, a.node, conflict.study_instance_uid,
             conflict.series_instance_uid, conflict.sop_instance_uid, conflict.held_path, conflict.conflict_path))
