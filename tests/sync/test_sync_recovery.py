@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 from netpeers.postgres import postgres_bin_dir
-from sync_helpers import WS, assert_server_holds_exactly, populate
+from sync_helpers import WS, assert_server_holds_exactly, populate, site_toml
 
+from workstation.cli import main
 from workstation.core.audit import AuditEvent
 from workstation.core.site import ServerSettings
 from workstation.core.sync import API_PREFIX
@@ -108,7 +109,7 @@ def test_a_restored_server_gets_every_entry_again_exactly_once(server, store, ba
     assert status["last_outcome"] == "ok" and "server rolled back to entry 1000" in status["last_recovery"]
 
 
-def test_a_restore_is_noticed_with_nothing_to_push(central, store, backend, tmp_path):
+def test_a_restore_is_noticed_with_nothing_to_push(central, store, backend, tmp_path, keyring_env, capsys):
     central.qa_token
     bulk(store, 30)
     worker = make_worker(central, store, backend)
@@ -127,12 +128,11 @@ def test_a_restore_is_noticed_with_nothing_to_push(central, store, backend, tmp_
     assert check.verdict == doctor.WARN
     assert "the server holds entries up to 30 only, though it acknowledged 50" in check.detail
     assert "workstation sync --once" in check.hint
-    again = make_worker(central, store, backend)  # e.g. the next start of the window: compares heads first
-    try:
-        result = again.sync_once()
-    finally:
-        again.client.close()
-    assert result.complete and result.pushed == 20
+    capsys.readouterr()  # `workstation sync --once` (a new worker: it compares heads first, as the window at start)
+    assert main(["sync", "--once", "--config", str(site_toml(tmp_path / "site.toml", store.path, central.url))]) == 0
+    out = capsys.readouterr().out
+    assert "sync: server rolled back to entry 30 at " in out and ": 20 entries (31-50) sent again" in out
+    assert "20 entries sent; nothing pending" in out
     assert_server_holds_exactly(central, store)
     assert incidents(central, "rolled-back")[-1]["message"].startswith("rolled back, recovered 20 entries")
 
@@ -159,3 +159,33 @@ def test_a_server_chain_that_is_not_ours_stops_sync_for_it(central, store, store
     assert store.pending_count() == 3 and store.synced_through() == 30  # nothing reset, nothing sent
     assert store.sync_status()["last_outcome"] == "mismatch"
     assert central.status(WS)["entries"] == 30
+
+
+def test_head_and_recovery_answer_only_their_own_workstation(central, store, backend):
+    """Another workstation's token may neither read the head nor announce a recovery (403); a stale head, nothing
+    to recover, or a malformed body is refused (409 / 422) and records nothing."""
+    from workstation.store import keys
+
+    bulk(store, 5)
+    worker = make_worker(central, store, backend)
+    assert worker.sync_once().complete
+    worker.client.close()
+    head = {"seq": 5, "hash": store.entry_hash(5)}
+    with central.client(central.enrol("ws-other")) as http:
+        assert http.get(f"{API_PREFIX}/workstations/{WS}/head").status_code == 403
+        refused = http.post(f"{API_PREFIX}/workstations/{WS}/recovery", json={"head": head, "acknowledged_seq": 9})
+        assert refused.status_code == 403 and refused.json()["detail"]["error"] == "forbidden"
+    with central.client(keys.read_token(backend)) as http:
+        assert http.get(f"{API_PREFIX}/workstations/{WS}/head").json() == {"workstation_id": WS, **head, "entries": 5}
+        stale = http.post(f"{API_PREFIX}/workstations/{WS}/recovery",
+                          json={"head": {"seq": 3, "hash": store.entry_hash(3)}, "acknowledged_seq": 9})
+        assert stale.status_code == 409 and stale.json()["detail"]["kind"] == "stale-head"
+        assert stale.json()["detail"]["head"] == head
+        nothing = http.post(f"{API_PREFIX}/workstations/{WS}/recovery", json={"head": head, "acknowledged_seq": 5})
+        assert nothing.status_code == 409 and nothing.json()["detail"]["kind"] == "nothing-to-recover"
+        extra = http.post(f"{API_PREFIX}/workstations/{WS}/recovery",
+                          json={"head": head, "acknowledged_seq": 9, "entries": []})
+        assert extra.status_code == 422 and extra.json()["detail"]["error"] == "invalid"
+    with central.client(central.qa_token) as http:
+        assert http.get(f"{API_PREFIX}/workstations/{WS}/head").json()["seq"] == 5
+    assert incidents(central, "rolled-back") == []

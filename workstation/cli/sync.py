@@ -108,6 +108,8 @@ def sync_main(argv: list[str]) -> int:
 def _once(worker) -> int:
     before = worker.state.pending
     result = worker.sync_once()
+    if worker.recovered:  # the server had lost entries (restored from a backup): say what was sent again
+        print(f"sync: {worker.recovered}")
     if result.complete:
         print(f"sync: {result.pushed} entr{'y' if result.pushed == 1 else 'ies'} sent; nothing pending")
         return EXIT_OK

@@ -590,6 +590,11 @@ class SyncWorker:
                      first, items[-1].entry.seq, ack.accepted, ack.duplicates, marked, ack.head_seq)
             self._set(pending=self._pending())
 
+    @property
+    def recovered(self) -> str:
+        """What the last recovery did ("" when none in this worker's life), e.g. for `workstation sync`."""
+        return self._recovered
+
     # -- a server restored from a backup, or a chain that is not ours
     def _check_head(self, progress: list[int]) -> None:
         """At the first pass and every HEAD_CHECK_S: compare the server's head with what it acknowledged, so that
