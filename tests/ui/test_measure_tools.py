@@ -144,8 +144,12 @@ def test_measure_on_an_ai_box_proposes_the_axes_of_its_heatmap_region(reviewing,
     draw(qtbot, win, Qt.Key.Key_L, at(viewer, 105, 70), at(viewer, 125, 80))
     qtbot.waitUntil(lambda: len(measure.session.measurements()) == 1, timeout=5000)
     assert session.store.feedback(viewer.display_set.series.series_instance_uid) == []
-    qtbot.keyClick(viewer, Qt.Key.Key_L)  # the tool off again: the box can be dragged
-    assert measure.tool.kind is None and viewer.overlay.editor.isEnabled()
+    qtbot.keyClick(viewer, Qt.Key.Key_B)  # the reviewer's Draw box puts the measuring tool down (one mode at a time)
+    assert measure.tool.kind is None and viewer.viewbox.draw_mode and viewer.overlay.editor.isEnabled()
+    qtbot.keyClick(viewer, Qt.Key.Key_L)
+    assert measure.tool.kind == "length" and not viewer.viewbox.draw_mode
+    qtbot.keyClick(viewer, Qt.Key.Key_L)  # the tool's key again: back to panning
+    assert measure.tool.kind is None
     measure.undo()
 
     # a right click (no drag) on another box: its menu offers "Measure"

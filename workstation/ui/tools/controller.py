@@ -67,6 +67,10 @@ class MeasureController(QObject):
         window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.dock)
         if beside is not None:
             window.splitDockWidget(beside, self.dock, Qt.Orientation.Vertical)
+        review_panel = getattr(getattr(window, "ai_panel", None), "review", None)
+        self._draw_box = getattr(review_panel, "draw_action", None)  # the reviewer's "Draw box" (B): one mode at a time
+        if self._draw_box is not None:
+            self._draw_box.toggled.connect(lambda on: self.choose_tool(None) if on else None)
         if findings_table is not None:  # "Measure" in the findings list's context menu
             findings_table.addAction(self.measure_action)
             findings_table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
@@ -138,6 +142,8 @@ class MeasureController(QObject):
     def _tool_toggled(self, kind: str, on: bool) -> None:
         if on:
             self.tool.set_kind(kind)
+            if self._draw_box is not None and self._draw_box.isChecked():
+                self._draw_box.setChecked(False)
         elif self.tool.kind == kind:
             self.tool.set_kind(None)
         self.viewer.view.setCursor(Qt.CursorShape.CrossCursor if self.tool.kind else Qt.CursorShape.ArrowCursor)
