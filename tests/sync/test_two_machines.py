@@ -99,6 +99,9 @@ def test_a_second_machine_needs_replace_and_each_side_says_what_happened(central
     assert str(result.error).startswith("the central server holds another trail for ws-sync-01: tell IT.")
     assert "It holds entries up to 20 but this machine's trail ends at" in str(result.error)
     assert b_store.pending_count() == b_store.count() and central.status(WS)["entries"] == 20
+    check = doctor.check_sync(site_config(tmp_path / "b" / "store.sqlite", central.url), b_keyring)
+    assert check.verdict == doctor.FAIL and "refused: the central server holds another trail for ws-sync-01" in check.detail
+    assert "audit verify" in check.hint
 
     # `workstation sync --once` on machine B says it and exits 1
     b_site = site_toml(tmp_path / "b" / "site.toml", tmp_path / "b" / "store.sqlite", central.url)
