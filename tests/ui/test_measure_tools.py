@@ -188,3 +188,7 @@ def test_without_a_store_tools_work_and_say_nothing_is_saved_and_no_key_is_bound
             assert text not in seen or seen[text] == action.text(), f"{text}: {seen.get(text)} and {action.text()}"
             seen[text] = action.text()
     assert np.isfinite(measure.session.measurements()[0].measurement.values["length"])
+    from workstation.ui.shortcuts_dialog import shortcut_rows
+
+    rows = shortcut_rows(window.findChildren(QAction))  # Help > Keyboard shortcuts
+    assert ("D", "Nodule diameter") in rows and ("Ctrl+Alt+Z", "Undo measurement add") in rows
