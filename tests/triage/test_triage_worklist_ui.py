@@ -76,7 +76,7 @@ def session(tmp_path, monkeypatch, backend, triage_studies):
     return config, work, flagged
 
 
-def test_worklist_rows_thresholds_and_opening_at_the_strongest_finding(qtbot, session, tmp_path):
+def test_worklist_rows_thresholds_and_opening_at_the_strongest_finding(qtbot, session, tmp_path, triage_studies):
     from PySide6.QtCore import Qt
 
     from workstation.ui.main_window import MainWindow
@@ -129,6 +129,11 @@ def test_worklist_rows_thresholds_and_opening_at_the_strongest_finding(qtbot, se
     (x0, x1), (y0, y1) = win.viewer.viewbox.viewRange()  # centred on the finding's box (110, 110 px)
     row_mm, col_mm = flagged.first.pixel_spacing
     assert abs((x0 + x1) / 2 - 110 * col_mm) < 1 and abs((y0 + y1) / 2 - 110 * row_mm) < 1
+    # a study opened from disk joins the worklist
+    win.open_paths([str(triage_studies["mr"])])
+    qtbot.waitUntil(lambda: any(r.study.source == "opened" for r in panel.rows), timeout=10_000)
+    [opened] = [r for r in panel.rows if r.study.source == "opened"]
+    assert opened.study.modalities == "MR" and opened.ai_state == "no AI run"
     win.close()
     from PySide6.QtCore import QTimer
 

@@ -47,6 +47,7 @@ class WorklistController(QObject):
         self._closed = False
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worklist")
         self._reading = self._read_again = False
+        self._noted: set[tuple] = set()  # (study, its series) already written to the worklist
         self._rows = ResultSignal(self)
         self._rows.ready.connect(self._rows_read)
         session = window.work
@@ -149,6 +150,9 @@ class WorklistController(QObject):
             self._rows.deliver("error", str(exc))
 
     def _rows_read(self, kind: str, value) -> None:
+        if kind == "noted":
+            self.refresh()
+            return
         self._reading = False
         if kind == "error":
             self.panel.thresholds.setText(f"Worklist not updated: {value}")
@@ -200,10 +204,24 @@ class WorklistController(QObject):
             self.window.viewer.focus_box(frame, box)  # its slice, the view centred on its box
 
     def _note_opened(self, catalog: Catalog) -> None:
-        """Studies opened from disk join the worklist (source 'opened')."""
+        """Studies opened from disk join the worklist (source 'opened'): what changed since the last catalog is
+        written on the worklist's thread (a retrieval changes the catalog many times; each write is synchronous)."""
+        notes = []
         for study in catalog.studies():
             sets = catalog.display_sets_of(study)
+            series = [(ds.series.series_instance_uid, ds.series.modality, ds.series.description, len(ds.instances))
+                      for ds in sets]
+            key = (study.study_instance_uid, tuple(series))
+            if key in self._noted:
+                continue
+            self._noted.add(key)
             paths = [f.instance.location.path for ds in sets for f in ds.frames[:1]]
+            notes.append((study, series, paths))
+        if notes and not self._closed:
+            self._reader.submit(self._write_notes, notes)
+
+    def _write_notes(self, notes) -> None:
+        for study, series, paths in notes:
             try:
                 folder = os.path.commonpath(paths) if paths else ""
                 if folder and not Path(folder).is_dir():
@@ -211,10 +229,10 @@ class WorklistController(QObject):
                 self.service.note_opened(
                     study.study_instance_uid, patient_name=study.patient.name, patient_id=study.patient.patient_id,
                     study_date=study.date, study_time=study.time, description=study.description, folder=folder,
-                    series=[(ds.series.series_instance_uid, ds.series.modality, ds.series.description,
-                             len(ds.instances)) for ds in sets])
+                    series=series)
             except Exception:  # noqa: BLE001 - the worklist is a convenience; viewing goes on
                 log.exception("could not note an opened study in the worklist")
+        self._rows.deliver("noted", None)
 
 
 def _thresholds_text(rows, settings) -> str:
