@@ -71,12 +71,13 @@ class HighWater:
         alone (False). `holds(seq, hash)`: whether the store still holds the entry the mark names; when it does
         not (the tail was deleted and new entries took its numbers) the mark stays where it is, as evidence, and
         False is returned."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
         try:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                current = self._parse(os.pread(fd, 4 * SLOT, 0))
+                os.lseek(fd, 0, os.SEEK_SET)  # (no pread/pwrite: Windows has neither)
+                current = self._parse(os.read(fd, 4 * SLOT))
             except HighWaterDamaged:
                 return False  # kept as evidence: verify reports it; IT removes the file once it is understood
             if current is not None and current[0] >= seq:
@@ -84,7 +85,8 @@ class HighWater:
             if current is not None and holds is not None and not holds(*current):
                 return False
             record = json.dumps({"format": FORMAT, "seq": seq, "hash": head, "mac": self._mac(seq, head)}).encode()
-            os.pwrite(fd, record.ljust(SLOT - 1) + b"\n", 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, record.ljust(SLOT - 1) + b"\n")
             return True
         finally:
             os.close(fd)  # also releases the lock
