@@ -244,6 +244,8 @@ def check_permissions(config: SiteConfig, site_file: Path | None = None) -> list
     (others must not write it; a user's own site file 0600). Nothing when all is as it should be."""
     from workstation.services.session import store_path
 
+    if os.name == "nt":  # Windows: access lists, not POSIX modes (the user profile is private by default)
+        return []
     store = store_path(config)
     found: list[str] = []
     for path in (store, *(store.with_name(store.name + suffix) for suffix in ("-wal", "-shm", ".hwm"))):
