@@ -33,7 +33,7 @@ def queue_main(argv: list[str]) -> int:
         if args.cancel:
             matches = [j for j in queue.jobs() if j.job_id.startswith(args.cancel)] if len(args.cancel) >= 8 else []
             if len(matches) != 1:
-                print(f"error: no single job {args.cancel!r}", file=sys.stderr)
+                print(f"error: no single job {args.cancel!r} (give its id or at least its first 8 characters)", file=sys.stderr)
                 return 2
             job = queue.cancel(matches[0].job_id)
             print(f"job {job.job_id[:8]}: {job.state_text}" + (" (stop asked)" if job.cancel_requested else ""))
