@@ -15,7 +15,7 @@ from server_helpers import fill
 from workstation.core.audit import canonical_json, digest
 from workstation.core.sync import canonical, entry_hash, orjson, payload_digest
 
-CORPUS = 40_000
+CORPUS = 20_000
 
 
 def _float(r: random.Random) -> float:

@@ -61,11 +61,9 @@ def test_qa_and_admin_tokens_are_listed_without_secrets_and_revoked(server, work
     assert lines["central-fixture-admin"][-1] == "-" and qa not in printed and admin not in printed
 
 
-def test_revoking_a_token_by_an_unknown_or_shared_name_revokes_nothing(sqlite_server):
+def test_revoking_a_token_by_a_shared_name_revokes_nothing(sqlite_server):
     server = sqlite_server
     twins = [server.issue_token("qa", "twin") for _ in range(2)]
-    with pytest.raises(PeerError, match="no qa/admin token 'never-issued'"):
-        server.cli("revoke-token", "never-issued")
     with pytest.raises(PeerError, match="2 live tokens are named 'twin'"):
         server.cli("revoke-token", "twin")
     for token in twins:
