@@ -25,7 +25,7 @@ class Corpus:
     folder: Path
     files: dict[str, Path] = field(default_factory=dict)  # role -> file
     planted: dict[str, str] = field(default_factory=dict)  # planted value -> where
-    ct_pixel_sha: dict[str, str] = field(default_factory=dict)  # original SOP UID -> sha256 of PixelData
+    ct_pixel_sha: dict[str, str] = field(default_factory=dict)  # CT and MR: original SOP UID -> sha256 of PixelData
 
 
 class _Planter:
@@ -254,6 +254,16 @@ def build_corpus(folder: Path) -> Corpus:
         corpus.ct_pixel_sha[str(ct.SOPInstanceUID)] = hashlib.sha256(ct.PixelData).hexdigest()
         corpus.files[f"ct{n}"] = folder / f"ct{n}.dcm"
         ct.save_as(corpus.files[f"ct{n}"], enforce_file_format=True)
+    mr = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    mr.remove_private_tags()
+    _patient(mr, p)
+    mr.SOPInstanceUID = p.uid("MR SOPInstanceUID")
+    mr.StudyInstanceUID, mr.SeriesInstanceUID = study, p.uid("MR SeriesInstanceUID")
+    mr.FrameOfReferenceUID = p.uid("MR FrameOfReferenceUID")
+    _meta(mr)
+    corpus.ct_pixel_sha[str(mr.SOPInstanceUID)] = hashlib.sha256(mr.PixelData).hexdigest()
+    corpus.files["mr"] = folder / "mr.dcm"
+    mr.save_as(corpus.files["mr"], enforce_file_format=True)
     us = _ultrasound(p, study)
     corpus.files["us"] = folder / "us.dcm"
     us.save_as(corpus.files["us"], enforce_file_format=True)

@@ -45,10 +45,10 @@ def forms(value: str) -> list[bytes]:
 def test_every_instance_exported_with_a_manifest(exported):
     report, out, files, datasets = exported
     assert report.exit_code == 0, report.left_out
-    assert report.written == 5 and len(datasets) == 5
+    assert report.written == 6 and len(datasets) == 6
     manifest = json.loads(files["manifest.json"])
     assert manifest["format"] == "workstation.deid-export/1"
-    assert manifest["counts"] == {"written": 5, "left_out": 0}
+    assert manifest["counts"] == {"written": 6, "left_out": 0}
     assert {e["file"] for e in manifest["instances"]} == set(datasets)
     assert [c["value"] for c in manifest["codes"]][:2] == ["113100", "113101"]
     assert manifest["summary"]["pixel_cleaned_instances"] == 1
@@ -94,10 +94,11 @@ def test_references_resolve_inside_the_export(exported):
     assert all(str(uid).startswith("2.25.") for uid in instances | series)
 
 
-def test_ct_pixels_unchanged(exported, corpus):
+def test_ct_and_mr_pixels_unchanged(exported, corpus):
     _, _, _, datasets = exported
     mapping = KeyedMapping(SECRET)
-    out = {str(ds.SOPInstanceUID): hashlib.sha256(ds.PixelData).hexdigest() for ds in by_modality(datasets, "CT")}
+    out = {str(ds.SOPInstanceUID): hashlib.sha256(ds.PixelData).hexdigest()
+           for ds in by_modality(datasets, "CT") + by_modality(datasets, "MR")}
     assert {mapping.uid(uid): sha for uid, sha in corpus.ct_pixel_sha.items()} == out
 
 
@@ -156,7 +157,7 @@ def test_one_audit_entry_without_phi(exported, reviewer, corpus):
     (entry,) = [e for e in reviewer.store.audit_entries() if e.kind == "export"
                 and e.details["export_id"] == report.export_id]
     assert entry.details["export_id"] == report.export_id
-    assert entry.details["instances"] == 5 and entry.details["destination"] == "folder"
+    assert entry.details["instances"] == 6 and entry.details["destination"] == "folder"
     text = json.dumps(entry.details) + entry.outcome_text
     assert not [v for v in corpus.planted if v in text and not v.startswith("1.2.826")]
 
