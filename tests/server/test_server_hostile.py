@@ -154,19 +154,20 @@ def test_unparsable_bodies_unknown_routes_and_methods_answer_in_the_documented_b
     assert stored_ids(server, workstation_id) == []
 
 
-def test_an_unexpected_failure_is_500_in_the_documented_body_without_a_traceback(sqlite_server):
-    server = sqlite_server
-    qa = server.qa_token
+def test_an_unexpected_failure_is_500_in_the_documented_body_without_a_traceback(central_factory, workstation_id):
+    server = central_factory()
+    server.enrol(workstation_id)
+    qa = server.qa_token  # before the damage: the CLI would create the missing table again
     database = sqlite3.connect(server.database_url.removeprefix("sqlite:///"))
-    try:  # a row the code never expects (SQLite keeps what it is given): its status cannot be built
-        database.execute("INSERT INTO workstations (id, head_seq, head_hash, entries) VALUES ('ws-broken', 'x', 'y', 0)")
+    try:  # a damaged database (a table lost): nothing the code can answer from
+        database.execute("DROP TABLE incidents")
         database.commit()
     finally:
         database.close()
     with server.client(qa) as http:
-        response = http.get(f"{API_PREFIX}/workstations/ws-broken/status")
+        response = http.get(f"{API_PREFIX}/workstations/{workstation_id}/status")
         detail = _documented(response, 500, "internal")
-        assert "ws-broken" not in response.text and "head_seq" not in response.text
+        assert "incidents" not in response.text and "sqlite" not in response.text.lower()
         assert "log" in detail["message"]
         assert http.get(f"{API_PREFIX}/health").status_code == 200  # and it goes on serving
-    assert "unexpected ValidationError on GET" in server.output_path.read_text()  # the log says what failed
+    assert "unexpected OperationalError on GET" in server.output_path.read_text()  # the log says what failed
