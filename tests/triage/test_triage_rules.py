@@ -230,3 +230,16 @@ def test_a_running_job_is_cancelled_within_a_step_and_records_no_run(store, tria
     assert asked == [finished.job_id] and finished.state == CANCELLED, finished.state_text
     assert finished.state_text == "cancelled: while it ran"
     assert not [e for e in store.audit_entries() if e.kind == "inference.run"]
+
+
+def test_the_readme_example_is_a_valid_site_file(tmp_path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("```toml", readme.index("## AI triage")) + len("```toml")
+    example = readme[start:readme.index("```", start)]
+    site = tmp_path / "site.toml"
+    site.write_text('[pacs.MAIN]\nae_title = "PACS"\nhost = "pacs.example"\nport = 104\n' + example)
+    from workstation.routing.rules import routing_settings
+
+    settings = routing_settings(load_site_config(site))
+    assert [r.name for r in settings.rules] == ["chest-ct"] and settings.prefetch[0].node == "MAIN"
+    assert settings.critical_labels == {"chest-triage": ("pneumothorax",)} and settings.worklist_at_start
