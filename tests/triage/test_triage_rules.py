@@ -243,3 +243,18 @@ def test_the_readme_example_is_a_valid_site_file(tmp_path):
     settings = routing_settings(load_site_config(site))
     assert [r.name for r in settings.rules] == ["chest-ct"] and settings.prefetch[0].node == "MAIN"
     assert settings.critical_labels == {"chest-triage": ("pneumothorax",)} and settings.worklist_at_start
+
+
+def test_receive_refuses_to_start_on_a_bad_rule_or_a_missing_model(tmp_path, monkeypatch, capsys):
+    from workstation.cli import main
+
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    site = tmp_path / "site.toml"
+    base = f'[store]\npath = "{tmp_path / "store.sqlite"}"\n[[routing.rules]]\nname = "ct"\nmodality = "CT"\n'
+    site.write_text(base + 'models = ["nodule-detector"]\npriority = "high"\n')
+    assert main(["receive", "--config", str(site)]) == 2
+    assert "routing.rules[0].priority: must be an integer from 0 (lowest) to 9 (highest)" in capsys.readouterr().err
+    site.write_text(base + 'models = ["no-such-model"]\n')
+    assert main(["receive", "--config", str(site)]) == 2
+    assert "routing.rules[0].models: " in capsys.readouterr().err
