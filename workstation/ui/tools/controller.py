@@ -13,6 +13,7 @@ and Del belong to the review).
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 from collections.abc import Callable
 
 import numpy as np
@@ -24,12 +25,14 @@ from workstation.core.measure import (
     ANGLE, DIAMETER, ELLIPSE, LENGTH, NAMES, RECTANGLE, MeasureError, default_short_axis,
 )
 from workstation.core.roles import PermissionDenied
-from workstation.services.measurements import NOT_SAVED, MeasurementService, MeasurementSession
 from workstation.ui.measurements_panel import MeasurementsPanel
 from workstation.ui.tools.drawing import DrawingTool
 from workstation.ui.tools.items import WARNING_COLOUR, MeasurementItem, OutlinedLabel, label_anchor
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:  # the service brings the store (SQLCipher, keyring): loaded when the window is made, not imported
+    from workstation.services.measurements import MeasurementSession
 
 TOOL_KEYS = ((LENGTH, "L"), (ANGLE, "G"), (ELLIPSE, "E"), (RECTANGLE, "T"), (DIAMETER, "D"))
 
@@ -41,6 +44,8 @@ class MeasureController(QObject):
                  beside: QDockWidget | None = None, findings_table=None) -> None:
         super().__init__(window)
         self.window, self.viewer, self.notify = window, viewer, notify
+        from workstation.services.measurements import MeasurementService
+
         self.service = MeasurementService(work_session.store if work_session is not None else None)
         self.session: MeasurementSession | None = None
         self.selected: str | None = None
@@ -74,7 +79,7 @@ class MeasureController(QObject):
         if findings_table is not None:  # "Measure" in the findings list's context menu
             findings_table.addAction(self.measure_action)
             findings_table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        self.panel.set_note("" if self.service.saved else f"Not saved: {NOT_SAVED.split(': ', 1)[1]}.",
+        self.panel.set_note("" if self.service.saved else f"Not saved: {_not_saved().split(': ', 1)[1]}.",
                             error=not self.service.saved)
         self._update_actions()
 
@@ -469,7 +474,7 @@ class MeasureController(QObject):
         self.redo_action.setText(f"Redo measurement {redo.action.value}" if redo else "Redo measurement")
 
     def _message(self, text: str, error: bool = False) -> None:
-        note = "" if self.service.saved else f" (not saved: {NOT_SAVED.split(': ', 1)[1]})"
+        note = "" if self.service.saved else f" (not saved: {_not_saved().split(': ', 1)[1]})"
         self.panel.set_note(text + note, error)
         self.notify(text)
 
@@ -483,3 +488,9 @@ def _scene_box(label: OutlinedLabel) -> QRectF:
     """Where a label is on the scene, in screen pixels (it ignores the view's zoom, so its own rectangle is in
     pixels; Qt's sceneBoundingRect would scale it by the zoom)."""
     return label.boundingRect().translated(label.scenePos())
+
+
+def _not_saved() -> str:
+    from workstation.services.measurements import NOT_SAVED
+
+    return NOT_SAVED
