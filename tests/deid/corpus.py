@@ -241,6 +241,41 @@ def _sr(p: _Planter, study: str, cts: list[Dataset]) -> Dataset:
     return ds
 
 
+def _gsps(p: _Planter, study: str, cts: list[Dataset]) -> Dataset:
+    """A presentation state whose annotation text names the patient (Clean Graphics scrubs it)."""
+    ds = Dataset()
+    _patient(ds, p)
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.11.1"
+    ds.SOPInstanceUID = p.uid("GSPS SOPInstanceUID")
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, p.uid("GSPS SeriesInstanceUID")
+    ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "PR", 9104, 1
+    ds.Manufacturer = "ACME"
+    ds.ContentLabel = "ANNOTATIONS"
+    ds.ContentDescription = p.keep("Marked for Xaveria Quimby", "GSPS ContentDescription", "Xaveria", "Quimby")
+    ds.ContentCreatorName = p.keep("PLUMTREE^ODESSA", "GSPS ContentCreatorName")
+    ds.PresentationCreationDate, ds.PresentationCreationTime = "20210315", "093000"
+    image = Dataset()
+    image.ReferencedSOPClassUID, image.ReferencedSOPInstanceUID = cts[0].SOPClassUID, cts[0].SOPInstanceUID
+    series = Dataset()
+    series.SeriesInstanceUID = cts[0].SeriesInstanceUID
+    series.ReferencedImageSequence = Sequence([image])
+    ds.ReferencedSeriesSequence = Sequence([series])
+    text = Dataset()
+    text.UnformattedTextValue = p.keep("Quimby MRN 7654321 tel 020 7946 0958", "GSPS text", "7654321", "020 7946 0958")
+    text.AnchorPointAnnotationUnits, text.AnchorPoint, text.AnchorPointVisibility = "PIXEL", [10.0, 10.0], "N"
+    annotation = Dataset()
+    annotation.GraphicLayer = "LAYER1"
+    annotation.ReferencedImageSequence = Sequence([image])
+    annotation.TextObjectSequence = Sequence([text])
+    ds.GraphicAnnotationSequence = Sequence([annotation])
+    layer = Dataset()
+    layer.GraphicLayer, layer.GraphicLayerOrder = "LAYER1", 1
+    ds.GraphicLayerSequence = Sequence([layer])
+    ds.PresentationLUTShape = "IDENTITY"
+    _meta(ds)
+    return ds
+
+
 def build_corpus(folder: Path) -> Corpus:
     import hashlib
 
@@ -267,6 +302,9 @@ def build_corpus(folder: Path) -> Corpus:
     us = _ultrasound(p, study)
     corpus.files["us"] = folder / "us.dcm"
     us.save_as(corpus.files["us"], enforce_file_format=True)
+    gsps = _gsps(p, study, cts)
+    corpus.files["gsps"] = folder / "gsps.dcm"
+    gsps.save_as(corpus.files["gsps"], enforce_file_format=True)
     sr = _sr(p, study, cts)
     corpus.files["sr"] = folder / "sr.dcm"
     sr.save_as(corpus.files["sr"], enforce_file_format=True)

@@ -38,7 +38,7 @@ def run(site_file, *argv, login="rita"):
 def test_export_exit_codes(corpus, site_file, tmp_path, capsys):
     assert run(site_file, str(corpus.folder), "--out", str(tmp_path / "a"), "--json") == 0
     document = json.loads(capsys.readouterr().out)
-    assert document["manifest"]["counts"] == {"written": 6, "left_out": 0} and document["left_out"] == []
+    assert document["manifest"]["counts"] == {"written": 7, "left_out": 0} and document["left_out"] == []
     # the same secret from the keyring: a second export links up with the first
     assert run(site_file, str(corpus.files["ct1"]), "--zip", str(tmp_path / "b.zip")) == 0
     first = {e["sop_instance_uid"] for e in document["manifest"]["instances"]}
@@ -52,7 +52,7 @@ def test_export_exit_codes(corpus, site_file, tmp_path, capsys):
     assert run(site_file, str(corpus.folder), "--zip", str(tmp_path / "f.zip"), "--node", "X") == 2
     assert run(site_file, str(corpus.folder), "--node", "NOPE") == 2
     assert "no such PACS node" in capsys.readouterr().err
-    assert len(first) == 6
+    assert len(first) == 7
 
 
 def test_export_a_study_from_the_retrieval_cache(corpus, site_file, tmp_path, capsys):
@@ -68,7 +68,7 @@ def test_export_a_study_from_the_retrieval_cache(corpus, site_file, tmp_path, ca
     study = str(pydicom.dcmread(corpus.files["ct1"], stop_before_pixels=True).StudyInstanceUID)
     assert run(site_file, "--study", study, "--out", str(tmp_path / "from-cache"), "--json") == 0
     document = json.loads(capsys.readouterr().out)
-    assert document["manifest"]["counts"]["written"] == 6
+    assert document["manifest"]["counts"]["written"] == 7
     assert run(site_file, "--study", "1.2.3.404", "--out", str(tmp_path / "none")) == 2
     assert "not in the retrieval cache" in capsys.readouterr().err
 

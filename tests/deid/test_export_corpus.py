@@ -45,10 +45,10 @@ def forms(value: str) -> list[bytes]:
 def test_every_instance_exported_with_a_manifest(exported):
     report, out, files, datasets = exported
     assert report.exit_code == 0, report.left_out
-    assert report.written == 6 and len(datasets) == 6
+    assert report.written == 7 and len(datasets) == 7
     manifest = json.loads(files["manifest.json"])
     assert manifest["format"] == "workstation.deid-export/1"
-    assert manifest["counts"] == {"written": 6, "left_out": 0}
+    assert manifest["counts"] == {"written": 7, "left_out": 0}
     assert {e["file"] for e in manifest["instances"]} == set(datasets)
     assert [c["value"] for c in manifest["codes"]][:2] == ["113100", "113101"]
     assert manifest["summary"]["pixel_cleaned_instances"] == 1
@@ -89,6 +89,12 @@ def test_references_resolve_inside_the_export(exported):
     evidence = sr.CurrentRequestedProcedureEvidenceSequence[0]
     assert evidence.StudyInstanceUID == sr.StudyInstanceUID
     assert evidence.ReferencedSeriesSequence[0].SeriesInstanceUID in series
+    (gsps,) = by_modality(datasets, "PR")
+    shown = [str(e.value) for e in gsps.iterall() if e.keyword == "ReferencedSOPInstanceUID"]
+    assert len(shown) == 2 and set(shown) <= instances
+    assert gsps.ReferencedSeriesSequence[0].SeriesInstanceUID in series
+    (text,) = [str(e.value) for e in gsps.iterall() if e.keyword == "UnformattedTextValue"]
+    assert text.count("[REMOVED]") == 3  # the name, the MRN and the phone number; "tel" stays
     cts = by_modality(datasets, "CT")
     assert len({str(ct.FrameOfReferenceUID) for ct in cts}) == 1
     assert all(str(uid).startswith("2.25.") for uid in instances | series)
@@ -157,7 +163,7 @@ def test_one_audit_entry_without_phi(exported, reviewer, corpus):
     (entry,) = [e for e in reviewer.store.audit_entries() if e.kind == "export"
                 and e.details["export_id"] == report.export_id]
     assert entry.details["export_id"] == report.export_id
-    assert entry.details["instances"] == 6 and entry.details["destination"] == "folder"
+    assert entry.details["instances"] == 7 and entry.details["destination"] == "folder"
     text = json.dumps(entry.details) + entry.outcome_text
     assert not [v for v in corpus.planted if v in text and not v.startswith("1.2.826")]
 

@@ -39,15 +39,15 @@ def test_export_to_research_node_and_query_back(corpus, orthanc, tmp_path):
         report = export_deidentified(ExportRequest(Destination("node", "RESEARCH"), paths=(str(corpus.folder),)),
                                      session.config, session, SECRET)
         assert report.exit_code == 0, report.left_out
-        assert report.written == 6
+        assert report.written == 7
         (patient,) = report.manifest["patients"]
         node = session.config.node("RESEARCH")
         (study,) = list(find_studies(node, session.config.local, StudyQuery(patient_id=patient["pseudonym"])))
         assert study.study_instance_uid == patient["studies"][0] and study.patient_name.startswith("ANON^")
         series = list(find_series(node, session.config.local, study.study_instance_uid))
-        assert sorted(s.modality for s in series) == ["CT", "MR", "SR", "US"]
+        assert sorted(s.modality for s in series) == ["CT", "MR", "PR", "SR", "US"]
         stored = b"".join(orthanc.get(f"/instances/{i}/file") for i in orthanc.get("/instances"))
-        assert orthanc.get("/statistics")["CountInstances"] == 6
+        assert orthanc.get("/statistics")["CountInstances"] == 7
         assert not [v for v in corpus.planted if v.encode() in stored]
         assert session.store.last_entry("export").details["destination"] == "node RESEARCH"
     finally:

@@ -53,12 +53,12 @@ def test_burned_in_images_left_out_when_the_site_does_not_clean_pixels(corpus, t
         out = tmp_path / "out"
         report = export_deidentified(ExportRequest(Destination("folder", str(out)), paths=(str(corpus.folder),)),
                                      session.config, session, SECRET)
-        assert report.exit_code == 1 and report.written == 5
+        assert report.exit_code == 1 and report.written == 6
         (left,) = report.left_out
         assert left.source.endswith("us.dcm") and "BurnedInAnnotation is YES" in left.reason
         assert "does not clean pixel data" in left.reason
         assert report.manifest["left_out"] == [{"item": left.item, "reason": left.reason}]
-        assert len(list(out.rglob("*.dcm"))) == 5
+        assert len(list(out.rglob("*.dcm"))) == 6
         entry = session.store.last_entry("export")
         assert entry.details["left_out"] == 1 and entry.outcome == 4
     finally:

@@ -64,10 +64,10 @@ def test_context_menu_exports_the_study_off_the_ui_thread(qtbot, window, tmp_pat
     with qtbot.waitSignal(controller.finished, timeout=60_000):
         gate.set()
     report = controller.last
-    assert report.exit_code == 0 and report.written == 6  # the SR beside the images went too
-    assert len(list((tmp_path / "research").rglob("*.dcm"))) == 6
+    assert report.exit_code == 0 and report.written == 7  # the SR beside the images went too
+    assert len(list((tmp_path / "research").rglob("*.dcm"))) == 7
     assert controller.dialog is None and controller.box.isVisible()
-    assert controller.box.text().startswith("Exported 6 object(s) de-identified to folder")
+    assert controller.box.text().startswith("Exported 7 object(s) de-identified to folder")
     controller.box.grab().save(str(SHOTS / "export-done.png"))
     controller.box.close()
 
