@@ -47,6 +47,21 @@ def test_context_menu_exports_the_study_off_the_ui_thread(qtbot, window, tmp_pat
     assert action.text() == ACTION_TEXT and action.isEnabled()
     studies = controller.studies_of(item.parent())  # the study row: all its series
     assert len(studies) == 1
+    # the study browser with the menu open on the study row, drawn into one picture for the README
+    from PySide6.QtGui import QPainter
+
+    browser = window.browser
+    browser.setCurrentItem(item.parent())
+    rect = browser.visualItemRect(item.parent())
+    menu.popup(browser.viewport().mapToGlobal(rect.center()))
+    qtbot.waitUntil(menu.isVisible)
+    picture = window.grab()
+    painter = QPainter(picture)
+    painter.drawPixmap(browser.viewport().mapTo(window, rect.center()), menu.grab())
+    painter.end()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    picture.save(str(SHOTS / "export-menu.png"))
+    menu.close()
     dialog = ExportDialog(1, [], ["retain_modified_dates", "clean_pixel_data"], window)
     dialog.path.setText(str(tmp_path / "research"))
     assert dialog.destination() == Destination("folder", str(tmp_path / "research"))
