@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
-    QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QGridLayout, QLabel, QPlainTextEdit, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 DELIVERY_COLUMNS = ("Format", "Destination", "State", "Answer / reason", "Control ID")
@@ -38,16 +38,16 @@ class ReportPanel(QWidget):
         self.save_button.clicked.connect(lambda: self.saveRequested.emit(self.editor.toPlainText()))
         self.send_button.clicked.connect(lambda: self.sendRequested.emit(self.editor.toPlainText()))
         self.retry_button.clicked.connect(self.retryRequested)
-        buttons = QHBoxLayout()
-        for button in (self.draft_button, self.save_button, self.send_button, self.retry_button):
-            buttons.addWidget(button)
-        buttons.addStretch(1)
+        buttons = QGridLayout()  # two rows: the dock stays narrow enough for the image at 150 % scaling
+        for position, button in enumerate((self.draft_button, self.save_button, self.send_button, self.retry_button)):
+            buttons.addWidget(button, position // 2, position % 2)
         self.deliveries = QTableWidget(0, len(DELIVERY_COLUMNS))
         self.deliveries.setHorizontalHeaderLabels(DELIVERY_COLUMNS)
         self.deliveries.verticalHeader().setVisible(False)
         self.deliveries.horizontalHeader().setStretchLastSection(True)
         self.deliveries.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.deliveries.setMaximumHeight(130)
+        self.deliveries.setMinimumWidth(120)  # scrolls rather than widening the dock
         layout = QVBoxLayout(self)
         layout.addWidget(self.status)
         layout.addWidget(self.editor, 1)
