@@ -45,6 +45,20 @@ class _Names:
         return "/".join(["DICOM", *parts, f"I{self.count:05d}.dcm"])
 
 
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable (POSIX); nothing to do where folders cannot be opened (Windows)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
 class _FolderWriter(_Names):
     def __init__(self, target: Path, export_id: str) -> None:
         super().__init__()
@@ -55,23 +69,30 @@ class _FolderWriter(_Names):
         self.target = target
         self.temp = target.parent / f".{target.name}.partial-{export_id}"
         self.temp.mkdir()
+        self.files: list[Path] = []
+        self.folders: set[Path] = {self.temp}
 
     def add(self, ds: pydicom.Dataset, data: bytes) -> str:
         name = self.name(ds)
         path = self.temp / name
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent not in self.folders:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.folders |= {path.parent, *path.parent.parents}
         path.write_bytes(data)
+        self.files.append(path)
         return name
 
     def commit(self, manifest: dict, node, config, cancel) -> list[tuple[str, str]]:
-        (self.temp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        for path in self.temp.rglob("*"):
-            if path.is_file():
-                with open(path, "rb") as handle:
-                    os.fsync(handle.fileno())
+        """Every file on disk (fsync) before the folder appears under its name, then the rename made durable."""
+        manifest_path = self.temp / "manifest.json"
+        manifest_path.write_text(json.dumps(manifest, indent=2))
+        for path in [*self.files, manifest_path]:
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
         if self.target.exists():
             self.target.rmdir()
         os.rename(self.temp, self.target)
+        _fsync_folder(self.target.parent)
         return []
 
     def keep_manifest(self, manifest: dict, config) -> None:
