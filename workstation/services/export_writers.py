@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pydicom
@@ -60,6 +62,11 @@ def _fsync_folder(folder: Path) -> None:
 
 
 class _FolderWriter(_Names):
+    """Files are written and fsynced by a helper thread while the next objects are de-identified (fsync waits on
+    the disk without the GIL: on a 500-slice study it cost 3-4 ms an object in line); at most PENDING wait."""
+
+    PENDING = 16
+
     def __init__(self, target: Path, export_id: str) -> None:
         super().__init__()
         if target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -69,8 +76,10 @@ class _FolderWriter(_Names):
         self.target = target
         self.temp = target.parent / f".{target.name}.partial-{export_id}"
         self.temp.mkdir()
-        self.files: list[Path] = []
         self.folders: set[Path] = {self.temp}
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ws-export-write")
+        self.slots = threading.BoundedSemaphore(self.PENDING)
+        self.writes: list[Future] = []
 
     def add(self, ds: pydicom.Dataset, data: bytes) -> str:
         name = self.name(ds)
@@ -78,17 +87,35 @@ class _FolderWriter(_Names):
         if path.parent not in self.folders:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.folders |= {path.parent, *path.parent.parents}
-        path.write_bytes(data)
-        self.files.append(path)
+        self._check_writes()
+        self.slots.acquire()
+        self.writes.append(self.pool.submit(self._write, path, data))
         return name
+
+    def _write(self, path: Path, data: bytes) -> None:
+        try:
+            with open(path, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        finally:
+            self.slots.release()
+
+    def _check_writes(self) -> None:
+        """A failed write (disk full) stops the export at once, with its error."""
+        for future in [f for f in self.writes if f.done()]:
+            future.result()
+        self.writes = [f for f in self.writes if not f.done()]
 
     def commit(self, manifest: dict, node, config, cancel) -> list[tuple[str, str]]:
         """Every file on disk (fsync) before the folder appears under its name, then the rename made durable."""
+        self.pool.shutdown(wait=True)
+        for future in self.writes:
+            future.result()
         manifest_path = self.temp / "manifest.json"
         manifest_path.write_text(json.dumps(manifest, indent=2))
-        for path in [*self.files, manifest_path]:
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
+        with open(manifest_path, "rb") as handle:
+            os.fsync(handle.fileno())
         if self.target.exists():
             self.target.rmdir()
         os.rename(self.temp, self.target)
@@ -99,6 +126,7 @@ class _FolderWriter(_Names):
         (self.target / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
     def abort(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self.temp, ignore_errors=True)
 
 
