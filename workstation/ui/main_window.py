@@ -497,6 +497,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
         self.results_send.close()  # before the store closes: a send in flight records what the PACS took
+        self.report.close()  # likewise a report draft or send in flight
         self.layouts.close()
         self.cancel()
         for signals in self.loads.values():

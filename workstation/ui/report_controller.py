@@ -47,6 +47,8 @@ class ReportController(QObject):
                 menu_action.menu().addAction(self.action)
         window.addAction(self.action)
         self._busy = False
+        self._closed = False
+        self._future = None
         session = window.work
         if session is None:
             self.panel.set_enabled(False, "Reports need the encrypted store, which is not open")
@@ -71,9 +73,27 @@ class ReportController(QObject):
         self.dock.show()
         self.dock.raise_()
 
+    def close(self) -> None:
+        """Before the window ends its session: no timer fires and no finished action reads the store after."""
+        self._closed = True
+        if self.service is not None:
+            self._follow.stop()
+            self._retry.stop()
+        if self._future is not None:
+            try:
+                self._future.result(timeout=10)  # a draft or send in flight finishes its store writes first
+            except Exception:  # noqa: BLE001 - its outcome was reported (or is moot): the window is closing
+                pass
+
     def refresh(self) -> None:
-        if self.window.work is None:  # the window closed and ended its session: the store is closed
+        if self._closed or self.window.work is None:  # the window closed and ended its session: the store is closed
             return
+        try:
+            self._refresh()
+        except RuntimeError as exc:  # StoreError: the session's store was closed under the panel (the session ended)
+            self.panel.set_enabled(False, f"Reports unavailable: {exc}")
+
+    def _refresh(self) -> None:
         if self.service is None or not self.study:
             self.panel.set_enabled(False, "Open a study to see its report")
             return
@@ -141,17 +161,19 @@ class ReportController(QObject):
                 log.info("report action failed: %s", exc.__class__.__name__)
                 self._done.emit(study, str(exc))
 
-        network().submit(run)
+        self._future = network().submit(run)
 
     def _finished(self, study: str, message) -> None:
         self._busy = False
+        if self._closed:
+            return
         if study == self.study:
             self.refresh()
             if message:
                 self.panel.status.setText(f"Not done: {message}")
 
     def _follow_study(self) -> None:
-        if self.window.work is None:  # the window closed and ended its session: the store is closed
+        if self._closed or self.window.work is None:  # the window closed and ended its session: the store is closed
             self._follow.stop()
             self._retry.stop()
             return
