@@ -10,13 +10,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "results"))  # the results tests' canned run and review
 
-from keyrings.alt.file import PlaintextKeyring  # noqa: E402
+from report_helpers import open_store  # noqa: E402
 from results_helpers import record_run, review_run  # noqa: E402
 
-from workstation.core.roles import Role, User  # noqa: E402
 from workstation.demo import write_demo_study  # noqa: E402
 from workstation.dicom.scan import scan_paths  # noqa: E402
-from workstation.store.database import Identity, Store  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -32,16 +30,6 @@ def catalog(study):
 @pytest.fixture(scope="session")
 def display_set(catalog):
     return catalog.display_sets[0]
-
-
-def keyring_in(folder: Path) -> PlaintextKeyring:
-    backend = PlaintextKeyring()
-    backend.file_path = str(folder / "keyring.cfg")
-    return backend
-
-
-def open_store(folder: Path, login: str = "bob", role: Role = Role.REVIEWER) -> Store:
-    return Store.open(folder / "store.sqlite", Identity(User(login, role), "ws-reports"), keyring_in(folder))
 
 
 @pytest.fixture

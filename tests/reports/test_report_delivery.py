@@ -7,7 +7,7 @@ import json
 import hl7
 import pydicom
 import pytest
-from conftest import keyring_in
+from report_helpers import keyring_in
 from fhir.resources.R4B.bundle import Bundle
 from peers import FhirStandIn, MllpListener
 

@@ -73,7 +73,7 @@ def test_versions_are_audited_without_the_text_and_a_reopen_stops_finalising(sig
 
 
 def test_no_draft_without_a_sign_off(tmp_path, catalog, display_set):
-    from conftest import open_store
+    from report_helpers import open_store
     from results_helpers import record_run, review_run
 
     with open_store(tmp_path) as store:
@@ -84,7 +84,7 @@ def test_no_draft_without_a_sign_off(tmp_path, catalog, display_set):
 
 
 def test_a_role_without_the_decision_right_is_refused_and_recorded(tmp_path, catalog, display_set, signed_store):
-    from conftest import open_store
+    from report_helpers import open_store
 
     signed_store.close()
     with open_store(tmp_path, login="eve", role=None) as store:
