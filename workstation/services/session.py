@@ -136,7 +136,22 @@ def config_summary(config: SiteConfig) -> dict:
         "roles": dict(sorted(config.users.roles.items())),
         "default_role": config.users.default_role,
         "server": {"url": config.server.url, "verify": config.server.verify, "ca_file": config.server.ca_file},
+        **_optional_summary(config),
     }
+
+
+def _optional_summary(config: SiteConfig) -> dict:
+    """Routing rules, alert thresholds and report destinations, only where the site sets them (so a site without
+    them keeps its earlier digest): raising a model's alert threshold is a configuration change like any other."""
+    summary = {}
+    if config.triage:
+        summary["triage"] = config.triage
+    if config.delivery.ris is not None or config.delivery.fhir is not None:
+        summary["delivery"] = {"ris": None if config.delivery.ris is None else [config.delivery.ris.host, config.delivery.ris.port,
+                                                                                  config.delivery.ris.tls],
+                               "fhir": None if config.delivery.fhir is None else [config.delivery.fhir.url,
+                                                                                  config.delivery.fhir.folder]}
+    return summary
 
 
 def _receiver_summary(local) -> dict:
