@@ -125,7 +125,8 @@ def _purge(config, source) -> int:
     paths = _paths(config, source)
     failed = False
     store = paths["store"]
-    names = {store.name + suffix for suffix in ("", "-wal", "-shm", "-journal", ".failed-opens.jsonl")}
+    # .hwm: the store's high-water mark (tail truncation detection) goes with it
+    names = {store.name + suffix for suffix in ("", "-wal", "-shm", "-journal", ".failed-opens.jsonl", ".hwm")}
     for path in sorted(store.parent.iterdir()) if store.parent.is_dir() else []:
         # the store, its WAL and shared memory, its notes of failed opens (and their claimed copies)
         if path.name not in names and not (path.name.startswith(store.name + ".failed-opens.jsonl.")
