@@ -18,12 +18,6 @@ HL7_NAME = re.compile(r"^[A-Za-z0-9_. -]{1,60}$")  # HD components: no HL7 delim
 FHIR_URL = re.compile(r"^https?://[^\s/?#@]+(/[^\s?#]*)?$", re.IGNORECASE)
 
 
-class DeliveryConfigError(ValueError):
-    def __init__(self, key: str, reason: str) -> None:
-        super().__init__(f"{key}: {reason}")
-        self.key, self.reason = key, reason
-
-
 @dataclass(frozen=True)
 class RisSettings:
     """An HL7 v2 receiver (RIS/EHR interface engine) reached by MLLP."""
@@ -61,10 +55,11 @@ class DeliverySettings:
 
 
 def parse_delivery(data: dict[str, Any]) -> DeliverySettings:
-    ris = data.get("ris")
-    fhir = data.get("fhir")
-    return DeliverySettings(ris=None if ris is None else _ris(_table(ris, "ris")),
-                            fhir=None if fhir is None else _fhir(_table(fhir, "fhir")))
+    """`[ris]` and `[fhir]` of a site document; raises core.site.ConfigError naming the key."""
+    from workstation.core import site  # site imports this module; its value checks are the same for every table
+
+    return DeliverySettings(ris=_ris(site, site._table(data, "ris")) if "ris" in data else None,  # noqa: SLF001
+                            fhir=_fhir(site, site._table(data, "fhir")) if "fhir" in data else None)  # noqa: SLF001
 
 
 def is_loopback(host: str) -> bool:
@@ -76,76 +71,48 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _ris(table: dict[str, Any]) -> RisSettings:
+def _ris(site, table: dict[str, Any]) -> RisSettings:
     allowed = {"host", "port", "tls", "ca_file", "cert_file", "key_file", "timeout_s", "sending_application",
                "sending_facility", "receiving_application", "receiving_facility", "max_backoff_s"}
-    _only(table, "ris.", allowed)
-    host = _text(table, "ris.host", None)
+    site._only(table, "ris.", allowed)
+    host = site._string(table, "ris.host", None)
     port = table.get("port")
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise DeliveryConfigError("ris.port", "must be an integer port number from 1 to 65535")
+        raise site.ConfigError("ris.port", "must be an integer port number from 1 to 65535")
     tls = table.get("tls", False)
     if not isinstance(tls, bool):
-        raise DeliveryConfigError("ris.tls", "must be true or false")
-    files = {k: _text(table, f"ris.{k}", None, required=False) for k in ("ca_file", "cert_file", "key_file")}
+        raise site.ConfigError("ris.tls", "must be true or false")
+    files = {k: site._string(table, f"ris.{k}", None, required=False) for k in ("ca_file", "cert_file", "key_file")}
     if not tls and any(files.values()):
-        raise DeliveryConfigError("ris.tls", "ca_file/cert_file/key_file need tls = true")
+        raise site.ConfigError("ris.tls", "ca_file/cert_file/key_file need tls = true")
     if (files["cert_file"] is None) != (files["key_file"] is None):
-        raise DeliveryConfigError("ris.cert_file", "cert_file and key_file go together (client certificate)")
+        raise site.ConfigError("ris.cert_file", "cert_file and key_file go together (client certificate)")
     names = {}
     for key in ("sending_application", "sending_facility", "receiving_application", "receiving_facility"):
-        value = _text(table, f"ris.{key}", getattr(RisSettings, key))
+        value = site._string(table, f"ris.{key}", getattr(RisSettings, key))
         if not HL7_NAME.match(value):
-            raise DeliveryConfigError(f"ris.{key}", "letters, digits, space, '.', '_' and '-' only (1-60 characters)")
+            raise site.ConfigError(f"ris.{key}", "letters, digits, space, '.', '_' and '-' only (1-60 characters)")
         names[key] = value
     return RisSettings(host=host, port=port, tls=tls, **files, **names,
-                       timeout_s=_seconds(table, "ris.timeout_s", RisSettings.timeout_s, 600),
-                       max_backoff_s=_seconds(table, "ris.max_backoff_s", RisSettings.max_backoff_s, 86_400))
+                       timeout_s=site._seconds(table, "ris.timeout_s", RisSettings.timeout_s, 600),
+                       max_backoff_s=site._seconds(table, "ris.max_backoff_s", RisSettings.max_backoff_s, 86_400))
 
 
-def _fhir(table: dict[str, Any]) -> FhirSettings:
-    _only(table, "fhir.", {"url", "token_key", "ca_file", "folder", "timeout_s", "max_backoff_s"})
-    url = _text(table, "fhir.url", None, required=False)
-    folder = _text(table, "fhir.folder", None, required=False)
+def _fhir(site, table: dict[str, Any]) -> FhirSettings:
+    site._only(table, "fhir.", {"url", "token_key", "ca_file", "folder", "timeout_s", "max_backoff_s"})
+    url = site._string(table, "fhir.url", None, required=False)
+    folder = site._string(table, "fhir.folder", None, required=False)
     if url is None and folder is None:
-        raise DeliveryConfigError("fhir", "needs url (a FHIR R4 server) or folder (resources written as files)")
+        raise site.ConfigError("fhir", "needs url (a FHIR R4 server) or folder (resources written as files)")
     if url is not None:
         if not FHIR_URL.match(url):
-            raise DeliveryConfigError("fhir.url", "must be an https:// URL (http:// only to this machine)")
+            raise site.ConfigError("fhir.url", "must be an https:// URL (http:// only to this machine)")
         parts = urlsplit(url)
         if parts.scheme.lower() == "http" and not is_loopback(parts.hostname or ""):
-            raise DeliveryConfigError("fhir.url", "http:// would send the bearer token and the report in clear; "
+            raise site.ConfigError("fhir.url", "http:// would send the bearer token and the report in clear; "
                                                   "use https:// (http:// is allowed to this machine only)")
     return FhirSettings(url=url.rstrip("/") if url else None,
-                        token_key=_text(table, "fhir.token_key", None, required=False),
-                        ca_file=_text(table, "fhir.ca_file", None, required=False), folder=folder,
-                        timeout_s=_seconds(table, "fhir.timeout_s", FhirSettings.timeout_s, 600),
-                        max_backoff_s=_seconds(table, "fhir.max_backoff_s", FhirSettings.max_backoff_s, 86_400))
-
-
-def _table(value: Any, name: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise DeliveryConfigError(name, "must be a table")
-    return value
-
-
-def _only(table: dict[str, Any], prefix: str, allowed: set[str]) -> None:
-    for key in table:
-        if key not in allowed:
-            raise DeliveryConfigError(prefix + key, f"unknown setting (expected one of: {', '.join(sorted(allowed))})")
-
-
-def _text(table: dict[str, Any], key: str, default: str | None, required: bool = True) -> Any:
-    value = table.get(key.rsplit(".", 1)[-1], default)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise DeliveryConfigError(key, "must be a non-empty string")
-    return value.strip()
-
-
-def _seconds(table: dict[str, Any], key: str, default: float, maximum: float) -> float:
-    value = table.get(key.rsplit(".", 1)[-1], default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= maximum:
-        raise DeliveryConfigError(key, f"must be a number of seconds above 0 and at most {maximum:g}")
-    return float(value)
+                        token_key=site._string(table, "fhir.token_key", None, required=False),
+                        ca_file=site._string(table, "fhir.ca_file", None, required=False), folder=folder,
+                        timeout_s=site._seconds(table, "fhir.timeout_s", FhirSettings.timeout_s, 600),
+                        max_backoff_s=site._seconds(table, "fhir.max_backoff_s", FhirSettings.max_backoff_s, 86_400))

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from workstation.core.delivery import (DELIVERY_TABLES, DeliveryConfigError, DeliverySettings, is_loopback,
-                                        parse_delivery)
+from workstation.core.delivery import DELIVERY_TABLES, DeliverySettings, is_loopback, parse_delivery
 from workstation.core.hanging import HangingProtocol, parse_hanging
 from workstation.core.sync import MAX_BATCH
 
@@ -182,7 +181,7 @@ def parse_site_config(data: dict[str, Any]) -> SiteConfig:
         review=_review(_table(data, "review")),
         results=_results(_table(data, "results"), nodes),
         triage={name: _table(data, name) for name in TRIAGE_TABLES if name in data},
-        delivery=_delivery(data),
+        delivery=parse_delivery(data),
         deid=_table(data, "deid"),
         hanging=parse_hanging(data.get("hanging", []), _raise),
     )
@@ -190,13 +189,6 @@ def parse_site_config(data: dict[str, Any]) -> SiteConfig:
 
 def _raise(key: str, reason: str) -> None:
     raise ConfigError(key, reason)
-
-
-def _delivery(data: dict[str, Any]) -> DeliverySettings:
-    try:
-        return parse_delivery(data)
-    except DeliveryConfigError as exc:
-        raise ConfigError(exc.key, exc.reason) from None
 
 
 def _results(table: dict[str, Any], nodes: dict[str, PacsNode]) -> ResultsSettings:
