@@ -3,6 +3,8 @@ screenshot resources/screenshots/compare-prior.png."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pydicom
@@ -16,6 +18,7 @@ from PySide6.QtWidgets import QApplication
 from workstation.core.hanging import HangingProtocol, HangingViewport
 from workstation.core.site import SiteConfig
 from workstation.core.windowing import CT_PRESETS
+from workstation.services import loading
 
 pytestmark = pytest.mark.ui
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "resources" / "screenshots"
@@ -211,18 +214,36 @@ def test_the_newest_study_opens_first_when_both_come_together(qtbot, small_study
     assert win.viewer.display_set.series.study.date != PRIOR_DATE  # ...the reader gets the current study
 
 
-def test_esc_stops_the_other_viewports_decoding_and_a_drop_resumes(window, qtbot, prior_study):
+def test_esc_stops_the_other_viewports_decoding_and_a_drop_resumes(window, qtbot, prior_study, monkeypatch):
+    """The prior's decoding is held after its first frame until Esc cancels it, so Esc always meets a running load
+    (a small series would otherwise be decoded before Esc, and the check raced the load's finished signal)."""
+    real_read_into, hold = loading.read_into, threading.Event()
+
+    def held_read_into(volume, display_set, start_frame=0, cancel=None, on_frames=None):
+        def frames_then_wait(indices):
+            if on_frames is not None:
+                on_frames(indices)
+            if display_set.series.study.date == PRIOR_DATE and cancel is not None:
+                deadline = time.monotonic() + 30
+                while hold.is_set() and not cancel.cancelled and time.monotonic() < deadline:
+                    time.sleep(0.005)
+        return real_read_into(volume, display_set, start_frame, cancel, frames_then_wait)
+
+    monkeypatch.setattr(loading, "read_into", held_read_into)
     with qtbot.waitSignal(window.library_signals.catalogChanged, timeout=30_000):
         window.open_paths([str(prior_study)])
     layouts = window.layouts
     layouts.set_layout("1x2")
     prior = next(d for d in window.catalog.display_sets if d.series.study.date == PRIOR_DATE)
+    hold.set()
     layouts.put_series(1, prior.key)
     load = layouts.loads[1].load
+    qtbot.waitUntil(lambda: load.volume.loaded_count >= 1, timeout=30_000)
     window.cancel()  # Esc
-    qtbot.waitUntil(lambda: not load.busy, timeout=30_000)
     viewer = layouts.grid.viewers[1]
-    assert not viewer.loading
+    qtbot.waitUntil(lambda: not load.busy and not viewer.loading, timeout=30_000)
+    assert not load.complete  # stopped half-way: frames are missing
+    hold.clear()
     _drop(qtbot, window, 1, prior.key)  # the same series again
     assert layouts.loads[1].load is load  # resumed, not decoded again from the start
     qtbot.waitUntil(lambda: load.volume.fully_loaded, timeout=30_000)
