@@ -57,10 +57,11 @@ ICON = "radiology-workstation.svg"
 LAUNCHER_MARKER = "# radiology workstation launcher (written by install.py)"
 VALIDATOR = r"""
 import json, sys, tomllib
-sys.path.insert(0, sys.argv[1])  # the workstation wheel: its pure-Python site parser, nothing else
-from workstation.core.site import ConfigError, parse_site_config
+sys.path.insert(0, sys.argv[1])  # the workstation wheel: its pure-Python site checks, nothing else
+from workstation.core.site import ConfigError
+from workstation.services.site_check import check_site_data
 try:
-    parse_site_config(tomllib.loads(open(sys.argv[2], encoding="utf-8").read()))
+    check_site_data(tomllib.loads(open(sys.argv[2], encoding="utf-8").read()))
 except ConfigError as exc:
     print(json.dumps({"key": exc.key, "reason": exc.reason}))
 else:

@@ -156,3 +156,30 @@ def test_server_must_be_a_table():
     with pytest.raises(ConfigError) as failure:
         parse_site_config({"server": "https://audit.example"})
     assert failure.value.key == "server" and "table" in failure.value.reason
+
+
+def test_the_whole_site_check_needs_only_the_standard_library():
+    """The offline installer runs `check_site_data` from the bundle's wheel under the system Python, before any
+    package is installed: routing rules, alert thresholds and [deid] are checked there too, with no numpy, pydicom or
+    platformdirs (python -S: no site-packages at all)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    script = (
+        "import sys, json; sys.path.insert(0, sys.argv[1])\n"
+        "from workstation.core.site import ConfigError\n"
+        "from workstation.services.site_check import check_site_data\n"
+        "site = {'pacs': {'MAIN': {'ae_title': 'PACS', 'host': 'pacs', 'port': 104}},\n"
+        "        'routing': {'rules': [{'name': 'ct', 'modality': 'CT', 'models': ['nodule-detector'],\n"
+        "                               'slices': 'many'}]}}\n"
+        "try:\n    check_site_data(site)\nexcept ConfigError as exc:\n    print(json.dumps([exc.key, exc.reason]))\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'pydicom', 'platformdirs'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", script, str(repo)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    refusal, third_party = done.stdout.splitlines()
+    assert refusal.startswith('["routing.rules[0].'), refusal
+    assert third_party == "[]"

@@ -91,8 +91,13 @@ def test_a_damaged_bundle_is_refused_before_anything_is_written(bundle, tmp_path
     ('[server]\nurl = "ftp://audit"\n', [], "server.url: must be an http:// or https:// URL"),
     ('[workstation\nid = "x"\n', [], "not valid TOML"),
     ('[workstation]\nid = "ws-1"\n', ["--enrol-code", "ABC"], "server.url: required with --enrol-code"),
+    ('[[routing.rules]]\nname = "ct"\nmodality = "CT"\nmodels = ["nodule-detector"]\nslices = "many"\n', [],
+     "routing.rules[0].slices: must be [min, max]"),
+    ('[alerts]\nnodule-detector = 2\n', [], "alerts.nodule-detector: must be a calibrated score from 0 to 1"),
+    ('[deid]\nretain_modified_dates = "yes"\n', [], "deid.retain_modified_dates: must be true or false"),
     (None, [], "--site SITE.toml is required for a first installation"),
-], ids=["port-type", "unknown-key", "role", "server-url", "toml", "enrol-without-server", "no-site"])
+], ids=["port-type", "unknown-key", "role", "server-url", "toml", "enrol-without-server", "routing-rule", "alert",
+        "deid", "no-site"])
 def test_an_invalid_site_file_is_refused_naming_the_key_and_nothing_is_written(bundle, tmp_path, site_text, extra, expected):
     sandbox = Sandbox(tmp_path / "box")
     argv = install_py(bundle) + ["--prefix", sandbox.root / "app", *extra]

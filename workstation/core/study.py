@@ -6,8 +6,10 @@ Plain values with no I/O, so every other layer can share them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from workstation.core.measure import UltrasoundRegion
+if TYPE_CHECKING:  # only an annotation: the site file's checks import this module and must not need numpy
+    from workstation.core.measure import UltrasoundRegion
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,8 @@ from pathlib import Path
 
 from platformdirs import site_config_dir, user_config_dir
 
-from workstation.core.site import ConfigError, SiteConfig, parse_site_config
-from workstation.deid.options import deid_settings
-from workstation.routing.rules import routing_settings
+from workstation.core.site import ConfigError, SiteConfig
+from workstation.services.site_check import check_site_data
 
 ENV_VAR = "WORKSTATION_CONFIG"
 FILE_NAME = "site.toml"
@@ -48,9 +47,6 @@ def load_site_config(option: str | os.PathLike | None = None) -> SiteConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from None
     try:
-        config = parse_site_config(data)
-        routing_settings(config)  # the routing rules, alert thresholds and worklist keys, checked at start too
-        deid_settings(config)  # [deid]: export options and roles
-        return config
+        return check_site_data(data)  # routing rules, alert thresholds, worklist and [deid] too
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc.key}", exc.reason) from None
