@@ -32,8 +32,9 @@ import keyring.backend
 from workstation import __version__
 from workstation.core.events import Event
 from workstation.core.site import ServerSettings, SiteConfig
-from workstation.core.sync import API_PREFIX, MAX_BODY_BYTES, SyncItem
+from workstation.core.sync import API_PREFIX, SyncItem
 from workstation.core.tasks import CancelToken
+from workstation.services.sync_push import PartialAck, push_outbox
 from workstation.store import keys
 from workstation.store.database import Store, StoreError
 
@@ -222,7 +223,11 @@ class SyncClient:
 
     def push(self, items: Sequence[SyncItem], body: bytes | None = None) -> PushAck:
         """Send one batch (in seq order; `body` when already encoded); the server has committed it when this returns."""
-        response = self._request("POST", "/entries", content=body if body is not None else self.encode(items), authorised=True,
+        return self.push_body(body if body is not None else self.encode(items))
+
+    def push_body(self, body: bytes) -> PushAck:
+        """Send one encoded push request (the worker's path: store/outbox.py writes it)."""
+        response = self._request("POST", "/entries", content=body, authorised=True,
                                  headers={"Content-Type": "application/json"})
         data = _json_object(response, "push")
         try:
@@ -548,21 +553,13 @@ class SyncWorker:
 
     def _push_all(self, cancel: CancelToken, progress: list[int]) -> bool:
         """True when cancelled; `progress[0]` counts the entries marked synced."""
-        previous_first = None
         reconciled = False
         while True:
-            if cancel.cancelled:
-                return True
-            items = self.store.outbox(self.batch_size)
-            if not items:
-                return False
-            first = items[0].entry.seq
-            if first == previous_first:
-                raise BadResponse(f"the server acknowledged a push but not entry {first}: it stays in the outbox")
-            previous_first = first
-            items, body = self._fit(items)
             try:
-                ack = self.client.push(items, body)
+                return push_outbox(self.store, self.client, self.batch_size, cancel,
+                                   lambda marked: self._marked(marked, progress))
+            except PartialAck as exc:
+                raise BadResponse(str(exc)) from None
             except Refused as refused:
                 # a gap or a chain that does not fit: the server's head says whether it went back (restored
                 # from a backup: recover) or is another chain (stop for IT); once per pass
@@ -577,18 +574,10 @@ class SyncWorker:
                         raise refused from None
                 if not self._reconcile(head, progress):
                     raise
-                previous_first = None
-                continue
-            sent = {item.entry.entry_id for item in items}
-            ids = [entry_id for entry_id in ack.acknowledged if entry_id in sent]
-            if len(ids) != len(ack.acknowledged):
-                log.warning("the server acknowledged %d entries that were not in the batch (ignored)",
-                            len(ack.acknowledged) - len(ids))
-            marked = self.store.mark_synced(ids)
-            progress[0] += marked
-            log.info("sync: pushed entries %d-%d: %d new, %d already held, %d marked synced; head %d",
-                     first, items[-1].entry.seq, ack.accepted, ack.duplicates, marked, ack.head_seq)
-            self._set(pending=self._pending())
+
+    def _marked(self, marked: int, progress: list[int]) -> None:
+        progress[0] += marked
+        self._set(pending=max(0, self.state.pending - marked))  # counted exactly again at the end of the pass
 
     @property
     def recovered(self) -> str:
@@ -643,14 +632,6 @@ class SyncWorker:
                     " from a backup?); %d entries go back into the outbox", seq, acknowledged, reset)
         self._set(pending=self._pending())
         return True
-
-    def _fit(self, items: list[SyncItem]) -> tuple[list[SyncItem], bytes]:
-        """The longest prefix of the batch whose request body stays under the server's limit, and that body."""
-        body = self.client.encode(items)
-        while len(items) > 1 and len(body) > MAX_BODY_BYTES:
-            items = items[:len(items) // 2]
-            body = self.client.encode(items)
-        return items, body
 
     def _report(self, result: SyncResult) -> None:
         self._record_status(result)

@@ -33,6 +33,7 @@ from workstation.core.roles import Permission, PermissionDenied, User
 from workstation.core.sync import INFERENCE_RECORD_FORMAT, Record, SyncItem
 from workstation.store import keys
 from workstation.store.high_water import HighWater, HighWaterDamaged
+from workstation.store.outbox import SELECT_BATCH, OutboxBatch, read_batch
 from workstation.store.schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -328,6 +329,20 @@ class Store:
                         f"SELECT audit_seq, {id_column}, payload FROM {table} WHERE audit_seq BETWEEN ? AND ?", (first, last)):
                     records[seq] = Record(kind, rid, json.loads(payload))
         return [SyncItem(entry, records.get(entry.seq)) for entry in entries]
+
+    def outbox_batch(self, after_seq: int, limit: int) -> OutboxBatch | None:
+        """Up to `limit` unsynced entries after `after_seq`, as the push's wire items (store/outbox.py)."""
+        return read_batch(self._query(SELECT_BATCH, (after_seq, limit)))
+
+    def mark_batch_synced(self, batch: OutboxBatch) -> int:
+        """The server acknowledged every entry of `batch`: they leave the outbox (one transaction). The unsynced
+        entries between its first and last seq are exactly the batch (it was read in seq order)."""
+        span = (batch.first, batch.last)
+        with self._transaction() as db:
+            changed = db.execute("UPDATE audit SET synced = 1 WHERE seq BETWEEN ? AND ? AND synced = 0", span).rowcount
+            db.execute("UPDATE feedback SET synced = 1 WHERE audit_seq BETWEEN ? AND ? AND synced = 0", span)
+            db.execute("UPDATE inference_runs SET synced = 1 WHERE audit_seq BETWEEN ? AND ? AND synced = 0", span)
+        return changed
 
     def pending_count(self) -> int:
         return self._query("SELECT count(*) FROM audit WHERE synced = 0")[0][0]
