@@ -91,3 +91,17 @@ def test_hashes_and_digests_of_real_items_are_the_stores(make_store):
         assert canonical(item.to_wire()) == canonical_json(item.to_wire())
         if item.record is not None:
             assert payload_digest(item.record.payload) == digest(item.record.payload)
+
+
+def test_only_numbers_with_a_short_negative_exponent_take_the_slow_encoder(monkeypatch):
+    """orjson's 2.5e-7 (the stdlib's 2.5e-07) sends a value to the stdlib encoder; "4e-4a" inside a UUID must not
+    (it sent most pushed items there: every entry id is a UUID)."""
+    import workstation.core.sync as sync
+
+    used = []
+    monkeypatch.setattr(sync, "canonical_json", lambda data: used.append(data) or canonical_json(data))
+    uuid_like = {"entry_id": "12345678-1234-4e4e-8e4a-1234567890ab", "n": 1.5, "m": 1e-10, "big": 1e16}
+    assert sync.canonical(uuid_like) == canonical_json(uuid_like) and used == []
+    for value in ({"a": -2.5e-7}, [3e-9], 1e-5, {"x": [0.00005]}):
+        assert sync.canonical(value) == canonical_json(value)
+        assert used and used[-1] == value

@@ -20,13 +20,14 @@ from workstation.core.sync import MAX_BATCH
 
 from . import auth, db, recovery
 from .errors import fail
+from .fastjson import FastJsonRoute
 from .ingest import Problem, entries_page, ingest, record_incident, reused_entry
 from .models import (WORKSTATION_ID, AllStatus, CodeRequest, CodeResponse, EnrolRequest, EnrolResponse, EntriesPage,
                      Error, Head, Health, Incident, IncidentsPage, PushRequest, PushResponse, RevokeResponse, TokenInfo,
                      TokenList, TokenRevokeResponse, WorkstationStatus)
 
 log = logging.getLogger(__name__)
-router = APIRouter(responses={400: {"model": Error, "description": "not JSON"},
+router = APIRouter(route_class=FastJsonRoute, responses={400: {"model": Error, "description": "not JSON"},
                                422: {"model": Error, "description": "wrong types, unknown fields"}})
 bearer = HTTPBearer(auto_error=False, description="a workstation token (from enrolment) or a qa/admin token")
 MAX_INCIDENTS_SHOWN = 100
