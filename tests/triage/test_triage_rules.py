@@ -85,6 +85,38 @@ def test_a_series_is_complete_after_the_quiet_time_or_at_its_expected_count():
     assert finished is not None and finished.reason == "expected count 2 reached" and tracker.pending() == []
 
 
+def test_the_second_report_of_an_instance_after_its_series_completed_starts_nothing():
+    now = [0.0]
+    tracker = CompletionTracker(1.0, clock=lambda: now[0])
+    assert tracker.arrived("st", "se", "a", expected=2) is None
+    assert tracker.arrived("st", "se", "b", expected=2).reason == "expected count 2 reached"
+    assert tracker.known_complete("se", "b") and tracker.arrived("st", "se", "b", expected=2) is None  # cache + receiver
+    now[0] += 5
+    assert tracker.due() == [] and tracker.pending() == []  # no second completion of a one-instance "series"
+    assert not tracker.known_complete("se", "c")
+    assert tracker.arrived("st", "se", "c") is None  # a genuinely new instance: the series starts anew
+    assert [p.count for p in tracker.pending()] == [1]
+    now[0] += 5
+    [late] = tracker.due()
+    assert late.instances == {"c"}
+
+
+def test_a_series_complete_by_count_and_reported_twice_per_instance_gets_one_job(store, triage_studies):
+    paths = sorted(Path(triage_studies["clean"]).iterdir())
+    config = parse_site_config({"routing": {"quiet_s": 0.05, "rules": [{**RULE, "expected_instances": len(paths)}]}})
+    triage = TriageService(config, store)
+    routed = []
+    triage.changed.connect(lambda text, job: routed.append(text) if text.startswith("routed") else None)
+    for path in paths:  # as triage_intake reports them: the cache, then the receiver with its sender
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        uids = (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        triage.on_instance(*uids, path, calling_ae="CT01")
+        triage.on_instance(*uids, path, calling_ae="CT01", source="received from CT01")
+    time.sleep(0.2)
+    assert triage.poll() == []  # the last instance's second report did not start the series anew
+    assert len(routed) == 1 and len(triage.queue.jobs()) == 1, routed
+
+
 @pytest.fixture
 def store(tmp_path, backend):
     with Store.open(tmp_path / "store.sqlite", Identity(User("reader", Role.REVIEWER), "ws-q"), backend) as opened:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -29,12 +30,32 @@ class PendingSeries:
         return len(self.instances)
 
 
+# Completed series remembered with their instances: each instance is reported twice (the cache and the
+# receiver), and the second report of the one that completed a series must not start that series anew.
+REMEMBERED_COMPLETE = 1024
+
+
 class CompletionTracker:
     def __init__(self, quiet_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.quiet_s = quiet_s
         self._clock = clock
         self._pending: dict[str, PendingSeries] = {}
+        self._complete: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def known_complete(self, series_uid: str, sop_uid: str) -> bool:
+        """This instance belongs to a series already complete (a second report, or the same instance resent):
+        nothing new has arrived. A new instance of a completed series is not: it starts the series anew."""
+        with self._lock:
+            return series_uid not in self._pending and sop_uid in self._complete.get(series_uid, ())
+
+    def _completed(self, pending: PendingSeries) -> PendingSeries:
+        """Called under the lock for each series leaving `_pending`."""
+        self._complete[pending.series_instance_uid] = frozenset(pending.instances)
+        self._complete.move_to_end(pending.series_instance_uid)
+        while len(self._complete) > REMEMBERED_COMPLETE:
+            self._complete.popitem(last=False)
+        return pending
 
     def arrived(self, study_uid: str, series_uid: str, sop_uid: str, first: object = None,
                 expected: int | None = None) -> PendingSeries | None:
@@ -42,6 +63,8 @@ class CompletionTracker:
         now = self._clock()
         with self._lock:
             pending = self._pending.get(series_uid)
+            if pending is None and sop_uid in self._complete.get(series_uid, ()):
+                return None  # reported again after its series completed: nothing new
             if pending is None:
                 pending = self._pending[series_uid] = PendingSeries(study_uid, series_uid, first, first_arrival=now)
             pending.instances.add(sop_uid)
@@ -50,7 +73,7 @@ class CompletionTracker:
                 pending.expected = expected
             if pending.expected and pending.count >= pending.expected:
                 pending.reason = f"expected count {pending.expected} reached"
-                return self._pending.pop(series_uid)
+                return self._completed(self._pending.pop(series_uid))
         return None
 
     def due(self) -> list[PendingSeries]:
@@ -60,7 +83,7 @@ class CompletionTracker:
             done = [p for p in self._pending.values() if now - p.last_arrival >= self.quiet_s]
             for p in done:
                 p.reason = f"no new instance for {self.quiet_s:g} s"
-                del self._pending[p.series_instance_uid]
+                self._completed(self._pending.pop(p.series_instance_uid))
         return sorted(done, key=lambda p: p.first_arrival)
 
     def pending(self) -> list[PendingSeries]:
@@ -71,6 +94,8 @@ class CompletionTracker:
         """Every pending series, complete or not (the service stops: queue what arrived rather than lose it)."""
         with self._lock:
             done, self._pending = list(self._pending.values()), {}
+            for p in done:
+                self._completed(p)
         for p in done:
             p.reason = "receiver stopped"
         return sorted(done, key=lambda p: p.first_arrival)

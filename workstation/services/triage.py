@@ -123,6 +123,8 @@ class TriageService:
                     source: str = "") -> None:
         """One stored instance. The first of a series has its header read (modality, body part, descriptions)
         here; every one is read in the background for the job (SeriesHeaders)."""
+        if self.tracker.known_complete(series_uid, sop_uid):
+            return  # its second report (cache and receiver both report it) after the series was routed
         self.headers.add(series_uid, sop_uid, path)
         with self._lock:
             known = self._series.get(series_uid)
