@@ -100,9 +100,11 @@ def test_site_table_is_checked_with_key_and_reason():
     settings = deid_settings(parse_site_config({"deid": {"clean_pixel_data": False, "export_roles": ["admin"],
                                                          "safe_private": ["0019,xx0C@GEMS_ACQU_01"]}}))
     assert not settings.options.clean_pixel_data and settings.export_roles == ("admin",)
-    assert settings.safe_private == ((0x19, 0x0C, "GEMS_ACQU_01"),)
+    assert settings.safe_private == ((0x19, 0x0C, "GEMS_ACQU_01"),) and settings.workers == 0  # 0: one per core
+    assert deid_settings(parse_site_config({"deid": {"workers": 3}})).workers == 3
     for bad, key in (({"clean_graphics": "yes"}, "deid.clean_graphics"), ({"colour": 1}, "deid.colour"),
-                     ({"export_roles": ["boss"]}, "deid.export_roles"), ({"safe_private": ["x"]}, "deid.safe_private")):
+                     ({"export_roles": ["boss"]}, "deid.export_roles"), ({"safe_private": ["x"]}, "deid.safe_private"),
+                     ({"workers": -1}, "deid.workers"), ({"workers": True}, "deid.workers")):
         with pytest.raises(ConfigError) as caught:
             deid_settings(parse_site_config({"deid": bad}))
         assert caught.value.key == key

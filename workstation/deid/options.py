@@ -58,12 +58,13 @@ class DeidSettings:
     export_roles: tuple[str, ...] = ("reviewer", "admin")
     safe_private: tuple[tuple[int, int, str], ...] = ()  # (group, element byte, private creator)
     keep_reidentification: bool = False  # pseudonym -> original kept in the encrypted store (admins read it)
+    workers: int = 0  # processes de-identifying at once; 0: as many as the machine has cores (at most 8)
 
 
 def deid_settings(config: SiteConfig) -> DeidSettings:
     """[deid] of the site file; ConfigError names the key."""
     table = dict(getattr(config, "deid", None) or {})
-    allowed = {"export_roles", "safe_private", "keep_reidentification", *[f.name for f in fields(DeidOptions)]}
+    allowed = {"export_roles", "safe_private", "keep_reidentification", "workers", *[f.name for f in fields(DeidOptions)]}
     for key in table:
         if key not in allowed:
             raise ConfigError(f"deid.{key}", f"unknown setting (expected one of: {', '.join(sorted(allowed))})")
@@ -86,5 +87,8 @@ def deid_settings(config: SiteConfig) -> DeidSettings:
     keep = table.get("keep_reidentification", False)
     if not isinstance(keep, bool):
         raise ConfigError("deid.keep_reidentification", "must be true or false")
+    workers = table.get("workers", DeidSettings.workers)
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= 64:
+        raise ConfigError("deid.workers", "must be an integer from 0 (one per core) to 64")
     return DeidSettings(options=DeidOptions().replace(**changes), export_roles=tuple(roles), safe_private=tuple(safe),
-                        keep_reidentification=keep)
+                        keep_reidentification=keep, workers=workers)

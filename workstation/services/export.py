@@ -9,13 +9,15 @@ left in a destination: folders and zips are written under a temporary name and m
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import json
 import os
 import subprocess
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from io import BytesIO
@@ -29,10 +31,11 @@ from workstation.core.audit import Outcome
 from workstation.core.site import ConfigError, SiteConfig
 from workstation.core.study import FileLocation
 from workstation.core.tasks import CancelToken
-from workstation.deid import DeidError, DeidOptions, Deidentifier, KeyedMapping, deid_settings
+from workstation.deid import DeidOptions, Deidentifier, KeyedMapping, deid_settings
 from workstation.deid.pixels import OcrUnavailable
-from workstation.deid.validate import encode, problems
+from workstation.deid.validate import encode
 from workstation.dicom.sources import iter_locations, open_location
+from workstation.services.export_work import Refused, WorkerDied, deidentify_all, work
 from workstation.services.export_writers import DestinationError, writer_for
 from workstation.store.keys import SERVICE, KeyringUnavailable, usable_backend
 
@@ -166,45 +169,36 @@ def export_deidentified(request: ExportRequest, config: SiteConfig, session, sec
     entries, studies, patients, totals, links = [], set(), {}, Counter(), set()
     sources = [(f"input #{n + 1}", loc) for n, loc in enumerate(locations)] + \
               [(f"result object #{n + 1}", ds) for n, ds in enumerate(extra)]
+    outcomes = itertools.chain(
+        deidentify_all(locations, options, secret, settings.safe_private, settings.workers, cancel, deid),
+        (work(deid, ds) for ds in extra))
     try:
-        for number, (item, source) in enumerate(sources):
-            progress(number, len(sources))  # objects done so far, left-out ones included
+        done = 0
+        for (item, source), outcome in zip(sources, _checked(outcomes)):
+            progress(done, len(sources))  # objects done so far, left-out ones included
             if cancel is not None and cancel.cancelled:
-                report.cancelled = True
                 break
-            shown = str(source) if isinstance(source, FileLocation) else item
-            try:
-                ds = _read(source)
-                studies.add(str(ds.get("StudyInstanceUID", "")))
-                original_patient = str(ds.get("PatientID", "") or "")
-                result = deid.deidentify(ds)
-                data = encode(result.dataset)
-                found = problems(result, data)
-                if found:
-                    raise DeidError("; ".join(found))
-            except OcrUnavailable as exc:
-                raise ExportError(str(exc)) from None
-            except DeidError as exc:
-                report.left_out.append(LeftOut(item, shown, str(exc)))
+            done += 1
+            if outcome.original_study:
+                studies.add(outcome.original_study)
+            if isinstance(outcome, Refused):
+                shown = str(source) if isinstance(source, FileLocation) else item
+                report.left_out.append(LeftOut(item, shown, outcome.reason))
                 continue
-            except Exception as exc:  # noqa: BLE001 - an unreadable object is left out, the rest go on
-                report.left_out.append(LeftOut(item, shown, f"cannot be read: {type(exc).__name__}"))
-                continue
-            out = result.dataset
-            name = writer.add(out, data)
-            links.add(("patient", result.pseudonym.patient_id, original_patient))
-            links.add(("study", str(out.StudyInstanceUID), result.original_study_uid))
-            patients.setdefault(result.pseudonym.patient_id, set()).add(str(out.StudyInstanceUID))
-            totals.update({f"scrubbed.{k}": v for k, v in result.scrubbed.items()})
-            if result.pixel_boxes is not None:
-                totals["pixel_text_boxes"] += result.pixel_boxes
+            name = writer.add((outcome.pseudonym, outcome.study_uid, outcome.series_uid), outcome.data)
+            links.add(("patient", outcome.pseudonym, outcome.original_patient))
+            links.add(("study", outcome.study_uid, outcome.original_study_uid_of_result))
+            patients.setdefault(outcome.pseudonym, set()).add(outcome.study_uid)
+            totals.update({f"scrubbed.{k}": v for k, v in outcome.scrubbed.items()})
+            if outcome.pixel_boxes is not None:
+                totals["pixel_text_boxes"] += outcome.pixel_boxes
                 totals["pixel_cleaned_instances"] += 1
-            entries.append({"file": name, "sop_class": pydicom.uid.UID(str(out.SOPClassUID)).name,
-                            "modality": str(out.get("Modality", "")), "study_uid": str(out.StudyInstanceUID),
-                            "series_uid": str(out.get("SeriesInstanceUID", "")),
-                            "sop_instance_uid": str(out.SOPInstanceUID), "actions": dict(sorted(result.actions.items())),
-                            "scrubbed": dict(result.scrubbed), "pixel_text_boxes": result.pixel_boxes})
-        else:
+            entries.append({"file": name, "sop_class": outcome.sop_class, "modality": outcome.modality,
+                            "study_uid": outcome.study_uid, "series_uid": outcome.series_uid,
+                            "sop_instance_uid": outcome.sop_uid, "actions": outcome.actions,
+                            "scrubbed": outcome.scrubbed, "pixel_text_boxes": outcome.pixel_boxes})
+        report.cancelled = done < len(sources)  # only a cancel ends the loop early
+        if not report.cancelled:
             progress(len(sources), len(sources))
         manifest = _manifest(report, options, entries, patients, totals)
         report.manifest = manifest
@@ -230,6 +224,14 @@ def export_deidentified(request: ExportRequest, config: SiteConfig, session, sec
     finally:
         _audit(session, request, report, options, studies)
     return report
+
+
+def _checked(outcomes: Iterator) -> Iterator:
+    """The outcomes, with what stops the whole export turned into ExportError."""
+    try:
+        yield from outcomes
+    except (OcrUnavailable, WorkerDied) as exc:
+        raise ExportError(str(exc)) from None
 
 
 def _select(request: ExportRequest, config: SiteConfig) -> tuple[list[FileLocation], list[LeftOut]]:
@@ -264,13 +266,6 @@ def _study_of(location: FileLocation) -> str:
         return str(ds.get("StudyInstanceUID", ""))
     except Exception:  # noqa: BLE001 - unreadable: not part of the selection
         return ""
-
-
-def _read(source) -> pydicom.Dataset:
-    if isinstance(source, pydicom.Dataset):
-        return source
-    with open_location(source) as handle:
-        return pydicom.dcmread(handle)
 
 
 def _results(request: ExportRequest, session, locations: list[FileLocation],
@@ -325,6 +320,7 @@ def _add_comments(sr: pydicom.Dataset, comments: list[str]) -> None:
         sr.ContentSequence.append(item)
 
 
+@functools.lru_cache(maxsize=1)
 def _tesseract_version() -> str:
     try:
         done = subprocess.run(["tesseract", "--version"], capture_output=True, timeout=10, check=False)

@@ -11,8 +11,6 @@ import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-import pydicom
-
 from workstation.net.store_scu import outgoing, store_objects
 
 SEND_BATCH = 200  # objects per association to a research node (memory stays bounded)
@@ -37,10 +35,10 @@ class _Names:
         self.ids: dict[str, dict[str, int]] = {"P": {}, "S": {}, "E": {}}
         self.count = 0
 
-    def name(self, ds: pydicom.Dataset) -> str:
+    def name(self, keys: tuple[str, str, str]) -> str:
+        """`keys`: the de-identified Patient ID, Study and Series Instance UID."""
         parts = []
-        for level, key in (("P", str(ds.PatientID)), ("S", str(ds.get("StudyInstanceUID", ""))),
-                           ("E", str(ds.get("SeriesInstanceUID", "")))):
+        for level, key in zip("PSE", keys):
             known = self.ids[level]
             parts.append(f"{level}{known.setdefault(key, len(known) + 1):03d}")
         self.count += 1
@@ -81,8 +79,8 @@ class _FolderWriter(_Names):
         self.slots = threading.BoundedSemaphore(self.PENDING)
         self.writes: list[Future] = []
 
-    def add(self, ds: pydicom.Dataset, data: bytes) -> str:
-        name = self.name(ds)
+    def add(self, keys: tuple[str, str, str], data: bytes) -> str:
+        name = self.name(keys)
         path = self.temp / name
         if path.parent not in self.folders:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -141,8 +139,8 @@ class _ZipWriter(_Names):
         self.temp = target.parent / f".{target.name}.partial-{export_id}"
         self.zip = zipfile.ZipFile(self.temp, "x", zipfile.ZIP_STORED)
 
-    def add(self, ds: pydicom.Dataset, data: bytes) -> str:
-        name = self.name(ds)
+    def add(self, keys: tuple[str, str, str], data: bytes) -> str:
+        name = self.name(keys)
         self.zip.writestr(name, data)
         return name
 
@@ -172,8 +170,8 @@ class _NodeWriter(_Names):
         self.export_id = export_id
         self.objects: list[tuple[str, bytes]] = []
 
-    def add(self, ds: pydicom.Dataset, data: bytes) -> str:
-        name = self.name(ds)
+    def add(self, keys: tuple[str, str, str], data: bytes) -> str:
+        name = self.name(keys)
         self.objects.append((name, data))
         return name
 
