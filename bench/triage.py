@@ -94,7 +94,9 @@ class Ours:
         self.port = free_port()
         # the big series is complete at its count; the others after 1 s without a new instance
         self.config = parse_site_config({
-            "workstation": {"ae_title": AET, "store_port": self.port, "bind_address": LOCALHOST},
+            # all --studies storescu processes connect from 127.0.0.1 at once (the default allows 4 per address)
+            "workstation": {"ae_title": AET, "store_port": self.port, "bind_address": LOCALHOST,
+                            "max_associations_per_host": 32},
             "users": {"default_role": "reviewer"}, "cache": {"directory": str(work / "cache")},
             "pacs": {"SENDER": {"ae_title": SENDER, "host": LOCALHOST, "port": 104}},
             "routing": {"quiet_s": 1, "rules": [
@@ -120,6 +122,9 @@ class Ours:
             if wanted <= flagged:
                 elapsed = time.perf_counter() - start
                 break
+            failed = [s for s in senders if s.poll() not in (None, 0)]
+            if failed:
+                raise SystemExit(f"storescu failed: {failed[0].stderr.read()}")
             time.sleep(0.05)
         else:
             raise SystemExit(f"not all flagged within {timeout} s: "
