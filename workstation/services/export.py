@@ -169,9 +169,9 @@ def export_deidentified(request: ExportRequest, config: SiteConfig, session, sec
     entries, studies, patients, totals, links = [], set(), {}, Counter(), set()
     sources = [(f"input #{n + 1}", loc) for n, loc in enumerate(locations)] + \
               [(f"result object #{n + 1}", ds) for n, ds in enumerate(extra)]
-    outcomes = itertools.chain(
-        deidentify_all(locations, options, secret, settings.safe_private, settings.workers, cancel, deid),
-        (work(deid, ds) for ds in extra))
+    images = deidentify_all(locations, options, secret, settings.safe_private, settings.workers, cancel, deid,
+                            writer.spill_folder())
+    outcomes = itertools.chain(images, (work(deid, ds) for ds in extra))
     try:
         done = 0
         for (item, source), outcome in zip(sources, _checked(outcomes)):
@@ -185,7 +185,8 @@ def export_deidentified(request: ExportRequest, config: SiteConfig, session, sec
                 shown = str(source) if isinstance(source, FileLocation) else item
                 report.left_out.append(LeftOut(item, shown, outcome.reason))
                 continue
-            name = writer.add((outcome.pseudonym, outcome.study_uid, outcome.series_uid), outcome.data)
+            keys = (outcome.pseudonym, outcome.study_uid, outcome.series_uid)
+            name = writer.add_spilled(keys, outcome.spilled) if outcome.spilled else writer.add(keys, outcome.data)
             links.add(("patient", outcome.pseudonym, outcome.original_patient))
             links.add(("study", outcome.study_uid, outcome.original_study_uid_of_result))
             patients.setdefault(outcome.pseudonym, set()).add(outcome.study_uid)
@@ -197,6 +198,7 @@ def export_deidentified(request: ExportRequest, config: SiteConfig, session, sec
                             "study_uid": outcome.study_uid, "series_uid": outcome.series_uid,
                             "sop_instance_uid": outcome.sop_uid, "actions": outcome.actions,
                             "scrubbed": outcome.scrubbed, "pixel_text_boxes": outcome.pixel_boxes})
+        images.close()  # its workers have stopped writing before the writer commits or removes anything
         report.cancelled = done < len(sources)  # only a cancel ends the loop early
         if not report.cancelled:
             progress(len(sources), len(sources))
@@ -219,6 +221,7 @@ def export_deidentified(request: ExportRequest, config: SiteConfig, session, sec
                 DeidLinks(session.store).add(report.export_id, sorted(links))
                 report.reidentification_kept = True
     except BaseException:
+        images.close()
         writer.abort()
         raise
     finally:

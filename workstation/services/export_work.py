@@ -13,14 +13,16 @@ export with the reason; nothing is left half-written (the caller aborts its writ
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import threading
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pydicom
 
@@ -58,6 +60,7 @@ class Done:
     actions: dict = field(default_factory=dict)
     scrubbed: dict = field(default_factory=dict)
     pixel_boxes: int | None = None
+    spilled: str = ""  # written by the worker to this file instead of carried back in `data`
 
 
 @dataclass(frozen=True)
@@ -116,8 +119,15 @@ def _start_worker(options: DeidOptions, secret: bytes, safe_private: tuple) -> N
     _worker_deid = Deidentifier(options, KeyedMapping(secret), safe_private)
 
 
-def _work_in_worker(location: FileLocation) -> Done | Refused:
-    return work(_worker_deid, location)
+def _work_in_worker(location: FileLocation, spill: str) -> Done | Refused:
+    """With `spill` (a file in the destination's temporary folder) the worker writes the object there:
+    carrying ~0.5 MB an object back through the result pipe made the exporting process the bottleneck."""
+    outcome = work(_worker_deid, location)
+    if not spill or not isinstance(outcome, Done):
+        return outcome
+    with open(spill, "xb") as handle:  # on disk with the rest at commit (export_writers._flush_files)
+        handle.write(outcome.data)
+    return dataclasses.replace(outcome, data=b"", spilled=spill)
 
 
 # ----- in the exporting process
@@ -177,9 +187,10 @@ _pool = _Pool()
 
 
 def deidentify_all(locations: list[FileLocation], options: DeidOptions, secret: bytes, safe_private: tuple,
-                   workers: int, cancel: CancelToken | None = None,
-                   deid: Deidentifier | None = None) -> Iterator[Done | Refused]:
-    """Each location's outcome, in input order. Stops early (without an outcome for the rest) when cancelled."""
+                   workers: int, cancel: CancelToken | None = None, deid: Deidentifier | None = None,
+                   spill: Path | None = None) -> Iterator[Done | Refused]:
+    """Each location's outcome, in input order. Stops early (without an outcome for the rest) when cancelled.
+    `spill`: a folder where workers may write the objects themselves (Done.spilled names the file)."""
     workers = default_workers(workers)
     if workers < 2 or len(locations) < PARALLEL_FROM:
         deid = deid or Deidentifier(options, KeyedMapping(secret), safe_private)
@@ -190,11 +201,15 @@ def deidentify_all(locations: list[FileLocation], options: DeidOptions, secret: 
         return
     executor, shared = _pool.acquire((options, secret, safe_private, workers), workers)
     pending: deque[Future] = deque()
-    upcoming = iter(locations)
+    upcoming = enumerate(locations)
     broken = False
+
+    def submit(number: int, location: FileLocation) -> Future:
+        return executor.submit(_work_in_worker, location, str(spill / f"{number:06d}.dcm") if spill else "")
+
     try:
-        for location in upcoming:
-            pending.append(executor.submit(_work_in_worker, location))
+        for number, location in upcoming:
+            pending.append(submit(number, location))
             if len(pending) >= workers * AHEAD_PER_WORKER:
                 break
         while pending:
@@ -208,11 +223,12 @@ def deidentify_all(locations: list[FileLocation], options: DeidOptions, secret: 
                                  "nothing was written: export again, or set [deid] workers = 1") from None
             following = next(upcoming, None)
             if following is not None:
-                pending.append(executor.submit(_work_in_worker, following))
+                pending.append(submit(*following))
             yield outcome
     finally:
-        for future in pending:
-            future.cancel()
+        running = [future for future in pending if not future.cancel()]
+        if not broken:
+            wait(running)  # none may write into a spill folder the caller is about to remove
         if shared:
             _pool.release(broken)
         else:

@@ -3,9 +3,11 @@ research node by C-STORE. File names are ours (counters), never values from the 
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
+import sys
 import threading
 import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -59,11 +61,39 @@ def _fsync_folder(folder: Path) -> None:
         os.close(handle)
 
 
+def _flush_files(folder: Path, paths: list[Path]) -> None:
+    """Every file under `folder` on disk before the folder is moved into place. Linux: one syncfs(2) of the file
+    system holding it (one journal commit; an fsync per file cost a commit each, ~20% of a 500-slice export and
+    the workers' file creation waited on them); elsewhere, or if syncfs fails, an fsync per file."""
+    if _syncfs(folder):
+        return
+    for path in paths:
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+
+
+def _syncfs(folder: Path) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        handle = os.open(folder, os.O_RDONLY)
+    except (OSError, AttributeError):
+        return False
+    try:
+        return libc.syncfs(handle) == 0  # since Linux 5.8 it also reports write-back errors of the file system
+    except AttributeError:  # a C library without syncfs
+        return False
+    finally:
+        os.close(handle)
+
+
 class _FolderWriter(_Names):
-    """Files are written and fsynced by a helper thread while the next objects are de-identified (fsync waits on
-    the disk without the GIL: on a 500-slice study it cost 3-4 ms an object in line); at most PENDING wait."""
+    """Files are written by a helper thread while the next objects are de-identified (or by the worker processes
+    themselves, see spill_folder); at most PENDING wait. They reach the disk together at commit (_flush_files)."""
 
     PENDING = 16
+    FLUSH_EVERY = 32  # files; then a syncfs on the helper thread starts their write-back while the export goes on
 
     def __init__(self, target: Path, export_id: str) -> None:
         super().__init__()
@@ -78,6 +108,8 @@ class _FolderWriter(_Names):
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ws-export-write")
         self.slots = threading.BoundedSemaphore(self.PENDING)
         self.writes: list[Future] = []
+        self.paths: list[Path] = []  # every object file, for the per-file fsync where syncfs is not available
+        self.flushing: Future | None = None
 
     def add(self, keys: tuple[str, str, str], data: bytes) -> str:
         name = self.name(keys)
@@ -88,14 +120,37 @@ class _FolderWriter(_Names):
         self._check_writes()
         self.slots.acquire()
         self.writes.append(self.pool.submit(self._write, path, data))
+        self._written(path)
         return name
+
+    def spill_folder(self) -> Path:
+        """Where worker processes write objects themselves (inside the temporary folder, emptied by add_spilled)."""
+        folder = self.temp / ".work"
+        folder.mkdir(exist_ok=True)
+        return folder
+
+    def add_spilled(self, keys: tuple[str, str, str], spilled: str) -> str:
+        """An object a worker wrote under the spill folder, moved to its name."""
+        name = self.name(keys)
+        path = self.temp / name
+        if path.parent not in self.folders:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.folders |= {path.parent, *path.parent.parents}
+        os.rename(spilled, path)
+        self._written(path)
+        return name
+
+    def _written(self, path: Path) -> None:
+        """Flushing as the export goes keeps the final flush short and the disk busy while the CPUs work (one
+        flush at the end had 250 MB to write with nothing left to overlap it)."""
+        self.paths.append(path)
+        if len(self.paths) % self.FLUSH_EVERY == 0 and (self.flushing is None or self.flushing.done()):
+            self.flushing = self.pool.submit(_syncfs, self.temp)
 
     def _write(self, path: Path, data: bytes) -> None:
         try:
             with open(path, "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
         finally:
             self.slots.release()
 
@@ -106,14 +161,16 @@ class _FolderWriter(_Names):
         self.writes = [f for f in self.writes if not f.done()]
 
     def commit(self, manifest: dict, node, config, cancel) -> list[tuple[str, str]]:
-        """Every file on disk (fsync) before the folder appears under its name, then the rename made durable."""
+        """Every file on disk before the folder appears under its name, then the rename made durable."""
         self.pool.shutdown(wait=True)
         for future in self.writes:
             future.result()
+        work = self.temp / ".work"
+        if work.exists():
+            work.rmdir()  # empty: every object the workers wrote was moved to its name
         manifest_path = self.temp / "manifest.json"
         manifest_path.write_text(json.dumps(manifest, indent=2))
-        with open(manifest_path, "rb") as handle:
-            os.fsync(handle.fileno())
+        _flush_files(self.temp, [*self.paths, manifest_path])
         if self.target.exists():
             self.target.rmdir()
         os.rename(self.temp, self.target)
@@ -129,6 +186,9 @@ class _FolderWriter(_Names):
 
 
 class _ZipWriter(_Names):
+    def spill_folder(self) -> None:
+        return None  # objects come back to this process and go into the zip
+
     def __init__(self, target: Path, export_id: str) -> None:
         super().__init__()
         if target.exists():
@@ -164,6 +224,9 @@ class _ZipWriter(_Names):
 
 class _NodeWriter(_Names):
     """Objects go to the research node by C-STORE; the manifest stays here (user data folder, exports/)."""
+
+    def spill_folder(self) -> None:
+        return None
 
     def __init__(self, export_id: str) -> None:
         super().__init__()
