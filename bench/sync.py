@@ -32,7 +32,7 @@ Servers and the cluster listen on 127.0.0.1 only and are stopped at exit (also o
 PostgreSQL also runs the 8 workstations against `serve --workers N` (--workers, default 2; 1 skips it) and
 prints the scaling beside the 1-process run and the 8-writer insert.
 
-    .venv/bin/python bench/sync.py [--entries 2000] [--repeats 3] [--batch-size 200] [--skip-postgres]
+    .venv/bin/python bench/sync.py [--entries 2000] [--repeats 3] [--batch-size 500] [--skip-postgres]
                                    [--pg-fsync on|off] [--workers 2] [--dir DIR] [--profile]
 """
 

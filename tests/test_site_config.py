@@ -123,7 +123,7 @@ def test_the_central_server_table(tmp_path):
     assert server.configured
     defaults = parse_site_config({}).server
     assert not defaults.configured and (defaults.verify, defaults.batch_size, defaults.interval_s, defaults.max_backoff_s) == (
-        True, 200, 30.0, 300.0)
+        True, 500, 30.0, 300.0)
     assert parse_site_config({"server": {"url": "http://127.0.0.1:8000", "verify": False}}).server.verify is False
 
 

@@ -45,8 +45,14 @@ def snapshot(server, folder: Path) -> Path:
     """A backup of the server's database as an operator would take it, the server running."""
     if server.database_url.startswith("sqlite"):
         target = folder / "backup.sqlite"
-        with sqlite3.connect(server.database_url.removeprefix("sqlite:///")) as source, sqlite3.connect(target) as copy:
+        # closed here, not by `with` (which only commits): a connection left open keeps the server's WAL alive
+        # past its stop, and closing it after the restore wrote the newer pages back over the restored file
+        source, copy = sqlite3.connect(server.database_url.removeprefix("sqlite:///")), sqlite3.connect(target)
+        try:
             source.backup(copy)
+        finally:
+            copy.close()
+            source.close()
         return target
     target = folder / "backup.dump"
     subprocess.run([str(postgres_bin_dir() / "pg_dump"), "-Fc", "-f", str(target), "--dbname", server.database_url],
@@ -146,8 +152,10 @@ def test_a_server_chain_that_is_not_ours_stops_sync_for_it(central, store, store
     assert worker.sync_once().complete
     central.stop()  # someone rewrote the server's copy of entry 30 (and its head) while it was down
     path = central.database_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as db:
+    db = sqlite3.connect(path)
+    with db:  # commits
         db.execute("UPDATE workstations SET head_hash = ? WHERE id = ?", ("f" * 64, WS))
+    db.close()  # and closed before the server opens the file again
     central.start()
     bulk(store, 3)
     result = worker.sync_once()

@@ -107,7 +107,7 @@ class ServerSettings:
     url: str | None = None  # http(s)://host[:port][/prefix]; the API lives under <url>/api/v1
     ca_file: str | None = None  # default: the system CAs
     verify: bool = True  # the server certificate is verified unless switched off explicitly
-    batch_size: int = 200  # entries per push (1-500)
+    batch_size: int = 500  # entries per push (1-500): fewer, larger pushes cost the server less per entry
     interval_s: float = 30.0  # idle poll: how often an empty outbox is looked at again
     max_backoff_s: float = 300.0  # longest wait between retries while the server cannot be reached
 
