@@ -29,7 +29,7 @@ SQLite: a file in a temp dir. PostgreSQL: a throw-away cluster (Debian package `
 for the test suite's setting); skipped with the reason when it cannot be started, or with --skip-postgres.
 Servers and the cluster listen on 127.0.0.1 only and are stopped at exit (also on Ctrl+C / SIGTERM).
 
-PostgreSQL also runs the 8 workstations against `serve --workers N` (--workers, default 2; 1 skips it) and
+Each database also runs the 8 workstations against `serve --workers N` (--workers, default 2; 1 skips it) and
 prints the scaling beside the 1-process run and the 8-writer insert.
 
     .venv/bin/python bench/sync.py [--entries 2000] [--repeats 3] [--batch-size 500] [--skip-postgres]
@@ -740,7 +740,7 @@ def main() -> int:
                         help="PostgreSQL fsync (default on, as in production; the test suite runs with off)")
     parser.add_argument("--dir", type=Path, default=None, help="where stores and databases go (default: a temp dir)")
     parser.add_argument("--workers", type=int, default=2,
-                        help="PostgreSQL: also run the 8 workstations against `serve --workers N` (default 2; 1: skip)")
+                        help="also run the 8 workstations against `serve --workers N` (default 2; 1: skip)")
     parser.add_argument("--profile", action="store_true",
                         help="also time each step of a sync in one process (client and server code, no HTTP)")
     args = parser.parse_args()
@@ -801,7 +801,7 @@ def main() -> int:
             cases = {"ours 1": lambda d=dbs: bench.ours(d, 1), "baseline 1": lambda d=dbs: bench.baseline(d, 1),
                      f"ours {WORKSTATIONS}": lambda d=dbs: bench.ours(d, WORKSTATIONS),
                      f"baseline {WORKSTATIONS}": lambda d=dbs: bench.baseline(d, WORKSTATIONS)}
-            scaling = dbs.kind != "SQLite" and args.workers > 1
+            scaling = args.workers > 1
             if scaling:
                 cases[f"ours {WORKSTATIONS} workers {args.workers}"] = lambda d=dbs: bench.ours(d, WORKSTATIONS,
                                                                                                args.workers)

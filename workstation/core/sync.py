@@ -178,12 +178,16 @@ def _place(place: Any) -> str:
     return "".join(reversed(parts))
 
 
-def continuation_problem(head_seq: int, head_hash: str, item: SyncItem) -> str | None:
-    """Whether `item` may follow the accepted chain head (seq, hash); None when it does."""
+_UNCHECKED = object()
+
+
+def continuation_problem(head_seq: int, head_hash: str, item: SyncItem, own_problem: Any = _UNCHECKED) -> str | None:
+    """Whether `item` may follow the accepted chain head (seq, hash); None when it does. `own_problem`: its
+    `item.problem()` when the caller made it already (the server does, before it takes the write lock)."""
     entry = item.entry
     if entry.seq != head_seq + 1:
         return (f"gap: expected entry {head_seq + 1}, got {entry.seq}" if entry.seq > head_seq + 1
                 else f"entry {entry.seq} is already accepted with other content")
     if entry.prev_hash != head_hash:
         return f"entry {entry.seq} does not link to the last accepted entry {head_seq} (chain rewritten?)"
-    return item.problem()
+    return item.problem() if own_problem is _UNCHECKED else own_problem

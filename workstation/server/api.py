@@ -21,7 +21,7 @@ from workstation.core.sync import MAX_BATCH
 from . import auth, db, recovery
 from .errors import fail
 from .fastjson import FastJsonRoute
-from .ingest import Problem, entries_page, ingest, record_incident, reused_entry
+from .ingest import Problem, entries_page, ingest, record_incident, reused_entry, rows_for
 from .models import (WORKSTATION_ID, AllStatus, CodeRequest, CodeResponse, EnrolRequest, EnrolResponse, EntriesPage,
                      Error, Head, Health, Incident, IncidentsPage, PushRequest, PushResponse, RevokeResponse, TokenInfo,
                      TokenList, TokenRevokeResponse, WorkstationStatus)
@@ -131,9 +131,12 @@ def push(body: PushRequest, who: CallerDep, engine: EngineDep, request: Request)
         with db.write(engine) as conn:
             record_incident(conn, who.name, problem, request.app.state.incident_rows)
         raise fail(403, "forbidden", problem.message)
+    items, texts, received = [i for i, _ in checked], [t for _, t in checked], db.now_utc()
+    own_problems = [i.problem() for i in items]  # hashes, record digests and rows: outside the write lock
+    rows = rows_for(who.name, items, texts, received)
     try:
         with db.write(engine) as conn:
-            outcome = ingest(conn, who.name, [i for i, _ in checked], db.now_utc(), [t for _, t in checked])
+            outcome = ingest(conn, who.name, items, received, texts, own_problems, rows)
             if outcome.accepted:
                 recovery.after_push(conn, who.name, outcome.head_seq)
     except IntegrityError:  # an entry id already held, reused at a new seq (ingest leaves that to the index)

@@ -64,9 +64,12 @@ def lock_head(conn: Connection, workstation_id: str) -> tuple[int, str]:
 
 
 def ingest(conn: Connection, workstation_id: str, items: list[SyncItem], received_utc: str,
-           texts: list[str] | None = None) -> Outcome:
+           texts: list[str] | None = None, own_problems: list[str | None] | None = None,
+           prepared_rows: list[dict[str, Any]] | None = None) -> Outcome:
     """Check and insert `items` in the caller's write transaction; raises Problem on the first bad item.
-    `texts` are the items' canonical JSON when the caller already made it (the request model does)."""
+    `texts` are the items' canonical JSON when the caller already made it (the request model does);
+    `own_problems` each item's `problem()` (hash, record binding) and `prepared_rows` its table row (rows_for), made
+    before the transaction so that the write lock is held for the chain checks and the insert only."""
     head_seq, head_hash = lock_head(conn, workstation_id)
     held_by_id: dict[str, tuple[int, str]] = {}
     held_by_seq: dict[int, str] = {}
@@ -99,10 +102,12 @@ def ingest(conn: Connection, workstation_id: str, items: list[SyncItem], receive
                               f"entry {entry.entry_id} (seq {entry.seq}) is already held with other content")
             outcome.duplicates += 1
         else:
-            problem = continuation_problem(outcome.head_seq, outcome.head_hash, item)
+            problem = (continuation_problem(outcome.head_seq, outcome.head_hash, item) if own_problems is None else
+                       continuation_problem(outcome.head_seq, outcome.head_hash, item, own_problems[index]))
             if problem is not None:
                 raise Problem(_kind(outcome.head_seq, outcome.head_hash, item), entry.seq, entry.entry_id, problem)
-            new_rows.append(_row(workstation_id, item, text, received_utc))
+            new_rows.append(prepared_rows[index] if prepared_rows is not None
+                            else _row(workstation_id, item, text, received_utc))
             held_by_id[entry.entry_id] = (entry.seq, text)
             held_by_seq[entry.seq] = entry.entry_id
             outcome.head_seq, outcome.head_hash = entry.seq, entry.hash
@@ -141,6 +146,10 @@ def _kind(head_seq: int, head_hash: str, item: SyncItem) -> str:
     if entry.prev_hash != head_hash:
         return "broken-link"
     return "altered"
+
+
+def rows_for(workstation_id: str, items: list[SyncItem], texts: list[str], received_utc: str) -> list[dict[str, Any]]:
+    return [_row(workstation_id, item, text, received_utc) for item, text in zip(items, texts)]
 
 
 def _row(workstation_id: str, item: SyncItem, text: str, received_utc: str) -> dict[str, Any]:
