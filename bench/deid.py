@@ -72,23 +72,13 @@ def main() -> None:
     def clean(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
-    def ours():
-        out = fresh()
-        start = time.perf_counter()
-        report = export_deidentified(ExportRequest(Destination("folder", str(out)), paths=(str(data.folder),),
-                                                   include_results=False), session.config, session, secret)
-        seconds = time.perf_counter() - start
-        assert report.written == len(files), report.left_out
-        clean(out)
-        return Timed(report.written, seconds)
-
     one_process = WorkSession(parse_site_config({"deid": {"workers": 1}}), store)
 
-    def ours_one_process():
+    def use_case(chosen: WorkSession) -> Timed:
         out = fresh()
         start = time.perf_counter()
         report = export_deidentified(ExportRequest(Destination("folder", str(out)), paths=(str(data.folder),),
-                                                   include_results=False), one_process.config, one_process, secret)
+                                                   include_results=False), chosen.config, chosen, secret)
         seconds = time.perf_counter() - start
         assert report.written == len(files), report.left_out
         clean(out)
@@ -131,7 +121,7 @@ def main() -> None:
         clean(out)
         return Timed(len(files), seconds)
 
-    cases = {"ours (export use case)": ours, "ours (use case, 1 process)": ours_one_process,
+    cases = {"ours (export use case)": lambda: use_case(session), "ours (use case, 1 process)": lambda: use_case(one_process),
              "ours (per-file loop)": ours_core, "dicognito": dicognito,
              "dicom-anonymizer": dicom_anonymizer}
     timings, _ = interleaved(cases, args.repeats, warmup=1)
