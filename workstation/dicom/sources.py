@@ -156,6 +156,15 @@ def _linked(link: Path, root: Path) -> Iterator[FileLocation | FileProblem]:
         yield from _classify_file(link)
 
 
+def _accepted(location: FileLocation, head: bytes, kind: str) -> Iterator[FileLocation | FileProblem]:
+    """A file or member whose first bytes start a DICOM object (after a warning about its preamble), or may."""
+    if kind == preamble.DICOM:
+        warning = preamble.preamble_warning(head)
+        if warning:
+            yield FileProblem(location, warning)
+    yield location
+
+
 def _shown(path: Path) -> str:
     return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
@@ -181,13 +190,8 @@ def _classify_file(path: Path) -> Iterator[FileLocation | FileProblem]:
         yield Skipped(location, f"cannot read file: {exc.strerror or exc}")
         return
     kind = preamble.classify(head, path.name)
-    if kind == preamble.DICOM:
-        warning = preamble.preamble_warning(head)
-        if warning:
-            yield FileProblem(location, warning)
-        yield location
-    elif kind == preamble.MAYBE_DICOM:
-        yield location
+    if kind in (preamble.DICOM, preamble.MAYBE_DICOM):
+        yield from _accepted(location, head, kind)
     elif kind == preamble.ZIP and _is_zip(path):
         yield from _zip_members(path)
     else:
@@ -290,13 +294,8 @@ def _classify_member(archive_path: Path, info: zipfile.ZipInfo, location: FileLo
         yield Skipped(location, f"unreadable zip member ({type(exc).__name__}: {exc})")
         return
     kind = preamble.classify(head, info.filename)
-    if kind == preamble.DICOM:
-        warning = preamble.preamble_warning(head)
-        if warning:
-            yield FileProblem(location, warning)
-        yield location
-    elif kind == preamble.MAYBE_DICOM:
-        yield location
+    if kind in (preamble.DICOM, preamble.MAYBE_DICOM):
+        yield from _accepted(location, head, kind)
     elif kind == preamble.ZIP and head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         yield Skipped(location, "not a DICOM file (a zip archive inside the archive: extract it to open it)")
     else:
