@@ -134,3 +134,60 @@ def test_sync_runs_until_interrupted_printing_its_state(site, central, store_pat
     done = subprocess.run([sys.executable, "-m", "workstation", "sync", "--config", str(site)], cwd=ROOT,
                           env=dict(os.environ), capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "token rejected: enrol again" in done.stdout + done.stderr
+
+
+def test_ctrl_c_during_a_push_the_server_never_answers_exits_at_once(tmp_path, store_path, backend, keyring_env):
+    """The push in flight is abandoned (the server commits a batch whole; anything committed comes back as a
+    duplicate): a stopping `workstation sync` does not wait for the request's 30 s timeout."""
+    import http.server
+    import json
+    import threading
+    import time
+
+    from workstation.core.audit import GENESIS
+
+    release = threading.Event()
+
+    class Silent(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # the chain head: nothing held yet
+            body = json.dumps({"seq": 0, "hash": GENESIS}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):  # a push: read, then never answer
+            self.rfile.read(int(self.headers["Content-Length"]))
+            release.wait(60)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Silent)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with open_store(store_path, backend) as store:
+            populate(store, 20)
+        keys.write_token("t" * 43, backend)
+        site = site_toml(tmp_path / "site.toml", store_path, f"http://127.0.0.1:{server.server_address[1]}")
+        child = subprocess.Popen([sys.executable, "-m", "workstation", "sync", "--config", str(site)], cwd=ROOT,
+                                 env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            for line in child.stdout:
+                if "sending…" in line:
+                    break
+            time.sleep(0.5)  # the push is on the wire, unanswered
+            child.send_signal(signal.SIGINT)
+            started = time.monotonic()
+            _, err = child.communicate(timeout=20)
+            took = time.monotonic() - started
+        finally:
+            if child.poll() is None:
+                child.kill()
+        assert child.returncode == 0 and "sync: stopped" in err, err
+        assert took < 8, f"stopping took {took:.1f} s"
+    finally:
+        release.set()
+        server.shutdown()

@@ -132,9 +132,9 @@ def _forever(worker, describe) -> int:
             halted.set()
 
     worker.state_changed.connect(show)
-    show(worker.state)
-    worker.start()
-    try:
+    try:  # Ctrl+C at any point from here on stops the worker
+        show(worker.state)
+        worker.start()
         while not halted.wait(0.5):
             pass
     except KeyboardInterrupt:

@@ -11,8 +11,8 @@ marking is lost (a crash, a store error) is sent again next time and acknowledge
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 from workstation.core.sync import MAX_BODY_BYTES
@@ -38,20 +38,20 @@ def push_outbox(store: Store, client: Pusher, batch_size: int, cancel: CancelTok
     """Push every unsynced entry; True when cancelled. Exceptions of the push (Refused, Unreachable...) and of
     the store come out as they are, after the push in flight (if any) has ended."""
     after = 0
-    inflight: tuple[OutboxBatch, Future] | None = None
-    with ThreadPoolExecutor(1, thread_name_prefix="ws-sync-push") as pool:
+    inflight: tuple[OutboxBatch, _Push] | None = None
+    try:
         while True:
             upcoming = None if cancel.cancelled else store.outbox_batch(after, batch_size)
             done = None
             if inflight is not None:
-                batch, future = inflight
+                batch, push = inflight
                 inflight = None
-                ack = future.result()
+                ack = push.result()
                 _check_ack(store, batch, ack, marked)
                 done = (batch, ack)
             if upcoming is not None and not cancel.cancelled:
                 upcoming, body = _fit(upcoming, client.workstation_id)
-                inflight = (upcoming, pool.submit(client.push_body, body))
+                inflight = (upcoming, _Push(client.push_body, body))
                 after = upcoming.last
             if done is not None:
                 batch, ack = done
@@ -61,6 +61,40 @@ def push_outbox(store: Store, client: Pusher, batch_size: int, cancel: CancelTok
                          batch.first, batch.last, ack.accepted, ack.duplicates, count, ack.head_seq)
             if inflight is None:
                 return cancel.cancelled
+    except BaseException:
+        if inflight is not None:
+            inflight[1].wait()
+        raise
+
+
+class _Push:
+    """One push on a daemon thread. Not a ThreadPoolExecutor: the interpreter joins those threads at exit, so a
+    `workstation sync` stopped (Ctrl+C) during a push to a slow server waited for the request's timeout; a push
+    in flight is abandoned instead (the server commits a batch whole; what it committed unmarked comes back as
+    duplicates next time)."""
+
+    def __init__(self, function: Callable[[bytes], object], body: bytes) -> None:
+        self._done = threading.Event()
+        self._value: object = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, args=(function, body), name="ws-sync-push", daemon=True).start()
+
+    def _run(self, function: Callable[[bytes], object], body: bytes) -> None:
+        try:
+            self._value = function(body)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread as it is
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def wait(self) -> None:
+        self._done.wait()
+
+    def result(self):
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _check_ack(store: Store, batch: OutboxBatch, ack, marked: Callable[[int], None]) -> None:
