@@ -17,6 +17,13 @@ from workstation.store import keys
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _ctrl_c_as_at_a_terminal() -> None:
+    """In the child before exec: Ctrl+C at its default. A test run started in the background by a
+    non-interactive shell (`pytest &`) ignores SIGINT, children inherit an ignored signal, and Python then
+    installs no KeyboardInterrupt handler: the command would rightly ignore Ctrl+C, as under nohup."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run(capsys, *argv) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
@@ -111,7 +118,8 @@ def test_sync_runs_until_interrupted_printing_its_state(site, central, store_pat
         populate(store, 30)
     assert main(["enrol", "--code", central.issue_code(WS), "--config", str(site)]) == 0
     child = subprocess.Popen([sys.executable, "-m", "workstation", "sync", "--config", str(site)], cwd=ROOT,
-                             env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=_ctrl_c_as_at_a_terminal)
     try:
         lines = []
         for line in child.stdout:
@@ -173,7 +181,8 @@ def test_ctrl_c_during_a_push_the_server_never_answers_exits_at_once(tmp_path, s
         keys.write_token("t" * 43, backend)
         site = site_toml(tmp_path / "site.toml", store_path, f"http://127.0.0.1:{server.server_address[1]}")
         child = subprocess.Popen([sys.executable, "-m", "workstation", "sync", "--config", str(site)], cwd=ROOT,
-                                 env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                 env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 preexec_fn=_ctrl_c_as_at_a_terminal)
         try:
             for line in child.stdout:
                 if "sending…" in line:
