@@ -141,7 +141,7 @@ def push(body: PushRequest, who: CallerDep, engine: EngineDep, request: Request)
                 recovery.after_push(conn, who.name, outcome.head_seq)
     except IntegrityError:  # an entry id already held, reused at a new seq (ingest leaves that to the index)
         with db.read(engine) as conn:
-            problem = reused_entry(conn, who.name, [i for i, _ in checked])
+            problem = reused_entry(conn, who.name, items)
         with db.write(engine) as conn:
             record_incident(conn, who.name, problem, request.app.state.incident_rows)
             head = recovery.head_detail(conn, who.name)

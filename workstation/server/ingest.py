@@ -102,8 +102,8 @@ def ingest(conn: Connection, workstation_id: str, items: list[SyncItem], receive
                               f"entry {entry.entry_id} (seq {entry.seq}) is already held with other content")
             outcome.duplicates += 1
         else:
-            problem = (continuation_problem(outcome.head_seq, outcome.head_hash, item) if own_problems is None else
-                       continuation_problem(outcome.head_seq, outcome.head_hash, item, own_problems[index]))
+            own = own_problems[index] if own_problems is not None else item.problem()
+            problem = continuation_problem(outcome.head_seq, outcome.head_hash, item, own)
             if problem is not None:
                 raise Problem(_kind(outcome.head_seq, outcome.head_hash, item), entry.seq, entry.entry_id, problem)
             new_rows.append(prepared_rows[index] if prepared_rows is not None

@@ -2,8 +2,10 @@
 
 Why processes: pydicom's reading and writing is pure Python, so threads share one core; a 500-slice study
 spends ~4 ms an object in it. Large exports (PARALLEL_FROM objects and more) are spread over worker processes
-(`[deid] workers`, default one per core) that return each object's bytes and a summary in input order; the
-calling thread only writes them. Small ones run in this process, through the same function.
+(`[deid] workers`, default one per core) that hand back each object's summary in input order, and its bytes:
+written by the worker into the destination's temporary folder when the writer has one (the calling thread only
+moves them to their names), else carried back (a zip, a node). Small ones run in this process, through the same
+function.
 
 The workers are started fresh (spawn: never a fork of a process running Qt or other threads), hold the
 Deidentifier made from the options and the site secret, and stay for IDLE_S after an export so that the next

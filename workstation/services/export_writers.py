@@ -46,6 +46,10 @@ class _Names:
         self.count += 1
         return "/".join(["DICOM", *parts, f"I{self.count:05d}.dcm"])
 
+    def spill_folder(self) -> Path | None:
+        """Where worker processes may write objects themselves; None: they hand the bytes back (zip, node)."""
+        return None
+
 
 def _fsync_folder(folder: Path) -> None:
     """Make a rename in `folder` durable (POSIX); nothing to do where folders cannot be opened (Windows)."""
@@ -111,12 +115,17 @@ class _FolderWriter(_Names):
         self.paths: list[Path] = []  # every object file, for the per-file fsync where syncfs is not available
         self.flushing: Future | None = None
 
-    def add(self, keys: tuple[str, str, str], data: bytes) -> str:
+    def _placed(self, keys: tuple[str, str, str]) -> tuple[str, Path]:
+        """The object's name and its path in the temporary folder, whose parent folders exist."""
         name = self.name(keys)
         path = self.temp / name
         if path.parent not in self.folders:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.folders |= {path.parent, *path.parent.parents}
+        return name, path
+
+    def add(self, keys: tuple[str, str, str], data: bytes) -> str:
+        name, path = self._placed(keys)
         self._check_writes()
         self.slots.acquire()
         self.writes.append(self.pool.submit(self._write, path, data))
@@ -131,11 +140,7 @@ class _FolderWriter(_Names):
 
     def add_spilled(self, keys: tuple[str, str, str], spilled: str) -> str:
         """An object a worker wrote under the spill folder, moved to its name."""
-        name = self.name(keys)
-        path = self.temp / name
-        if path.parent not in self.folders:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.folders |= {path.parent, *path.parent.parents}
+        name, path = self._placed(keys)
         os.rename(spilled, path)
         self._written(path)
         return name
@@ -186,9 +191,6 @@ class _FolderWriter(_Names):
 
 
 class _ZipWriter(_Names):
-    def spill_folder(self) -> None:
-        return None  # objects come back to this process and go into the zip
-
     def __init__(self, target: Path, export_id: str) -> None:
         super().__init__()
         if target.exists():
@@ -224,9 +226,6 @@ class _ZipWriter(_Names):
 
 class _NodeWriter(_Names):
     """Objects go to the research node by C-STORE; the manifest stays here (user data folder, exports/)."""
-
-    def spill_folder(self) -> None:
-        return None
 
     def __init__(self, export_id: str) -> None:
         super().__init__()
