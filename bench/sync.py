@@ -618,15 +618,15 @@ def report_workers(kind: str, timings: dict[str, C.Timings], cpu: dict, entries:
 
 
 STAGES = (
-    ("client", "outbox(batch): SELECT + json.loads + records"),
-    ("client", "encode the batch (to_wire + json.dumps) in _fit"),
-    ("client", "encode the same batch again in push"),
-    ("server", "json.loads(body) (FastAPI's Request.json)"),
-    ("server", "PushRequest validation (envelope: pydantic; items: wire.check_items)"),
-    ("server", "  of which canonical JSON of the items (core.sync.canonical)"),
-    ("server", "ingest: continuation_problem (hash, record digest)"),
+    ("client", "outbox_batch: SELECT straight into wire JSON (store.outbox)"),
+    ("client", "the request body (OutboxBatch.body)"),
+    ("client", "  not run: items parsed and encoded again (store.outbox + SyncClient.encode)"),
+    ("server", "decode + check the body in one pass (PushRequest.decoded: msgspec, canonical JSON)"),
+    ("server", "  not run by a valid push: the exact path (json.loads + PushRequest: wire.check_items)"),
+    ("server", "each item's own problem (hash, record digest: PushRequest.own_problems)"),
+    ("server", "ingest: continuation_problem (chain)"),
     ("server", "ingest: the rest (lock head, held ids, rows, insert, update, commit)"),
-    ("client", "mark_synced + pending_count"),
+    ("client", "mark_batch_synced + pending_count"),
     ("baseline", "insert + commit of the same rows"),
 )
 
@@ -652,7 +652,7 @@ def _stage_pass(template: Path, workstation_id: str, batch_size: int, work: Path
     from sqlalchemy import insert
 
     from workstation.core.audit import GENESIS
-    from workstation.core.sync import canonical, continuation_problem
+    from workstation.core.sync import continuation_problem
     from workstation.server import auth, db
     from workstation.server.ingest import _row, ingest
     from workstation.server.models import PushRequest
@@ -680,33 +680,33 @@ def _stage_pass(template: Path, workstation_id: str, batch_size: int, work: Path
     head = (0, GENESIS)
     try:
         while True:
-            items = timed(STAGES[0][1], lambda: store.outbox(batch_size))
-            if not items:
+            batch = timed(STAGES[0][1], lambda: store.outbox_batch(head[0], batch_size))
+            if batch is None:
                 break
-            body = timed(STAGES[1][1], lambda: client.encode(items))
-            timed(STAGES[2][1], lambda: client.encode(items))
-            data = timed(STAGES[3][1], lambda: json_.loads(body))
-            request = timed(STAGES[4][1], lambda: PushRequest.model_validate(data))
-            timed(STAGES[5][1], lambda: [canonical(i if "record" in i else {**i, "record": None})
-                                         for i in request.items])
+            body = timed(STAGES[1][1], lambda: batch.body(workstation_id))
+            timed(STAGES[2][1], lambda: client.encode(store.outbox(batch_size)))
+            request = timed(STAGES[3][1], lambda: PushRequest.decoded(body))
+            exact = timed(STAGES[4][1], lambda: PushRequest.model_validate(json_.loads(body)))
+            assert request is not None and request.checked == exact.checked
+            own = timed(STAGES[5][1], request.own_problems)
             sync_items, texts = [i for i, _ in request.checked], [t for _, t in request.checked]
             before = spent[STAGES[6][1]]
 
             def check():
                 seq, hash_ = head
-                for item in sync_items:
-                    assert continuation_problem(seq, hash_, item) is None
+                for item, problem in zip(sync_items, own):
+                    assert continuation_problem(seq, hash_, item, problem) is None
                     seq, hash_ = item.entry.seq, item.entry.hash
             timed(STAGES[6][1], check)
             checks = spent[STAGES[6][1]] - before
 
-            def server_ingest():  # runs the checks again: the rest of its time is SQL
+            def server_ingest():  # runs the chain checks again: the rest of its time is rows and SQL
                 with db.write(server_engine) as conn:
-                    return ingest(conn, workstation_id, sync_items, db.now_utc(), texts)
+                    return ingest(conn, workstation_id, sync_items, db.now_utc(), texts, own)
             outcome = timed(STAGES[7][1], server_ingest)
             spent[STAGES[7][1]] -= checks
             head = (outcome.head_seq, outcome.head_hash)
-            timed(STAGES[8][1], lambda: (store.mark_synced(list(outcome.acknowledged)), store.pending_count()))
+            timed(STAGES[8][1], lambda: (store.mark_batch_synced(batch), store.pending_count()))
             rows = [_row(workstation_id, i, t, db.now_utc()) for i, t in zip(sync_items, texts)]
 
             def baseline():

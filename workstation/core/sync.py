@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, fields
+from collections.abc import Callable
 from typing import Any
 
 from workstation.core.audit import AuditEntry, canonical_json
@@ -35,11 +36,9 @@ MAX_INT = 2**63 - 1  # integers: signed 64-bit; floats: finite
 RECORD_KINDS = {"feedback": ("feedback_entry_id", "feedback_sha256"), "inference": ("run_id", "record_sha256")}
 ENTRY_FIELDS = tuple(f.name for f in fields(AuditEntry))
 HASHED_FIELDS = tuple(name for name in ENTRY_FIELDS if name not in ("seq", "hash"))  # as AuditEntry.canonical
-# where orjson's floats differ: below 1e-4 the stdlib writes 8.3e-05 and 1e-06, orjson 0.000083 and 1e-6
-# (as a number: a digit before, a delimiter after; "4e-4a" inside a UUID is no number and must not send every
-# item with a UUID to the slow encoder)
-# The pattern starts with a literal, so the regex engine searches for "e-" at C speed (a leading [0-9] made it
-# try every position: 9 us per 1 kB item, three times per pushed entry); the digit before is checked per match.
+# where orjson's floats differ: below 1e-4 the stdlib writes 8.3e-05 and 1e-06, orjson 0.000083 and 1e-6 (a
+# one-digit negative exponent followed by a delimiter or the end). A UUID's "4e-4a" is no such number and must
+# not send every item with a UUID to the slow encoder; "e-7," inside a string only costs speed.
 _SHORT_EXPONENT = re.compile(rb"e-[0-9](?:[,}\]]|$)")
 
 
@@ -53,35 +52,38 @@ def canonical(data: Any) -> bytes:
     in a string too), integers beyond 64 bits and strings that are not UTF-8 (lone surrogates)
     go to the stdlib encoder, which also raises what it raised before. tests/server/test_canonical.py compares
     both on a large random corpus."""
+    return canonical_vouched(data)[0]
+
+
+def canonical_vouched(data: Any) -> tuple[bytes, bool]:
+    """`canonical(data)`, and whether orjson's own bytes were kept: then orjson writes every part of `data`
+    exactly too, and canonical_plain may encode those parts without looking again (the server hashes each
+    pushed item's fields and record that way: the look cost more than the encoding)."""
     if orjson is None:
-        return canonical_json(data)
+        return canonical_json(data), False
     try:
         text = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
     except (TypeError, orjson.JSONEncodeError):
-        return canonical_json(data)
-    if b"0.0000" in text or _short_exponent(text):
-        return canonical_json(data)
-    return text
+        return canonical_json(data), False
+    if b"0.0000" in text or _SHORT_EXPONENT.search(text) is not None:
+        return canonical_json(data), False
+    return text, True
 
 
-def _short_exponent(text: bytes) -> bool:
-    """A number like 3e-7 in orjson's output (the stdlib writes 3e-07)."""
-    for match in _SHORT_EXPONENT.finditer(text):
-        start = match.start()
-        if start and 48 <= text[start - 1] <= 57:  # an ASCII digit before the "e"
-            return True
-    return False
+def canonical_plain(data: Any) -> bytes:
+    """orjson's canonical bytes without the check: only for parts of data canonical_vouched vouched for."""
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
 
 
-def entry_hash(entry: AuditEntry) -> str:
+def entry_hash(entry: AuditEntry, encode: Callable[[Any], bytes] = canonical) -> str:
     """`entry.computed_hash()`, with the fast encoder."""
     data = {name: getattr(entry, name) for name in HASHED_FIELDS}
-    return hashlib.sha256(entry.prev_hash.encode("ascii") + b"\n" + canonical(data)).hexdigest()
+    return hashlib.sha256(entry.prev_hash.encode("ascii") + b"\n" + encode(data)).hexdigest()
 
 
-def payload_digest(payload: Any) -> str:
+def payload_digest(payload: Any, encode: Callable[[Any], bytes] = canonical) -> str:
     """`core.audit.digest(payload)`, with the fast encoder."""
-    return hashlib.sha256(canonical(payload)).hexdigest()
+    return hashlib.sha256(encode(payload)).hexdigest()
 # An inference record's payload: v1 has no "record_format"; v2 adds "threshold", "score_scale" and "acquisition"
 # (manufacturer, manufacturer_model_name, convolution_kernel, slice_thickness_mm) for monitoring. Both are accepted.
 INFERENCE_RECORD_FORMAT = "workstation.inference-record/2"
@@ -111,10 +113,11 @@ class SyncItem:
         record = data.get("record")
         return cls(entry, None if record is None else Record(record["kind"], record["id"], record["payload"]))
 
-    def problem(self) -> str | None:
-        """What is wrong with this item on its own (hash, record binding); None when it is sound."""
+    def problem(self, encode: Callable[[Any], bytes] = canonical) -> str | None:
+        """What is wrong with this item on its own (hash, record binding); None when it is sound. `encode`:
+        canonical_plain for an item whose canonical text canonical_vouched vouched for."""
         entry = self.entry
-        if entry_hash(entry) != entry.hash:
+        if entry_hash(entry, encode) != entry.hash:
             return f"entry {entry.seq} ({entry.entry_id}): its hash does not match its content"
         bound = [(kind, keys) for kind, keys in RECORD_KINDS.items() if keys[0] in entry.details]
         if self.record is None:
@@ -126,7 +129,7 @@ class SyncItem:
         id_key, sha_key = RECORD_KINDS[self.record.kind]
         if entry.details.get(id_key) != self.record.id:
             return f"entry {entry.seq} ({entry.entry_id}): the record {self.record.id} is not the one it binds"
-        if entry.details.get(sha_key) != payload_digest(self.record.payload):
+        if entry.details.get(sha_key) != payload_digest(self.record.payload, encode):
             return f"entry {entry.seq} ({entry.entry_id}): the record's content does not match its digest"
         return None
 

@@ -20,7 +20,7 @@ from workstation.core.sync import MAX_BATCH
 
 from . import auth, db, recovery
 from .errors import fail
-from .fastjson import FastJsonRoute
+from .fastjson import FastJsonRoute, fast_body
 from .ingest import Problem, entries_page, ingest, record_incident, reused_entry, rows_for
 from .models import (WORKSTATION_ID, AllStatus, CodeRequest, CodeResponse, EnrolRequest, EnrolResponse, EntriesPage,
                      Error, Head, Health, Incident, IncidentsPage, PushRequest, PushResponse, RevokeResponse, TokenInfo,
@@ -115,6 +115,7 @@ def enrol(body: EnrolRequest, engine: EngineDep, request: Request) -> EnrolRespo
 
 @router.post("/entries", response_model=PushResponse,
              responses={**ERRORS, 409: {"model": Error}, 413: {"model": Error}})
+@fast_body(PushRequest.decoded)
 def push(body: PushRequest, who: CallerDep, engine: EngineDep, request: Request) -> PushResponse:
     """A workstation's next items, in seq order: all accepted (committed before the reply) or none."""
     if who.role != "workstation":
@@ -132,7 +133,7 @@ def push(body: PushRequest, who: CallerDep, engine: EngineDep, request: Request)
             record_incident(conn, who.name, problem, request.app.state.incident_rows)
         raise fail(403, "forbidden", problem.message)
     items, texts, received = [i for i, _ in checked], [t for _, t in checked], db.now_utc()
-    own_problems = [i.problem() for i in items]  # hashes, record digests and rows: outside the write lock
+    own_problems = body.own_problems()  # hashes, record digests and rows: outside the write lock
     rows = rows_for(who.name, items, texts, received)
     try:
         with db.write(engine) as conn:

@@ -28,7 +28,7 @@ import sys
 log = logging.getLogger("workstation.server")
 
 EXIT_USAGE = 2
-SERVER_EXTRA_MODULES = {"sqlalchemy", "fastapi", "uvicorn", "psycopg", "starlette", "pydantic"}
+SERVER_EXTRA_MODULES = {"sqlalchemy", "fastapi", "uvicorn", "psycopg", "starlette", "pydantic", "msgspec"}
 INSTALL_HINT = "pip install 'workstation[server]'"
 
 try:  # the console script is installed with the client too: without the extra, say so instead of a traceback

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SkipValidation, model_validator
@@ -9,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SkipValidation, 
 from workstation.core.audit import AuditEntry, canonical_json
 from workstation.core.sync import ENTRY_FIELDS, MAX_BATCH, Record, SyncItem, free_form_problem
 
+from . import push_decoder
 from .wire import WireError, check_items
 
 WORKSTATION_ID = r"^[A-Za-z0-9_.-]{1,128}$"
@@ -74,20 +76,40 @@ class PushRequest(Strict):
     # documented as WireItems; checked by wire.check_items (the same rules, without a model per item)
     items: SkipValidation[list[WireItem]] = Field(description=f"in seq order; at most {MAX_BATCH} per push (413 beyond)")
 
-    _checked: list[tuple[SyncItem, str]] = PrivateAttr(default_factory=list)
+    _checked: list[tuple[SyncItem, str]] | None = PrivateAttr(default=None)
+    _encoders: list[Callable[[Any], bytes]] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check_items(self) -> PushRequest:
+        if self._checked is not None:  # made by decoded(): checked already
+            return self
         try:
             self._checked = check_items(self.items)
         except WireError as exc:
             raise ValueError(str(exc)) from None
         return self
 
+    @classmethod
+    def decoded(cls, body: bytes) -> PushRequest | None:
+        """The request from push_decoder's one pass over a valid body (api.push's fast_body); None otherwise."""
+        decoded = push_decoder.decode(body)
+        if decoded is None:
+            return None
+        request = cls.model_construct(workstation_id=decoded.workstation_id, items=decoded.checked)
+        request._checked, request._encoders = decoded.checked, decoded.encoders
+        return request
+
     @property
     def checked(self) -> list[tuple[SyncItem, str]]:
         """Each item as (SyncItem, canonical JSON text)."""
-        return self._checked
+        return self._checked or []
+
+    def own_problems(self) -> list[str | None]:
+        """Each item's `problem()` (hash, record binding), with the encoder the decoder allowed for it."""
+        if self._encoders is None:
+            return [item.problem() for item, _ in self.checked]
+        return [item.problem(encode) for (item, _), encode in zip(self.checked, self._encoders)]
+
 
 
 class Head(BaseModel):
