@@ -15,7 +15,9 @@ from server_helpers import fill
 from test_fastjson import _value
 from test_wire import MUTATIONS
 
+from workstation.core.sync import MAX_DEPTH
 from workstation.server import push_decoder
+from workstation.server.push_decoder import FAST_DEPTH
 from workstation.server.fastjson import loads
 from workstation.server.models import PushRequest
 
@@ -159,8 +161,16 @@ def _nested(depth: int):
     return value
 
 
+def test_deep_items_are_left_to_the_exact_path_which_allows_max_depth(real_items):
+    items = copy.deepcopy(real_items[:2])
+    for depth, fast, exact in ((FAST_DEPTH, True, True), (FAST_DEPTH + 1, False, True), (MAX_DEPTH, False, True),
+                               (MAX_DEPTH + 1, False, False)):
+        items[1]["details"] = {**real_items[1]["details"], "x": _nested(depth)}
+        assert _agree(_body(items)) is fast and (_exact(_body(items)) is not None) is exact, depth
+
+
 @pytest.mark.parametrize("within, beyond", [
-    (_nested(16), _nested(17)),  # containers nested MAX_DEPTH levels below details
+    (_nested(FAST_DEPTH), _nested(MAX_DEPTH + 1)),  # containers nested below details
     ({"k" * 256: 1}, {"k" * 257: 1}), ("s" * 65536, "s" * 65537), (2**63 - 1, 2**63), (-2**63, -2**63 - 1),
     (list(range(10_000)), list(range(10_001))), ({str(i): i for i in range(10_000)}, {str(i): i for i in range(10_001)}),
 ])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,7 @@ MAX_INT = 2**63 - 1  # integers: signed 64-bit; floats: finite
 RECORD_KINDS = {"feedback": ("feedback_entry_id", "feedback_sha256"), "inference": ("run_id", "record_sha256")}
 ENTRY_FIELDS = tuple(f.name for f in fields(AuditEntry))
 HASHED_FIELDS = tuple(name for name in ENTRY_FIELDS if name not in ("seq", "hash"))  # as AuditEntry.canonical
+_hashed_values = attrgetter(*HASHED_FIELDS)
 # where orjson's floats differ: below 1e-4 the stdlib writes 8.3e-05 and 1e-06, orjson 0.000083 and 1e-6 (a
 # one-digit negative exponent followed by a delimiter or the end). A UUID's "4e-4a" is no such number and must
 # not send every item with a UUID to the slow encoder; "e-7," inside a string only costs speed.
@@ -77,7 +79,7 @@ def canonical_plain(data: Any) -> bytes:
 
 def entry_hash(entry: AuditEntry, encode: Callable[[Any], bytes] = canonical) -> str:
     """`entry.computed_hash()`, with the fast encoder."""
-    data = {name: getattr(entry, name) for name in HASHED_FIELDS}
+    data = dict(zip(HASHED_FIELDS, _hashed_values(entry)))  # one C call, not a getattr per field
     return hashlib.sha256(entry.prev_hash.encode("ascii") + b"\n" + encode(data)).hexdigest()
 
 

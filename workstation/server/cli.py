@@ -19,6 +19,7 @@ postgresql://user@host/db uses PostgreSQL (psycopg 3). Tables are created on fir
 from __future__ import annotations
 
 import argparse
+import gc
 import ipaddress
 import logging
 import os
@@ -179,7 +180,14 @@ def app_from_environment():
     """The app of one worker process (`--workers N`: uvicorn imports this in each)."""
     from .app import create_app
 
+    _tune_collector()
     return create_app(os.environ["WORKSTATION_SERVER_DATABASE"])
+
+
+def _tune_collector() -> None:
+    """A push of 500 items allocates ~10^5 short-lived objects without cycles; at the default threshold (700) the
+    collector ran ~140 times a push and found nothing (a few percent of the server's CPU per entry)."""
+    gc.set_threshold(50_000)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -203,6 +211,7 @@ def _serve(args: argparse.Namespace) -> int:
     options = dict(host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
                    log_config=None, timeout_graceful_shutdown=5, server_header=False)
     if args.workers == 1:
+        _tune_collector()
         uvicorn.run(app, **options)
     else:
         app.state.engine.dispose()

@@ -109,6 +109,8 @@ def now_utc() -> str:
 def normalise_time(value: str) -> str:
     """ISO 8601 -> UTC with microseconds (naive means UTC); ValueError when it is not a time."""
     moment = datetime.fromisoformat(value)
+    if len(value) == 29 and value[10] == "T" and value[19] == "." and value.endswith("+00:00") and value.isascii():
+        return value[:23] + "000+00:00"  # a workstation's own form (milliseconds, UTC): the same text, sooner
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")

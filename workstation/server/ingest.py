@@ -153,20 +153,22 @@ def rows_for(workstation_id: str, items: list[SyncItem], texts: list[str], recei
 
 
 def _row(workstation_id: str, item: SyncItem, text: str, received_utc: str) -> dict[str, Any]:
+    """The entry's table row. Its entry_id and kind passed their patterns (wire checks): no NUL, within size."""
     entry = item.entry
     details = entry.details
     try:
         at = db.normalise_time(entry.at_utc)
     except ValueError:
         at = entry.at_utc
-    return {"workstation_id": workstation_id, "seq": entry.seq, "entry_id": _column(entry.entry_id, 64),
-            "kind": _column(entry.kind, 64), "model": _column(details.get("model", ""), 128),
-            "model_version": _column(details.get("version", ""), 64), "at_utc": _column(at, 40),
-            "received_utc": received_utc, "item": text}
+    return {"workstation_id": workstation_id, "seq": entry.seq, "entry_id": entry.entry_id, "kind": entry.kind,
+            "model": _column(details.get("model", ""), 128), "model_version": _column(details.get("version", ""), 64),
+            "at_utc": _column(at, 40), "received_utc": received_utc, "item": text}
 
 
 def _column(value: Any, size: int) -> str:
     """A filter column's value: text, no NUL (PostgreSQL refuses it), cut to the column's size."""
+    if type(value) is str and len(value) <= size and "\x00" not in value:  # the usual case, as it is
+        return value
     return str(value).replace("\x00", "")[:size]
 
 

@@ -3,9 +3,10 @@
 Why: parsing the body into dicts and then checking each item's fields in Python (wire.check_items) was a third
 of the server's CPU per entry. msgspec reads the JSON straight into typed structs and checks the fixed fields'
 types, ranges, lengths and patterns as it goes, and the free-form parts (details, a record's payload) against
-core.sync's bounds: `FreeForm` spells them as types (containers of at most MAX_CONTAINER members nested at most
-MAX_DEPTH levels, keys of at most MAX_KEY characters, strings of at most MAX_STRING, 64-bit integers; msgspec
-refuses non-finite numbers), so no Python walks them.
+core.sync's bounds: `FreeForm` spells them as types (containers of at most MAX_CONTAINER members, keys of at
+most MAX_KEY characters, strings of at most MAX_STRING, 64-bit integers; msgspec refuses non-finite numbers),
+so no Python walks them. Nesting: at most FAST_DEPTH levels here; a deeper item goes to the exact path, which
+allows MAX_DEPTH.
 
 This path only vouches for bodies: `decode` returns None for anything it does not accept (malformed JSON, a
 wrong field, an item out of bounds), and the caller then takes the exact path (fastjson.loads + PushRequest:
@@ -20,7 +21,7 @@ newline, and the exact path refuses "ab\\n" as an entry id.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, NewType, Union
+from typing import Annotated, Any, Literal, Union
 
 import msgspec
 from msgspec import Meta, Struct
@@ -37,22 +38,25 @@ def _text(name: str) -> Any:
     return Annotated[str, Meta(min_length=low, max_length=high)]
 
 
-def _free_form() -> Any:
-    """A JSON object within core.sync's bounds, as a type: free_form_problem's rules, checked while decoding."""
+def _free_form(depth: int) -> Any:
+    """A JSON object within core.sync's bounds, as a type: free_form_problem's rules, checked while decoding,
+    with containers nested at most `depth` levels below it. Building the type and its decoder walks it once per
+    path through it, 2^depth times: 16 levels took seconds, 6 take a millisecond."""
     key = Annotated[str, Meta(max_length=MAX_KEY)]
     scalars = (Annotated[str, Meta(max_length=MAX_STRING)], Annotated[int, Meta(ge=-MAX_INT - 1, le=MAX_INT)],
                float, bool, None)
     level: Any = Union[scalars]  # below the deepest container allowed: scalars only
-    for depth in range(MAX_DEPTH, 0, -1):
-        # Each level behind a NewType: typing hashes a Union's members, and a level named twice (in the dict and
-        # in the list) by the next made that hashing, and so the import, take 2^16 steps.
-        level = NewType(f"FreeFormLevel{depth}", level)
+    for _ in range(depth):
         level = Union[(Annotated[dict[key, level], Meta(max_length=MAX_CONTAINER)],
                        Annotated[list[level], Meta(max_length=MAX_CONTAINER)], *scalars)]
-    return Annotated[dict[key, NewType("FreeFormLevel0", level)], Meta(max_length=MAX_CONTAINER)]
+    return Annotated[dict[key, level], Meta(max_length=MAX_CONTAINER)]
 
 
-FreeForm = _free_form()
+# A review session nests details 4 levels deep; deeper items (up to MAX_DEPTH, 16) are valid but rare, and a body
+# holding one takes the exact path.
+FAST_DEPTH = 6
+assert FAST_DEPTH <= MAX_DEPTH
+FreeForm = _free_form(FAST_DEPTH)
 Hash = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}\Z")]
 WorkstationId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,128}\Z")]
 

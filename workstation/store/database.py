@@ -269,10 +269,15 @@ class Store:
         return entry
 
     @contextmanager
-    def _transaction(self) -> Iterator:
+    def _transaction(self, flush: bool = True) -> Iterator:
+        """One write transaction. `flush=False`: its commit does not wait for the disk (synchronous=NORMAL: still
+        atomic, and on disk with the next flushed commit or checkpoint) - for writes whose loss in a power cut
+        costs nothing but a repeat, never for audit entries."""
         with self._lock:
             if self._db is None:
                 raise StoreError("the store is closed")
+            if not flush:
+                self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("BEGIN IMMEDIATE")
             self._written = None
             try:
@@ -287,6 +292,9 @@ class Store:
                     except sqlcipher.Error:
                         log.exception("rollback failed")
                 raise
+            finally:
+                if not flush:
+                    self._db.execute("PRAGMA synchronous = FULL")
 
     # ----- reads
     def feedback(self, series_instance_uid: str) -> list[FeedbackEntry]:
@@ -338,7 +346,7 @@ class Store:
         """The server acknowledged every entry of `batch`: they leave the outbox (one transaction). The unsynced
         entries between its first and last seq are exactly the batch (it was read in seq order)."""
         span = (batch.first, batch.last)
-        with self._transaction() as db:
+        with self._transaction(flush=False) as db:  # a mark lost in a power cut: the batch is resent, duplicates
             changed = db.execute("UPDATE audit SET synced = 1 WHERE seq BETWEEN ? AND ? AND synced = 0", span).rowcount
             db.execute("UPDATE feedback SET synced = 1 WHERE audit_seq BETWEEN ? AND ? AND synced = 0", span)
             db.execute("UPDATE inference_runs SET synced = 1 WHERE audit_seq BETWEEN ? AND ? AND synced = 0", span)
