@@ -180,3 +180,20 @@ def test_the_free_form_bounds_are_core_syncs(real_items, within, beyond):
     assert _agree(_body(items)) and _exact(_body(items)) is not None
     items[1]["details"]["x"] = beyond
     assert not _agree(_body(items)) and _exact(_body(items)) is None
+
+
+def test_a_deferred_body_resolves_on_the_route_as_fastapi_would_have_decided(real_items):
+    """The route decodes on its worker thread (PushRequest.deferred -> resolved): a valid body gives the exact
+    path's items; a body that is not JSON, or has a wrong field, raises the RequestValidationError FastAPI raised."""
+    from fastapi.exceptions import RequestValidationError
+
+    resolved = PushRequest.deferred(_body(real_items[:4])).resolved()
+    assert resolved.checked == _exact(_body(real_items[:4]))[1]
+    with pytest.raises(RequestValidationError) as refused:
+        PushRequest.deferred(b'{"workstation_id": "ws", "items": [').resolved()
+    assert refused.value.errors()[0]["type"] == "json_invalid"
+    items = copy.deepcopy(real_items[:2])
+    items[1]["hash"] = "0" * 63
+    with pytest.raises(RequestValidationError) as refused:
+        PushRequest.deferred(_body(items)).resolved()
+    assert refused.value.errors()[0]["loc"] == ("body",) and "items.1.hash" in refused.value.errors()[0]["msg"]

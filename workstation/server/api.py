@@ -115,11 +115,12 @@ def enrol(body: EnrolRequest, engine: EngineDep, request: Request) -> EnrolRespo
 
 @router.post("/entries", response_model=PushResponse,
              responses={**ERRORS, 409: {"model": Error}, 413: {"model": Error}})
-@fast_body(PushRequest.decoded)
+@fast_body(PushRequest.deferred)
 def push(body: PushRequest, who: CallerDep, engine: EngineDep, request: Request) -> PushResponse:
     """A workstation's next items, in seq order: all accepted (committed before the reply) or none."""
     if who.role != "workstation":
         raise fail(403, "forbidden", "only a workstation token may push entries")
+    body = body.resolved()  # decoded here, on the thread that checks and stores the items
     if len(body.items) > MAX_BATCH:
         raise fail(413, "too-large", f"at most {MAX_BATCH} items per push; this one has {len(body.items)}")
     checked = body.checked

@@ -61,9 +61,9 @@ class FastJsonRequest(Request):
 
 
 def fast_body(decoder: Callable[[bytes], Any]) -> Callable:
-    """Mark a route function (below its @router decorator) whose JSON body `decoder` may decode and check in one
-    pass: it returns the route's body model, validated, or None to leave the body to `loads` and FastAPI's
-    validation (which then answers as always). Content type, the order of checks and errors stay FastAPI's."""
+    """Mark a route function (below its @router decorator) whose JSON body `decoder` takes as bytes: it returns
+    the route's body model (validated, or for the route itself to decode on its worker thread, as api.push does)
+    or None to leave the body to `loads` and FastAPI's validation. Content types stay FastAPI's."""
 
     def mark(endpoint: Callable) -> Callable:
         endpoint.fast_json = decoder
