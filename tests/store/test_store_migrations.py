@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from store_helpers import folder_bytes, raw_connect, raw_key, study_event, STORE_FILES
 
+from workstation.core.review import Action
 from workstation.core.roles import Role, User
 from workstation.store import database
 from workstation.store.database import Identity, Store, StoreError, StoreLocked
@@ -68,4 +69,34 @@ def test_a_version_1_store_is_upgraded_keeping_its_entries(open_store, db_path, 
     db = raw_connect(db_path, raw_key(backend))
     assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert {"heatmaps", "result_objects"} <= {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    db.close()
+
+
+def test_the_records_lose_their_unread_sync_flags_and_keep_everything_else(open_store, db_path, backend, monkeypatch):
+    """A store from before the last migration, with records synced and pending, opens without the records' own
+    flags (only the audit entry's says what is synced); its records, outbox and chain are as they were, and the
+    record tables now take no update at all (the append-only trigger covers every column left)."""
+    from store_helpers import feedback_entry
+
+    monkeypatch.setattr(database, "MIGRATIONS", MIGRATIONS[:-1])
+    with open_store() as store:
+        for i in range(4):
+            store.record_feedback(feedback_entry(store.identity.user, Action.ACCEPT, f"f{i}"))
+        store.mark_batch_synced(store.outbox_batch(0, 2))
+        before = [item.to_wire() for item in store.outbox(10)]
+    monkeypatch.undo()
+    db = raw_connect(db_path, raw_key(backend))
+    assert "synced" in {row[1] for row in db.execute("PRAGMA table_info(feedback)")}
+    db.close()
+    with open_store() as store:
+        assert [item.to_wire() for item in store.outbox(10)] == before and store.pending_count() == 2
+        assert store.synced_through() == 2 and store.verify().ok
+        store.mark_batch_synced(store.outbox_batch(0, 10))
+        assert store.pending_count() == 0
+    db = raw_connect(db_path, raw_key(backend))
+    for table in ("feedback", "inference_runs"):
+        assert "synced" not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    with pytest.raises(Exception, match="append-only"):
+        db.execute("UPDATE feedback SET payload = '{}'")
+    assert db.execute("SELECT count(*) FROM feedback").fetchone()[0] == 4
     db.close()

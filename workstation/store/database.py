@@ -348,8 +348,6 @@ class Store:
         span = (batch.first, batch.last)
         with self._transaction(flush=False) as db:  # a mark lost in a power cut: the batch is resent, duplicates
             changed = db.execute("UPDATE audit SET synced = 1 WHERE seq BETWEEN ? AND ? AND synced = 0", span).rowcount
-            db.execute("UPDATE feedback SET synced = 1 WHERE audit_seq BETWEEN ? AND ? AND synced = 0", span)
-            db.execute("UPDATE inference_runs SET synced = 1 WHERE audit_seq BETWEEN ? AND ? AND synced = 0", span)
         return changed
 
     def pending_count(self) -> int:
@@ -364,13 +362,8 @@ class Store:
             for chunk in range(0, len(entry_ids), 500):
                 ids = entry_ids[chunk:chunk + 500]
                 marks = ",".join("?" * len(ids))
-                seqs = [r[0] for r in db.execute(f"SELECT seq FROM audit WHERE entry_id IN ({marks}) AND synced = 0", ids)]
-                if not seqs:
-                    continue
-                seq_marks = ",".join("?" * len(seqs))
-                changed += db.execute(f"UPDATE audit SET synced = 1 WHERE seq IN ({seq_marks})", seqs).rowcount
-                db.execute(f"UPDATE feedback SET synced = 1 WHERE audit_seq IN ({seq_marks})", seqs)
-                db.execute(f"UPDATE inference_runs SET synced = 1 WHERE audit_seq IN ({seq_marks})", seqs)
+                changed += db.execute(f"UPDATE audit SET synced = 1 WHERE entry_id IN ({marks}) AND synced = 0",
+                                      ids).rowcount
         return changed
 
     # ----- sync recovery (a server restored from a backup) and the sync worker's last outcome
@@ -395,8 +388,6 @@ class Store:
         the sync flag changes, which the append-only triggers allow; returns how many were marked synced."""
         with self._transaction() as db:
             changed = db.execute("UPDATE audit SET synced = 0 WHERE seq > ? AND synced = 1", (seq,)).rowcount
-            db.execute("UPDATE feedback SET synced = 0 WHERE audit_seq > ? AND synced = 1", (seq,))
-            db.execute("UPDATE inference_runs SET synced = 0 WHERE audit_seq > ? AND synced = 1", (seq,))
         return changed
 
     def oldest_pending(self) -> tuple[int, str] | None:

@@ -105,4 +105,14 @@ from workstation.store.sync_schema import SCHEMA as _SYNC_STATUS  # noqa: E402
 # de-identified export (issue 14): the re-identification table, kept only when the site chooses it.
 from workstation.store.deid_schema import SCHEMA as _DEID_LINKS  # noqa: E402
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _TRIAGE, _MEASUREMENTS, _REPORTS, _SYNC_STATUS, _DEID_LINKS)
+# sync speed (issue 13): a feedback entry or inference record travels with the audit entry that binds it, and
+# only the audit entry's flag says what is synced; the records' own flags were set with it and read nowhere, yet
+# setting them rewrote (and re-encrypted) every page holding a record: 45% of marking a pushed batch synced.
+# Without them, the record tables take no update at all.
+_RECORD_FLAGS_DROPPED = """
+ALTER TABLE feedback DROP COLUMN synced;
+ALTER TABLE inference_runs DROP COLUMN synced;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _TRIAGE, _MEASUREMENTS, _REPORTS, _SYNC_STATUS, _DEID_LINKS,
+                               _RECORD_FLAGS_DROPPED)
