@@ -20,6 +20,11 @@ from sqlalchemy import (BigInteger, Column, Connection, Engine, ForeignKey, Inde
                         UniqueConstraint, create_engine, event, select, update)
 from sqlalchemy.engine import make_url
 
+try:  # POSIX: the processes of `serve --workers N` take turns on an flock
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
 SCHEMA_VERSION = 2
 DEFAULT_DATABASE = "sqlite:///./workstation-server.sqlite"
 
@@ -185,7 +190,7 @@ def make_engine(database_url: str) -> Engine:
         def _sqlite_begin(conn):
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
 
-        _WRITE_TURNS[engine] = threading.RLock()
+        _WRITE_TURNS[engine] = _WriteTurn(sqlite_path(url))
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
@@ -194,14 +199,48 @@ def make_engine(database_url: str) -> Engine:
 def write(engine: Engine) -> Iterator[Connection]:
     """One write transaction: committed when the block ends, rolled back when it raises.
 
-    On SQLite the threads of one process take their turn on a lock of ours before BEGIN IMMEDIATE: SQLite's own
-    wait for its write lock sleeps 1, 2, 5 ... 100 ms between tries, so with several pushes at once the lock
-    often sat free while a waiter slept; ours hands it over at once (other processes still wait SQLite's way)."""
+    On SQLite the writers take their turn (_WriteTurn) before BEGIN IMMEDIATE: SQLite's own wait for its write
+    lock sleeps 1, 2, 5 ... 100 ms between tries, so with several pushes at once the lock often sat free while a
+    waiter slept; the turn is handed over at once."""
     turn = _WRITE_TURNS.get(engine) if engine.dialect.name == "sqlite" else None
     with turn if turn is not None else nullcontext():
         with engine.connect().execution_options(write=True) as conn:
             with conn.begin():
                 yield conn
+
+
+class _WriteTurn:
+    """The turn of a SQLite database's writers: a lock for the threads of this process, then an flock on a file
+    beside the database for the processes (`serve --workers N`), which the kernel hands to the next waiter at
+    once. Where flock is missing (Windows), the thread lock alone."""
+
+    def __init__(self, database: Path) -> None:
+        self._threads = threading.RLock()
+        self._path = database.with_name(database.name + ".write-turn")
+        self._fd: int | None = None
+        self._depth = 0
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        self._depth += 1
+        if self._depth == 1 and fcntl is not None:
+            try:
+                if self._fd is None:
+                    self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except OSError:  # a read-only folder, say: SQLite's own wait still orders the processes
+                pass
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self._depth == 1 and fcntl is not None and self._fd is not None:
+                try:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+                except OSError:
+                    pass
+        finally:
+            self._depth -= 1
+            self._threads.release()
 
 
 @contextmanager
