@@ -29,8 +29,9 @@ SQLite: a file in a temp dir. PostgreSQL: a throw-away cluster (Debian package `
 for the test suite's setting); skipped with the reason when it cannot be started, or with --skip-postgres.
 Servers and the cluster listen on 127.0.0.1 only and are stopped at exit (also on Ctrl+C / SIGTERM).
 
-Each database also runs the 8 workstations against `serve --workers N` (--workers, default 2; 1 skips it) and
-prints the scaling beside the 1-process run and the 8-writer insert.
+Each database also runs 1 and 8 workstations against `serve --workers N` (--workers, default 2; 1 skips it) and
+prints the scaling beside the 1-process runs and the insert of as many writers. A workstation keeps two pushes in
+flight (services/sync_push.py), so even one workstation keeps two worker processes busy.
 
     .venv/bin/python bench/sync.py [--entries 2000] [--repeats 3] [--batch-size 500] [--skip-postgres]
                                    [--pg-fsync on|off] [--workers 2] [--dir DIR] [--profile]
@@ -598,23 +599,26 @@ def report(kind: str, timings: dict[str, C.Timings], cpu: dict, entries: int, ba
 
 
 def report_workers(kind: str, timings: dict[str, C.Timings], cpu: dict, entries: int, workers: int) -> None:
-    """8 workstations against 1 and N API worker processes, beside the 8-writer bare insert."""
-    total = WORKSTATIONS * entries
-    base = timings[f"baseline {WORKSTATIONS}"]
-    rows = []
-    for n, case in ((1, f"ours {WORKSTATIONS}"), (workers, f"ours {WORKSTATIONS} workers {workers}")):
-        ours = timings[case]
-        runs = cpu[(kind, case)]
-        server = statistics.median(r["server"] for r in runs) * 1e6 / total
-        rows.append([f"{n}", f"{total / ours.best:.0f}", f"{total / ours.median:.0f}", f"{total / base.best:.0f}",
-                     f"{base.best / ours.best:.2f}", f"{server:.0f}"])
-    first, last = timings[f"ours {WORKSTATIONS}"], timings[f"ours {WORKSTATIONS} workers {workers}"]
-    print(f"{kind}: {WORKSTATIONS} workstations against `workstation-server serve --workers N` (every entry verified "
-          f"before it is acknowledged)")
-    print(C.table(["API workers", "ours best", "ours median", "baseline best (8 writers)", "ratio best",
-                   "server CPU us/entry"], rows))
-    print(f"scaling {workers} workers / 1 worker: {first.best / last.best:.2f}x (best), "
-          f"{first.median / last.median:.2f}x (median) on {os.cpu_count()} CPUs")
+    """1 and 8 workstations against 1 and N API worker processes, beside the bare insert of as many writers. One
+    workstation keeps two pushes in flight (services/sync_push.py): with N workers both are worked on at once."""
+    rows, scaling = [], []
+    for k in (1, WORKSTATIONS):
+        total = k * entries
+        base = timings[f"baseline {k}"]
+        for n, case in ((1, f"ours {k}"), (workers, f"ours {k} workers {workers}")):
+            ours = timings[case]
+            runs = cpu[(kind, case)]
+            server = statistics.median(r["server"] for r in runs) * 1e6 / total
+            rows.append([f"{k}", f"{n}", f"{total / ours.best:.0f}", f"{total / ours.median:.0f}",
+                         f"{total / base.best:.0f}", f"{base.best / ours.best:.2f}", f"{base.median / ours.median:.2f}",
+                         f"{server:.0f}"])
+        first, last = timings[f"ours {k}"], timings[f"ours {k} workers {workers}"]
+        scaling.append(f"{k} workstation{'s' if k > 1 else ''} {first.best / last.best:.2f}x (best), "
+                       f"{first.median / last.median:.2f}x (median)")
+    print(f"{kind}: against `workstation-server serve --workers N` (every entry verified before it is acknowledged)")
+    print(C.table(["workstations", "API workers", "ours best", "ours median", "baseline best (as many writers)",
+                   "ratio best", "ratio median", "server CPU us/entry"], rows))
+    print(f"scaling {workers} workers / 1 worker on {os.cpu_count()} CPUs: {'; '.join(scaling)}")
 
 
 STAGES = (
@@ -740,7 +744,7 @@ def main() -> int:
                         help="PostgreSQL fsync (default on, as in production; the test suite runs with off)")
     parser.add_argument("--dir", type=Path, default=None, help="where stores and databases go (default: a temp dir)")
     parser.add_argument("--workers", type=int, default=2,
-                        help="also run the 8 workstations against `serve --workers N` (default 2; 1: skip)")
+                        help="also run 1 and 8 workstations against `serve --workers N` (default 2; 1: skip)")
     parser.add_argument("--profile", action="store_true",
                         help="also time each step of a sync in one process (client and server code, no HTTP)")
     args = parser.parse_args()
@@ -803,8 +807,8 @@ def main() -> int:
                      f"baseline {WORKSTATIONS}": lambda d=dbs: bench.baseline(d, WORKSTATIONS)}
             scaling = args.workers > 1
             if scaling:
-                cases[f"ours {WORKSTATIONS} workers {args.workers}"] = lambda d=dbs: bench.ours(d, WORKSTATIONS,
-                                                                                               args.workers)
+                for k in (1, WORKSTATIONS):
+                    cases[f"ours {k} workers {args.workers}"] = lambda d=dbs, k=k: bench.ours(d, k, args.workers)
             started = time.perf_counter()
             timings, _ = C.interleaved(cases, args.repeats, args.warmup)
             report(dbs.kind, timings, bench.cpu, args.entries, args.batch_size)

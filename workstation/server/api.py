@@ -18,13 +18,14 @@ from sqlalchemy.exc import IntegrityError
 import workstation
 from workstation.core.sync import MAX_BATCH
 
-from . import auth, db, recovery
+from . import auth, db, pipeline, recovery
 from .errors import fail
 from .fastjson import FastJsonRoute, fast_body
 from .ingest import Problem, entries_page, ingest, record_incident, reused_entry, rows_for
 from .models import (WORKSTATION_ID, AllStatus, CodeRequest, CodeResponse, EnrolRequest, EnrolResponse, EntriesPage,
                      Error, Head, Health, Incident, IncidentsPage, PushRequest, PushResponse, RevokeResponse, TokenInfo,
                      TokenList, TokenRevokeResponse, WorkstationStatus)
+from .wire import MAX_SEQ
 
 log = logging.getLogger(__name__)
 router = APIRouter(route_class=FastJsonRoute, responses={400: {"model": Error, "description": "not JSON"},
@@ -116,10 +117,27 @@ def enrol(body: EnrolRequest, engine: EngineDep, request: Request) -> EnrolRespo
 @router.post("/entries", response_model=PushResponse,
              responses={**ERRORS, 409: {"model": Error}, 413: {"model": Error}})
 @fast_body(PushRequest.deferred)
-def push(body: PushRequest, who: CallerDep, engine: EngineDep, request: Request) -> PushResponse:
+def push(body: PushRequest, who: CallerDep, engine: EngineDep, request: Request,
+         follows: Annotated[int | None, Query(ge=0, le=MAX_SEQ, description=(
+             "the entries up to this seq went in an earlier push that may still be in flight: wait (at most "
+             f"{pipeline.WAIT_S:.0f} s) for them to be committed before checking this push's chain"))] = None,
+         ) -> PushResponse:
     """A workstation's next items, in seq order: all accepted (committed before the reply) or none."""
     if who.role != "workstation":
         raise fail(403, "forbidden", "only a workstation token may push entries")
+    waits: pipeline.HeadWaits = request.app.state.head_waits
+    arrived = waits.clock()
+    try:
+        response = _push(body, who, engine, request, follows, arrived)
+    except BaseException:
+        waits.refused(who.name)  # a push that follows this one stops waiting for it
+        raise
+    waits.committed()
+    return response
+
+
+def _push(body: PushRequest, who: auth.Caller, engine: Engine, request: Request, follows: int | None,
+          arrived: float) -> PushResponse:
     body = body.resolved()  # decoded here, on the thread that checks and stores the items
     if len(body.items) > MAX_BATCH:
         raise fail(413, "too-large", f"at most {MAX_BATCH} items per push; this one has {len(body.items)}")
@@ -136,6 +154,8 @@ def push(body: PushRequest, who: CallerDep, engine: EngineDep, request: Request)
     items, texts, received = [i for i, _ in checked], [t for _, t in checked], db.now_utc()
     own_problems = body.own_problems()  # hashes, record digests and rows: outside the write lock
     rows = rows_for(who.name, items, texts, received)
+    if follows is not None and items and items[0].entry.seq == follows + 1:
+        _wait_for_predecessor(engine, who.name, follows, arrived, items[0].entry, request.app.state.head_waits)
     try:
         with db.write(engine) as conn:
             outcome = ingest(conn, who.name, items, received, texts, own_problems, rows)
@@ -159,6 +179,22 @@ def push(body: PushRequest, who: CallerDep, engine: EngineDep, request: Request)
              outcome.duplicates, outcome.head_seq)
     return PushResponse(accepted=outcome.accepted, duplicates=outcome.duplicates, acknowledged=outcome.acknowledged,
                         head=Head(seq=outcome.head_seq, hash=outcome.head_hash))
+
+
+def _wait_for_predecessor(engine: Engine, workstation_id: str, follows: int, arrived: float, first,
+                          waits: pipeline.HeadWaits) -> None:
+    """A pipelined push waits for the push it follows; when that one is refused or does not come, this one is a
+    gap (409, no incident: the predecessor's refusal has one)."""
+    outcome = waits.wait_for(engine, workstation_id, follows, arrived)
+    if outcome in ("ready", "busy"):  # busy: another push of it waits already; this one is checked as it is
+        return
+    reason = ("was refused" if outcome == "refused"
+              else f"was not committed within {waits.wait_s:.0f} s")
+    with db.read(engine) as conn:
+        head = recovery.head_detail(conn, workstation_id)
+    log.info("workstation %s: the push after entry %d waited for it, which %s", workstation_id, follows, reason)
+    raise fail(409, "chain", f"gap: this push follows entry {follows}, whose push {reason}", seq=first.seq,
+               entry_id=first.entry_id, kind="gap", head=head)
 
 
 Text = Annotated[str | None, Query(max_length=256)]

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 import workstation
 from workstation.core.sync import API_PREFIX, MAX_BATCH, MAX_BODY_BYTES
 
-from . import db, errors, limits
+from . import db, errors, limits, pipeline
 from . import monitoring
 from .api import router
 
@@ -88,6 +88,7 @@ def create_app(database_url: str = db.DEFAULT_DATABASE) -> FastAPI:
     app.state.engine = engine
     app.state.enrol_failures = limits.Bucket(limits.ENROL_FAILURES_BURST, limits.ENROL_FAILURES_PER_MINUTE)
     app.state.incident_rows = limits.Window(limits.INCIDENT_ROWS_PER_MINUTE)
+    app.state.head_waits = pipeline.HeadWaits()  # pipelined pushes (POST /entries?follows=N)
     app.include_router(router, prefix=API_PREFIX)
     monitoring.register(app)  # /api/v1/monitoring/... and /dashboard (issue 16)
     errors.install(app)

@@ -207,10 +207,12 @@ class SyncClient:
         """Send one batch (in seq order; `body` when already encoded); the server has committed it when this returns."""
         return self.push_body(body if body is not None else self.encode(items))
 
-    def push_body(self, body: bytes) -> PushAck:
-        """Send one encoded push request (the worker's path: store/outbox.py writes it)."""
+    def push_body(self, body: bytes, follows: int | None = None) -> PushAck:
+        """Send one encoded push request (the worker's path: store/outbox.py writes it). `follows`: the last seq
+        of the push before it, when that one may still be in flight (the server then waits for it)."""
         response = self._request("POST", "/entries", content=body, authorised=True,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json"},
+                                 params=None if follows is None else {"follows": follows})
         data = _json_object(response, "push")
         try:
             acknowledged = tuple(str(i) for i in data["acknowledged"])

@@ -1,0 +1,113 @@
+"""HeadWaits (server/pipeline.py) on a real SQLite server database: a pipelined push waits until its
+workstation's head reaches the entries it follows, stops when a push of that workstation is refused, gives up
+after its wait, and only one push per workstation waits at a time. (Through the real server process:
+tests/sync/test_pipelined_push.py.)"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import update
+
+from workstation.server import auth, db
+from workstation.server.pipeline import HeadWaits
+
+WS = "ws-pipe"
+
+
+@pytest.fixture
+def engine(tmp_path):
+    made = db.make_engine(f"sqlite:///{tmp_path / 'server.sqlite'}")
+    db.create_schema(made)
+    with db.write(made) as conn:
+        auth.ensure_workstation(conn, WS)
+        auth.ensure_workstation(conn, "ws-other")
+    yield made
+    made.dispose()
+
+
+def set_head(engine, seq: int) -> None:
+    with db.write(engine) as conn:
+        conn.execute(update(db.workstations).where(db.workstations.c.id == WS).values(head_seq=seq))
+
+
+def later(seconds: float, action) -> threading.Thread:
+    thread = threading.Thread(target=lambda: (time.sleep(seconds), action()), daemon=True)
+    thread.start()
+    return thread
+
+
+def test_ready_at_once_when_the_head_is_there(engine):
+    set_head(engine, 40)
+    waits = HeadWaits(wait_s=5)
+    started = time.monotonic()
+    assert waits.wait_for(engine, WS, 40, since=started) == "ready"
+    assert waits.wait_for(engine, WS, 30, since=started) == "ready"
+    assert time.monotonic() - started < 1
+
+
+def test_a_commit_in_this_process_wakes_the_waiter(engine):
+    waits = HeadWaits(wait_s=10, poll_s=5.0)  # polling alone would take 5 s: the wake-up must do it
+    later(0.3, lambda: (set_head(engine, 40), waits.committed()))
+    started = time.monotonic()
+    assert waits.wait_for(engine, WS, 40, since=started) == "ready"
+    assert 0.25 < time.monotonic() - started < 3
+
+
+def test_a_commit_elsewhere_is_seen_by_polling(engine):
+    waits = HeadWaits(wait_s=10, poll_s=0.02)
+    later(0.3, lambda: set_head(engine, 40))  # another worker process: nobody calls committed() here
+    started = time.monotonic()
+    assert waits.wait_for(engine, WS, 40, since=started) == "ready"
+    assert time.monotonic() - started < 3
+
+
+def test_a_refusal_after_the_push_arrived_ends_the_wait(engine):
+    waits = HeadWaits(wait_s=10, poll_s=5.0)
+    arrived = time.monotonic()
+    later(0.2, lambda: waits.refused(WS))
+    assert waits.wait_for(engine, WS, 40, since=arrived) == "refused"
+    assert time.monotonic() - arrived < 3
+
+
+def test_a_refusal_before_the_push_arrived_does_not_count(engine):
+    waits = HeadWaits(wait_s=0.3, poll_s=0.05)
+    waits.refused(WS)
+    time.sleep(0.01)
+    started = time.monotonic()
+    assert waits.wait_for(engine, WS, 40, since=started) == "timeout"
+    assert 0.25 < time.monotonic() - started < 3
+
+
+def test_a_refusal_of_another_workstation_does_not_count(engine):
+    waits = HeadWaits(wait_s=0.3, poll_s=0.05)
+    started = time.monotonic()
+    later(0.05, lambda: waits.refused("ws-other"))
+    assert waits.wait_for(engine, WS, 40, since=started) == "timeout"
+
+
+def test_at_most_max_waiting_waiters_per_workstation(engine):
+    waits = HeadWaits(wait_s=10, poll_s=0.02, max_waiting=2)
+    first = []
+    threads = [threading.Thread(target=lambda n=n: first.append(waits.wait_for(engine, WS, 40 * n, time.monotonic())))
+               for n in (1, 2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    assert waits.wait_for(engine, WS, 120, started) == "busy"  # answered at once
+    assert time.monotonic() - started < 1
+    assert waits.wait_for(engine, "ws-other", 0, started) == "ready"  # another workstation is not limited by it
+    set_head(engine, 80)
+    for thread in threads:
+        thread.join(5)
+    assert first == ["ready", "ready"]
+    set_head(engine, 40)
+    assert waits.wait_for(engine, WS, 40, time.monotonic()) == "ready"  # the slots are free again
+
+
+def test_an_unknown_workstation_times_out(engine):
+    waits = HeadWaits(wait_s=0.2, poll_s=0.05)
+    assert waits.wait_for(engine, "ws-unknown", 0, time.monotonic()) == "timeout"

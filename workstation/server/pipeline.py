@@ -1,0 +1,88 @@
+"""Pipelined pushes: a workstation may send its next batch before the server has committed the one before it.
+
+Why: one workstation's pushes used to be strictly one at a time, so the server sat idle while the client waited
+for the answer, read the next batch from its store and sent it, and the client sat idle while the server
+decoded, checked and committed. With two pushes in flight, the server decodes and hashes batch k+1 while batch k
+is being inserted and committed (the database releases the interpreter while it writes), and the client's own
+work overlaps the server's.
+
+A push says which entries it follows (`POST /entries?follows=N`: the entries up to N were sent in an earlier
+push that may still be in flight). Before its chain check, such a push waits until the workstation's accepted
+head reaches N, at most WAIT_S. The chain rules do not change: the wait only orders pushes that arrived out of
+order; a push whose predecessor is refused, or never arrives, ends as a gap (409), without an incident of its
+own (the predecessor's refusal has one; a gap that was only a race is not worth one). At most MAX_WAITING pushes
+per workstation wait in a process (more are checked at once), so a workstation cannot hold the server's threads. Commits in this process wake the waiters at once; those of other worker processes (`--workers N`)
+are seen by polling the head every POLL_S.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from sqlalchemy import Engine, select
+
+from . import db
+
+WAIT_S = 10.0  # longest wait for the predecessor (a batch of 500 takes well under a second, also under load)
+POLL_S = 0.005  # head polling between wake-ups (commits in other worker processes)
+MAX_WAITING = 4  # per workstation and process: a client keeps two pushes in flight, and with `--workers N` both
+# (and the one it sends when the first is answered) may land in one process before the first is seen committed
+
+
+class HeadWaits:
+    """The waiting pushes of this process, by workstation; thread-safe (push routes run in a thread pool)."""
+
+    def __init__(self, wait_s: float = WAIT_S, poll_s: float = POLL_S, max_waiting: int = MAX_WAITING,
+                 clock: Callable[[], float] = time.monotonic):
+        self.wait_s, self.poll_s, self.max_waiting, self.clock = wait_s, poll_s, max_waiting, clock
+        self._changed = threading.Condition()
+        self._waiting: dict[str, int] = {}  # workstation -> pushes waiting
+        self._refused_at: dict[str, float] = {}  # workstation -> when a push of it was last refused (this process)
+
+    def wait_for(self, engine: Engine, workstation_id: str, follows: int, since: float) -> str:
+        """Wait until the workstation's head reaches `follows`. "ready" when it has, "refused" when one of its
+        pushes was refused in this process after `since` (this push's arrival: its predecessor, most likely),
+        "timeout" after wait_s, "busy" when max_waiting pushes of it already wait here (then: no wait)."""
+        with self._changed:
+            if self._waiting.get(workstation_id, 0) >= self.max_waiting:
+                return "busy"
+            self._waiting[workstation_id] = self._waiting.get(workstation_id, 0) + 1
+        try:
+            deadline = self.clock() + self.wait_s
+            while True:
+                if _head_seq(engine, workstation_id) >= follows:
+                    return "ready"
+                with self._changed:
+                    if self._refused_at.get(workstation_id, float("-inf")) >= since:
+                        return "refused"
+                    left = deadline - self.clock()
+                    if left <= 0:
+                        return "timeout"
+                    self._changed.wait(min(self.poll_s, left))
+        finally:
+            with self._changed:
+                left = self._waiting.pop(workstation_id) - 1
+                if left:
+                    self._waiting[workstation_id] = left
+
+    def committed(self) -> None:
+        """A push committed in this process: waiting pushes look at their head again."""
+        with self._changed:
+            self._changed.notify_all()
+
+    def refused(self, workstation_id: str) -> None:
+        """A push of this workstation was refused: its followers here stop waiting."""
+        with self._changed:
+            self._refused_at[workstation_id] = self.clock()
+            if len(self._refused_at) > 10_000:  # forget old refusals (no follower waits that long)
+                now = self.clock()
+                self._refused_at = {k: t for k, t in self._refused_at.items() if now - t < self.wait_s}
+            self._changed.notify_all()
+
+
+def _head_seq(engine: Engine, workstation_id: str) -> int:
+    with db.read(engine) as conn:
+        seq = conn.execute(select(db.workstations.c.head_seq).where(db.workstations.c.id == workstation_id)).scalar()
+    return -1 if seq is None else seq
