@@ -11,7 +11,7 @@ import time
 import pytest
 from sqlalchemy import update
 
-from workstation.server import auth, db
+from workstation.server import auth, db, pipeline
 from workstation.server.pipeline import HeadWaits
 
 WS = "ws-pipe"
@@ -48,12 +48,36 @@ def test_ready_at_once_when_the_head_is_there(engine):
     assert time.monotonic() - started < 1
 
 
-def test_a_commit_in_this_process_wakes_the_waiter(engine):
+def test_a_commit_in_this_process_wakes_the_waiter_without_a_query(engine, monkeypatch):
     waits = HeadWaits(wait_s=10, poll_s=5.0)  # polling alone would take 5 s: the wake-up must do it
-    later(0.3, lambda: (set_head(engine, 40), waits.committed()))
+    reads = []
+    real = pipeline._head_seq
+    monkeypatch.setattr(pipeline, "_head_seq", lambda *args: reads.append(args) or real(*args))
+    later(0.3, lambda: waits.committed(WS, 40))  # the head it committed is known here: not read back
     started = time.monotonic()
     assert waits.wait_for(engine, WS, 40, since=started) == "ready"
     assert 0.25 < time.monotonic() - started < 3
+    assert len(reads) == 1  # the look on arrival only
+
+
+def test_a_commit_short_of_the_entries_or_of_another_workstation_does_not_end_the_wait(engine):
+    waits = HeadWaits(wait_s=0.4, poll_s=0.05)
+    later(0.1, lambda: (waits.committed(WS, 39), waits.committed("ws-other", 100)))
+    assert waits.wait_for(engine, WS, 40, since=time.monotonic()) == "timeout"
+
+
+def test_polling_for_other_processes_backs_off(engine, monkeypatch):
+    """Every waiting push used to read its head every 5 ms: with 8 workstations pushing at once, a fifth of the
+    server's CPU. Now the interval doubles up to max_poll_s."""
+    reads = []
+    real = pipeline._head_seq
+    monkeypatch.setattr(pipeline, "_head_seq", lambda *args: reads.append(time.monotonic()) or real(*args))
+    waits = HeadWaits(wait_s=1.0, poll_s=0.01, max_poll_s=0.16)
+    assert waits.wait_for(engine, WS, 40, since=time.monotonic()) == "timeout"
+    gaps = [b - a for a, b in zip(reads, reads[1:])]
+    assert 6 <= len(reads) <= 13, gaps  # 0, .01, .03, .07, .15, .31, .47, .63, .79, .95 (fixed 10 ms: 100 reads)
+    assert gaps[0] < gaps[2] < gaps[4], gaps
+    assert max(gaps) < 0.16 + 0.15, gaps
 
 
 def test_a_commit_elsewhere_is_seen_by_polling(engine):

@@ -15,7 +15,8 @@ from server_helpers import fill
 from test_fastjson import _value
 from test_wire import MUTATIONS
 
-from workstation.core.sync import MAX_DEPTH
+from workstation.core.audit import AuditEntry, digest
+from workstation.core.sync import ENTRY_FIELDS, MAX_DEPTH, RECORD_KINDS
 from workstation.server import push_decoder
 from workstation.server.push_decoder import FAST_DEPTH
 from workstation.server.fastjson import loads
@@ -79,6 +80,19 @@ def test_each_wrong_field_is_refused_or_read_as_the_exact_path_reads_it(real_ite
         assert not accepted
 
 
+@pytest.mark.parametrize("field", ["entry_id", "workstation_id", "kind", "prev_hash", "hash"])
+def test_a_field_holding_another_items_line_is_refused(real_items, field):
+    """The five patterned fields are matched for the whole body at once, a line per item: a field that carries
+    the separators and a whole line of its own must not pass for two valid items."""
+    items = copy.deepcopy(real_items[:2])
+    first = items[0]
+    line = "\t".join(first[name] for name in ("entry_id", "workstation_id", "kind", "prev_hash", "hash"))
+    for forged in (f"{line}\n{first[field]}", f"{first[field]}\t", f"{first[field]}\n"):
+        items[1][field] = forged
+        assert push_decoder.decode(_body(items)) is None
+        assert _exact(_body(items)) is None
+
+
 @pytest.mark.parametrize("value", ["\u00e9" * 256, "\U0001f600" * 256, "u" * 256])
 def test_lengths_count_characters_as_the_exact_path_does(real_items, value):
     items = copy.deepcopy(real_items[:2])
@@ -106,6 +120,47 @@ def test_random_free_form_values_get_the_exact_paths_verdict(real_items):
         target[str(_value(rng, 9))[:300]] = _value(rng)
         accepted += _agree(_body(items))
     assert accepted > 100  # most random values are valid JSON within the bounds: the fast path took them
+
+
+def _rehashed(item: dict) -> dict:
+    """`item` made sound again after a change, with the standard library's canonical JSON (core.audit): its
+    record digest in its details, then its own hash."""
+    if item["record"] is not None:
+        sha_key = RECORD_KINDS[item["record"]["kind"]][1]
+        item["details"][sha_key] = digest(item["record"]["payload"])
+    fields = {name: item[name] for name in ENTRY_FIELDS}
+    item["hash"] = AuditEntry(**fields).computed_hash()
+    return item
+
+
+def test_sound_items_with_random_texts_and_values_are_hashed_from_pieces_exactly(real_items):
+    """The decoder writes each item's canonical text and the text its hash covers from pieces encoded once; on
+    items re-hashed with the standard library after random changes (odd strings in every free text field, random
+    values in details and payload) both paths agree on the text and find every hash and digest sound."""
+    rng = random.Random(20261206)
+    odd = "abc \"\\/\u00e9\u4e2d\U0001f600\n\t\r\b\f\x00\x01\x1f\x7f\u2028\u2029 e-5, 0.00001"
+    checked = 0
+    for _ in range(300):
+        items = copy.deepcopy(real_items[:4])
+        for item in items:
+            for name, high in (("user", 256), ("role", 32), ("study_instance_uid", 128), ("outcome_text", 4096)):
+                item[name] = "".join(rng.choice(odd) for _ in range(rng.randrange(min(high, 40))))
+            item["at_utc"] = "".join(rng.choice(odd) for _ in range(rng.randint(1, 40)))
+            item["details"][str(_value(rng, 9))[:200]] = _value(rng, 3)
+            if item["record"] is not None:
+                item["record"]["payload"][str(_value(rng, 9))[:200]] = _value(rng, 3)
+                item["record"]["id"] = "".join(rng.choice(odd) for _ in range(rng.randint(1, 64)))
+                item["details"][RECORD_KINDS[item["record"]["kind"]][0]] = item["record"]["id"]
+        try:
+            items = [_rehashed(item) for item in items]
+        except (ValueError, TypeError):  # a value beyond JSON (an integer beyond 64 bits, say): no sound item
+            continue
+        fast, exact = _fast(_body(items)), _exact(_body(items))
+        assert fast == exact
+        if fast is not None:
+            assert fast[2] == [None] * len(items)
+            checked += 1
+    assert checked > 100
 
 
 def test_corrupted_bodies_are_refused_or_read_as_the_exact_path_reads_them(real_items):

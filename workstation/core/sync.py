@@ -118,22 +118,29 @@ class SyncItem:
     def problem(self, encode: Callable[[Any], bytes] = canonical) -> str | None:
         """What is wrong with this item on its own (hash, record binding); None when it is sound. `encode`:
         canonical_plain for an item whose canonical text canonical_vouched vouched for."""
-        entry = self.entry
-        if entry_hash(entry, encode) != entry.hash:
-            return f"entry {entry.seq} ({entry.entry_id}): its hash does not match its content"
-        bound = [(kind, keys) for kind, keys in RECORD_KINDS.items() if keys[0] in entry.details]
-        if self.record is None:
-            if bound:
-                return f"entry {entry.seq} ({entry.entry_id}): its {bound[0][0]} record is missing"
-            return None
-        if self.record.kind not in RECORD_KINDS:
-            return f"entry {entry.seq}: unknown record kind {self.record.kind!r}"
-        id_key, sha_key = RECORD_KINDS[self.record.kind]
-        if entry.details.get(id_key) != self.record.id:
-            return f"entry {entry.seq} ({entry.entry_id}): the record {self.record.id} is not the one it binds"
-        if entry.details.get(sha_key) != payload_digest(self.record.payload, encode):
-            return f"entry {entry.seq} ({entry.entry_id}): the record's content does not match its digest"
+        return own_problem(self.entry, self.record, entry_hash(self.entry, encode),
+                           lambda payload: payload_digest(payload, encode))
+
+
+def own_problem(entry: AuditEntry, record: Record | None, computed_hash: str,
+                digest_of: Callable[[Any], str]) -> str | None:
+    """SyncItem.problem, given the entry's hash as computed and how to digest a record's payload (the server's
+    decoder has both from the canonical pieces it encoded once)."""
+    if computed_hash != entry.hash:
+        return f"entry {entry.seq} ({entry.entry_id}): its hash does not match its content"
+    if record is None:
+        bound = next((kind for kind, keys in RECORD_KINDS.items() if keys[0] in entry.details), None)
+        if bound is not None:
+            return f"entry {entry.seq} ({entry.entry_id}): its {bound} record is missing"
         return None
+    if record.kind not in RECORD_KINDS:
+        return f"entry {entry.seq}: unknown record kind {record.kind!r}"
+    id_key, sha_key = RECORD_KINDS[record.kind]
+    if entry.details.get(id_key) != record.id:
+        return f"entry {entry.seq} ({entry.entry_id}): the record {record.id} is not the one it binds"
+    if entry.details.get(sha_key) != digest_of(record.payload):
+        return f"entry {entry.seq} ({entry.entry_id}): the record's content does not match its digest"
+    return None
 
 
 def free_form_problem(value: Any, where: str) -> str | None:

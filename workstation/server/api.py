@@ -132,7 +132,7 @@ def push(body: PushRequest, who: CallerDep, engine: EngineDep, request: Request,
     except BaseException:
         waits.refused(who.name)  # a push that follows this one stops waiting for it
         raise
-    waits.committed()
+    waits.committed(who.name, response.head.seq)
     return response
 
 

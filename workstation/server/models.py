@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi.exceptions import RequestValidationError
@@ -79,7 +78,7 @@ class PushRequest(Strict):
     items: SkipValidation[list[WireItem]] = Field(description=f"in seq order; at most {MAX_BATCH} per push (413 beyond)")
 
     _checked: list[tuple[SyncItem, str]] | None = PrivateAttr(default=None)
-    _encoders: list[Callable[[Any], bytes]] | None = PrivateAttr(default=None)
+    _problems: list[str | None] | None = PrivateAttr(default=None)
     _raw: bytes | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
@@ -128,7 +127,7 @@ class PushRequest(Strict):
         if decoded is None:
             return None
         request = cls.model_construct(workstation_id=decoded.workstation_id, items=decoded.checked)
-        request._checked, request._encoders = decoded.checked, decoded.encoders
+        request._checked, request._problems = decoded.checked, decoded.problems
         return request
 
     @property
@@ -137,10 +136,10 @@ class PushRequest(Strict):
         return self._checked or []
 
     def own_problems(self) -> list[str | None]:
-        """Each item's `problem()` (hash, record binding), with the encoder the decoder allowed for it."""
-        if self._encoders is None:
+        """Each item's `problem()` (hash, record binding): the decoder's, made from the pieces it encoded."""
+        if self._problems is None:
             return [item.problem() for item, _ in self.checked]
-        return [item.problem(encode) for (item, _), encode in zip(self.checked, self._encoders)]
+        return self._problems
 
 
 
