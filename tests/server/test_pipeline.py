@@ -135,3 +135,40 @@ def test_at_most_max_waiting_waiters_per_workstation(engine):
 def test_an_unknown_workstation_times_out(engine):
     waits = HeadWaits(wait_s=0.2, poll_s=0.05)
     assert waits.wait_for(engine, "ws-unknown", 0, time.monotonic()) == "timeout"
+
+
+def test_a_head_known_in_memory_is_ready_without_a_query(engine, monkeypatch):
+    """With 8 workstations pushing at once, reading the head on every pipelined push's arrival (it was committed
+    here a moment before) was a tenth of the server's CPU."""
+    reads = []
+    monkeypatch.setattr(pipeline, "_head_seq", lambda *args: reads.append(args) or -1)
+    waits = HeadWaits(wait_s=5, poll_s=5.0)
+    waits.committed(WS, 40)
+    assert waits.wait_for(engine, WS, 40, since=time.monotonic()) == "ready"
+    assert reads == []
+
+
+def test_a_notice_from_another_worker_makes_the_waiter_read_the_head_at_once(engine, monkeypatch):
+    reads = []
+    real = pipeline._head_seq
+    monkeypatch.setattr(pipeline, "_head_seq", lambda *args: reads.append(time.monotonic()) or real(*args))
+    waits = HeadWaits(wait_s=10, poll_s=5.0)  # the fallback alone would take 5 s
+    later(0.2, lambda: waits.nudge(WS, 39))  # short of the entries it follows: not worth a query
+    later(0.4, lambda: (set_head(engine, 40), waits.nudge(WS, 40)))  # the other worker commits, then says so
+    started = time.monotonic()
+    assert waits.wait_for(engine, WS, 40, since=started) == "ready"
+    assert 0.35 < time.monotonic() - started < 3
+    assert len(reads) == 2  # on arrival, and after the notice of a head that reaches it
+
+
+def test_a_false_notice_costs_a_query_not_a_wrong_answer(engine):
+    waits = HeadWaits(wait_s=0.5, poll_s=5.0)
+    later(0.1, lambda: waits.nudge(WS, 1000))  # nothing was committed: the database says so
+    assert waits.wait_for(engine, WS, 40, since=time.monotonic()) == "timeout"
+
+
+def test_a_commit_here_is_announced_to_the_other_workers(engine):
+    announced = []
+    waits = HeadWaits(announce=lambda ws, seq: announced.append((ws, seq)))
+    waits.committed(WS, 40)
+    assert announced == [(WS, 40)]

@@ -6,8 +6,10 @@ its followers refused as gaps without incidents of their own: test_sync_server.p
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from sync_helpers import WS, assert_server_holds_exactly, populate
@@ -171,3 +173,33 @@ def test_a_follower_refused_as_a_gap_after_its_predecessor_was_acknowledged_is_s
     assert recording.answered == ["gap", "ok", "ok"]
     assert sum(marked) == 80
     assert_server_holds_exactly(server, store)
+
+
+
+@pytest.mark.parametrize("database", DATABASES)
+def test_two_worker_processes_share_one_workstations_pipelined_pushes(request, database, central_factory, store,
+                                                                      backend):
+    """`serve --workers 2`: each push reply closes its connection, so the next push is accepted by the idle worker
+    process; a follower that lands on the other worker learns of its predecessor's commit from that worker's
+    notice (server/peers.py) and nothing is refused, lost or stored twice. The workers' folder goes at exit."""
+    server = central_factory(request.getfixturevalue("postgres_url") if database == "postgres" else None, start=False)
+    server.serve_args = ("--workers", "2")
+    server.start()
+    worker = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()[0]
+    environ = Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")  # as `serve` started its workers
+    folder = Path(next(v for v in environ if v.startswith(b"WORKSTATION_SERVER_PEERS=")).split(b"=", 1)[1].decode())
+    assert folder.stat().st_mode & 0o777 == 0o700
+    populate(store, 160)
+    with SyncClient(ServerSettings(url=server.url), WS, backend) as client:
+        client.enrol(server.issue_code(WS))
+        recording = Recording(client)
+        marked: list[int] = []
+        assert push_outbox(store, recording, 10, CancelToken(), marked.append) is False
+    assert recording.answered == ["ok"] * 16 and sum(marked) == 160
+    assert_server_holds_exactly(server, store)
+    assert server.status(WS)["incidents"] == []
+    pids = re.findall(r"\[(\d+)\] INFO workstation\.server\.api: workstation " + WS + ": 10 accepted",
+                      server.output_path.read_text())
+    assert len(pids) == 16 and len(set(pids)) == 2, pids  # both workers took pushes
+    server.stop()
+    assert not folder.exists()

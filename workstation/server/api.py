@@ -117,7 +117,7 @@ def enrol(body: EnrolRequest, engine: EngineDep, request: Request) -> EnrolRespo
 @router.post("/entries", response_model=PushResponse,
              responses={**ERRORS, 409: {"model": Error}, 413: {"model": Error}})
 @fast_body(PushRequest.deferred)
-def push(body: PushRequest, who: CallerDep, engine: EngineDep, request: Request,
+def push(body: PushRequest, who: CallerDep, engine: EngineDep, request: Request, reply: Response,
          follows: Annotated[int | None, Query(ge=0, le=MAX_SEQ, description=(
              "the entries up to this seq went in an earlier push that may still be in flight: wait (at most "
              f"{pipeline.WAIT_S:.0f} s) for them to be committed before checking this push's chain"))] = None,
@@ -133,6 +133,10 @@ def push(body: PushRequest, who: CallerDep, engine: EngineDep, request: Request,
         waits.refused(who.name)  # a push that follows this one stops waiting for it
         raise
     waits.committed(who.name, response.head.seq)
+    if request.app.state.workers_share_port:
+        # The next push opens a new connection, which the least busy worker process accepts: on a kept-alive one,
+        # both pushes a workstation keeps in flight could stay with one process for the whole sync.
+        reply.headers["Connection"] = "close"
     return response
 
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
 import workstation
 from workstation.core.sync import API_PREFIX, MAX_BATCH, MAX_BODY_BYTES
 
-from . import db, errors, limits, pipeline
+from . import db, errors, limits, peers, pipeline
 from . import monitoring
 from .api import router
 
@@ -78,8 +80,17 @@ def create_app(database_url: str = db.DEFAULT_DATABASE) -> FastAPI:
         # The ~10^5 long-lived objects of the framework and the schema move out of the collector's sight: a push
         # allocates tens of thousands of short-lived ones, and each full collection it set off walked them all.
         gc.freeze()
-        yield
-        engine.dispose()
+        folder = os.environ.get(peers.ENV)  # `serve --workers N`: this is one of N worker processes
+        others = peers.Peers(Path(folder), app.state.head_waits.nudge) if folder else None
+        app.state.head_waits.announce = others.announce if others else None
+        app.state.workers_share_port = others is not None
+        try:
+            yield
+        finally:
+            app.state.head_waits.announce = None
+            if others is not None:
+                others.close()
+            engine.dispose()
 
     app = FastAPI(title="Workstation central server", version=workstation.__version__,
                   description="Receives each workstation's audit and feedback entries (sync protocol v1).",
@@ -89,6 +100,7 @@ def create_app(database_url: str = db.DEFAULT_DATABASE) -> FastAPI:
     app.state.enrol_failures = limits.Bucket(limits.ENROL_FAILURES_BURST, limits.ENROL_FAILURES_PER_MINUTE)
     app.state.incident_rows = limits.Window(limits.INCIDENT_ROWS_PER_MINUTE)
     app.state.head_waits = pipeline.HeadWaits()  # pipelined pushes (POST /entries?follows=N)
+    app.state.workers_share_port = False  # set at startup: one of `serve --workers N`'s processes
     app.include_router(router, prefix=API_PREFIX)
     monitoring.register(app)  # /api/v1/monitoring/... and /dashboard (issue 16)
     errors.install(app)

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         return _missing_extra(_MISSING)
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging()
     if args.command == "serve" and bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together (give both for HTTPS, neither for HTTP)")
     try:
@@ -176,10 +176,16 @@ def _print_tokens(tokens: list[dict]) -> None:
         print("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip())
 
 
+def _configure_logging() -> None:
+    """Each line names its process: with `--workers N`, which worker said it."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+
+
 def app_from_environment():
     """The app of one worker process (`--workers N`: uvicorn imports this in each)."""
     from .app import create_app
 
+    _configure_logging()  # a spawned worker starts without the parent's logging (its pushes went unlogged)
     _tune_collector()
     return create_app(os.environ["WORKSTATION_SERVER_DATABASE"])
 
@@ -214,9 +220,18 @@ def _serve(args: argparse.Namespace) -> int:
         _tune_collector()
         uvicorn.run(app, **options)
     else:
+        import shutil
+        import tempfile
+
+        from . import peers
+
         app.state.engine.dispose()
         os.environ["WORKSTATION_SERVER_DATABASE"] = args.database
-        uvicorn.run("workstation.server.cli:app_from_environment", factory=True, workers=args.workers, **options)
+        os.environ[peers.ENV] = tempfile.mkdtemp(prefix="workstation-server-peers-")  # 0700; the workers' sockets
+        try:
+            uvicorn.run("workstation.server.cli:app_from_environment", factory=True, workers=args.workers, **options)
+        finally:
+            shutil.rmtree(os.environ.pop(peers.ENV), ignore_errors=True)
     return 0
 
 

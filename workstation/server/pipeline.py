@@ -13,9 +13,12 @@ order; a push whose predecessor is refused, or never arrives, ends as a gap (409
 own (the predecessor's refusal has one; a gap that was only a race is not worth one). At most MAX_WAITING pushes
 per workstation wait in a process (more are checked at once), so a workstation cannot hold the server's threads.
 
-A commit in this process wakes the waiters, which find the new head in memory (no query). Commits of other worker
-processes (`--workers N`) are seen by reading the head from the database: at once, then after POLL_S, doubling up
-to MAX_POLL_S. (Polling every 5 ms took a fifth of the server's CPU with 8 workstations pushing at once.)
+A commit in this process wakes the waiters, which find the new head in memory (no query). A commit in another worker
+process (`--workers N`) is announced by it (peers.py): the waiters of that workstation read the head from the
+database at once. Otherwise the head is read on arrival (when memory does not have it: a restarted server, say)
+and then only as a fallback, after POLL_S, doubling up to MAX_POLL_S: a commit nobody announced (a worker that
+could not), or a lost notice. (Polling every 5 ms took a fifth of the server's CPU with 8 workstations pushing
+at once; reading the head on every arrival, a tenth.)
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from sqlalchemy import Engine, select
 from . import db
 
 WAIT_S = 10.0  # longest wait for the predecessor (a batch of 500 takes well under a second, also under load)
-POLL_S = 0.005  # first interval of head polling (commits in other worker processes), doubled after each poll
-MAX_POLL_S = 0.04
+POLL_S = 0.05  # first interval of head polling (a commit nobody announced), doubled after each poll
+MAX_POLL_S = 0.5
 MAX_WAITING = 4  # per workstation and process: a client keeps two pushes in flight, and with `--workers N` both
 # (and the one it sends when the first is answered) may land in one process before the first is seen committed
 
@@ -39,10 +42,13 @@ class HeadWaits:
     """The waiting pushes of this process, by workstation; thread-safe (push routes run in a thread pool)."""
 
     def __init__(self, wait_s: float = WAIT_S, poll_s: float = POLL_S, max_waiting: int = MAX_WAITING,
-                 clock: Callable[[], float] = time.monotonic, max_poll_s: float = MAX_POLL_S):
+                 clock: Callable[[], float] = time.monotonic, max_poll_s: float = MAX_POLL_S,
+                 announce: Callable[[str, int], None] | None = None):
         self.wait_s, self.poll_s, self.max_waiting, self.clock = wait_s, poll_s, max_waiting, clock
         self.max_poll_s = max(max_poll_s, poll_s)
+        self.announce = announce  # tells the other worker processes of a commit here (peers.Peers.announce)
         self._changed = threading.Condition()
+        self._nudges: dict[str, tuple[int, int]] = {}  # workstation -> (notices of commits elsewhere, highest head)
         self._waiting: dict[str, int] = {}  # workstation -> pushes waiting
         self._heads: dict[str, int] = {}  # workstation -> head seq committed in this process
         self._refused_at: dict[str, float] = {}  # workstation -> when a push of it was last refused (this process)
@@ -57,12 +63,8 @@ class HeadWaits:
             self._waiting[workstation_id] = self._waiting.get(workstation_id, 0) + 1
         try:
             deadline = self.clock() + self.wait_s
-            interval, poll_at = self.poll_s, self.clock()
+            interval, poll_at, nudged = self.poll_s, self.clock(), None
             while True:
-                if self.clock() >= poll_at:  # another worker process may have committed it
-                    if _head_seq(engine, workstation_id) >= follows:
-                        return "ready"
-                    poll_at, interval = self.clock() + interval, min(2 * interval, self.max_poll_s)
                 with self._changed:
                     if self._heads.get(workstation_id, -1) >= follows:
                         return "ready"
@@ -71,7 +73,15 @@ class HeadWaits:
                     now = self.clock()
                     if now >= deadline:
                         return "timeout"
-                    self._changed.wait(max(0.0, min(poll_at, deadline) - now))
+                    nudges = self._nudges.get(workstation_id, (0, -1))
+                    if now < poll_at and (nudges == nudged or nudges[1] < follows):
+                        self._changed.wait(max(0.0, min(poll_at, deadline) - now))
+                        continue
+                    nudged = nudges
+                # committed elsewhere (another worker said so, or nobody did: the fallback), or just arrived
+                if _head_seq(engine, workstation_id) >= follows:
+                    return "ready"
+                poll_at, interval = self.clock() + interval, min(2 * interval, self.max_poll_s)
         finally:
             with self._changed:
                 left = self._waiting.pop(workstation_id) - 1
@@ -83,6 +93,18 @@ class HeadWaits:
         with self._changed:
             if head_seq > self._heads.get(workstation_id, -1):
                 self._heads[workstation_id] = head_seq
+            self._changed.notify_all()
+        if self.announce is not None:
+            self.announce(workstation_id, head_seq)
+
+    def nudge(self, workstation_id: str, head_seq: int) -> None:
+        """Another worker process says it committed `workstation_id` up to `head_seq`: its waiters here read the
+        head from the database now (a notice is a hint; the database says what is committed)."""
+        with self._changed:
+            if len(self._nudges) > 10_000:
+                self._nudges.clear()  # counters only: a waiter that misses one polls on its own schedule
+            count, highest = self._nudges.get(workstation_id, (0, -1))
+            self._nudges[workstation_id] = (count + 1, max(highest, head_seq))
             self._changed.notify_all()
 
     def refused(self, workstation_id: str) -> None:
