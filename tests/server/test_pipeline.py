@@ -172,3 +172,23 @@ def test_a_commit_here_is_announced_to_the_other_workers(engine):
     waits = HeadWaits(announce=lambda ws, seq: announced.append((ws, seq)))
     waits.committed(WS, 40)
     assert announced == [(WS, 40)]
+
+
+def test_handling_counts_the_pushes_in_hand_across_threads():
+    in_hand = pipeline.Handling()
+    inside, release = threading.Barrier(5), threading.Event()
+
+    def one():
+        with in_hand:
+            inside.wait(5)
+            release.wait(5)
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    inside.wait(5)
+    assert in_hand.count == 4
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert in_hand.count == 0

@@ -127,16 +127,15 @@ def push(body: PushRequest, who: CallerDep, engine: EngineDep, request: Request,
         raise fail(403, "forbidden", "only a workstation token may push entries")
     waits: pipeline.HeadWaits = request.app.state.head_waits
     arrived = waits.clock()
-    try:
-        response = _push(body, who, engine, request, follows, arrived)
-    except BaseException:
-        waits.refused(who.name)  # a push that follows this one stops waiting for it
-        raise
-    waits.committed(who.name, response.head.seq)
-    if request.app.state.workers_share_port:
-        # The next push opens a new connection, which the least busy worker process accepts: on a kept-alive one,
-        # both pushes a workstation keeps in flight could stay with one process for the whole sync.
-        reply.headers["Connection"] = "close"
+    with request.app.state.pushes_in_hand as in_hand:
+        try:
+            response = _push(body, who, engine, request, follows, arrived)
+        except BaseException:
+            waits.refused(who.name)  # a push that follows this one stops waiting for it
+            raise
+        waits.committed(who.name, response.head.seq)
+        if request.app.state.workers_share_port and in_hand.count > 1:
+            reply.headers["Connection"] = "close"  # the next push goes to a free worker (pipeline.Handling)
     return response
 
 

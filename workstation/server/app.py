@@ -101,6 +101,7 @@ def create_app(database_url: str = db.DEFAULT_DATABASE) -> FastAPI:
     app.state.incident_rows = limits.Window(limits.INCIDENT_ROWS_PER_MINUTE)
     app.state.head_waits = pipeline.HeadWaits()  # pipelined pushes (POST /entries?follows=N)
     app.state.workers_share_port = False  # set at startup: one of `serve --workers N`'s processes
+    app.state.pushes_in_hand = pipeline.Handling()
     app.include_router(router, prefix=API_PREFIX)
     monitoring.register(app)  # /api/v1/monitoring/... and /dashboard (issue 16)
     errors.install(app)

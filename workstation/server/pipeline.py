@@ -121,3 +121,25 @@ def _head_seq(engine: Engine, workstation_id: str) -> int:
     with db.read(engine) as conn:
         seq = conn.execute(select(db.workstations.c.head_seq).where(db.workstations.c.id == workstation_id)).scalar()
     return -1 if seq is None else seq
+
+
+class Handling:
+    """How many pushes this process is handling now (thread-safe): with `--workers N`, a push answered while
+    another one is still in hand here closes its connection, so that the client's next push is accepted by a
+    worker process that is free (on a kept-alive connection, both pushes a workstation keeps in flight could stay
+    with one process for the whole sync). A worker with nothing else in hand keeps the connection: no new TLS
+    handshake per push where the pushes already alternate."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def __enter__(self) -> Handling:
+        with self._lock:
+            self.count += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self.count -= 1
+
