@@ -174,21 +174,25 @@ def test_a_commit_here_is_announced_to_the_other_workers(engine):
     assert announced == [(WS, 40)]
 
 
-def test_handling_counts_the_pushes_in_hand_across_threads():
+def test_handling_counts_each_workstations_pushes_in_hand_across_threads():
     in_hand = pipeline.Handling()
     inside, release = threading.Barrier(5), threading.Event()
 
-    def one():
-        with in_hand:
+    def one(workstation_id):
+        with in_hand.push_of(workstation_id):
             inside.wait(5)
             release.wait(5)
 
-    threads = [threading.Thread(target=one) for _ in range(4)]
+    threads = [threading.Thread(target=one, args=(ws,)) for ws in (WS, WS, WS, "ws-other")]
     for thread in threads:
         thread.start()
     inside.wait(5)
-    assert in_hand.count == 4
+    assert (in_hand.count(WS), in_hand.count("ws-other"), in_hand.count("ws-none")) == (3, 1, 0)
     release.set()
     for thread in threads:
         thread.join(5)
-    assert in_hand.count == 0
+    assert in_hand.count(WS) == in_hand.count("ws-other") == 0
+    with pytest.raises(RuntimeError):
+        with in_hand.push_of(WS):
+            raise RuntimeError("a refused push")
+    assert in_hand.count(WS) == 0  # counted out when it fails too

@@ -127,15 +127,16 @@ def push(body: PushRequest, who: CallerDep, engine: EngineDep, request: Request,
         raise fail(403, "forbidden", "only a workstation token may push entries")
     waits: pipeline.HeadWaits = request.app.state.head_waits
     arrived = waits.clock()
-    with request.app.state.pushes_in_hand as in_hand:
+    in_hand: pipeline.Handling = request.app.state.pushes_in_hand
+    with in_hand.push_of(who.name):
         try:
             response = _push(body, who, engine, request, follows, arrived)
         except BaseException:
             waits.refused(who.name)  # a push that follows this one stops waiting for it
             raise
         waits.committed(who.name, response.head.seq)
-        if request.app.state.workers_share_port and in_hand.count > 1:
-            reply.headers["Connection"] = "close"  # the next push goes to a free worker (pipeline.Handling)
+        if request.app.state.workers_share_port and in_hand.count(who.name) > 1:
+            reply.headers["Connection"] = "close"  # its next push goes to a free worker (pipeline.Handling)
     return response
 
 

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import Engine, select
 
@@ -124,22 +125,28 @@ def _head_seq(engine: Engine, workstation_id: str) -> int:
 
 
 class Handling:
-    """How many pushes this process is handling now (thread-safe): with `--workers N`, a push answered while
-    another one is still in hand here closes its connection, so that the client's next push is accepted by a
-    worker process that is free (on a kept-alive connection, both pushes a workstation keeps in flight could stay
-    with one process for the whole sync). A worker with nothing else in hand keeps the connection: no new TLS
-    handshake per push where the pushes already alternate."""
+    """How many pushes of each workstation this process has in hand now (thread-safe). With `--workers N`, a
+    push answered while another push of the same workstation is still in hand here closes its connection, so that
+    the workstation's next push is accepted by a worker process that is free: on kept-alive connections, both pushes
+    a workstation keeps in flight could stay with one process for the whole sync. Otherwise the connection stays
+    open (no new connection, nor TLS handshake, per push where the pushes are spread already)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.count = 0
+        self._counts: dict[str, int] = {}
 
-    def __enter__(self) -> Handling:
+    @contextmanager
+    def push_of(self, workstation_id: str) -> Iterator[None]:
         with self._lock:
-            self.count += 1
-        return self
+            self._counts[workstation_id] = self._counts.get(workstation_id, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                left = self._counts.pop(workstation_id) - 1
+                if left:
+                    self._counts[workstation_id] = left
 
-    def __exit__(self, *exc) -> None:
+    def count(self, workstation_id: str) -> int:
         with self._lock:
-            self.count -= 1
-
+            return self._counts.get(workstation_id, 0)
