@@ -83,5 +83,20 @@ def test_announcing_to_a_worker_that_is_gone_costs_nothing(folder):
             peers.announce("ws-rad-01", seq)
         assert time.monotonic() - started < 1
         assert inbox.notices == []  # not sent to itself
+        assert not (folder / "worker-1.sock").exists()  # nobody was bound there: removed
     finally:
         peers.close()
+
+
+def test_a_worker_that_cannot_reach_the_others_still_serves_pushes(tmp_path, monkeypatch):
+    """The folder is gone (removed by hand, say): the worker starts, says so, and falls back to polling."""
+    from fastapi.testclient import TestClient
+
+    from workstation.server import peers
+    from workstation.server.app import create_app
+
+    monkeypatch.setenv(peers.ENV, str(tmp_path / "gone"))
+    app = create_app(f"sqlite:///{tmp_path / 'server.sqlite'}")
+    with TestClient(app) as http:
+        assert http.get("/api/v1/health").status_code == 200
+        assert app.state.head_waits.announce is None and app.state.workers_share_port is False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +17,8 @@ from workstation.core.sync import API_PREFIX, MAX_BATCH, MAX_BODY_BYTES
 from . import db, errors, limits, peers, pipeline
 from . import monitoring
 from .api import router
+
+log = logging.getLogger(__name__)
 
 DRAIN_LIMIT = 8 * MAX_BODY_BYTES  # read (and drop) at most this much of a refused body, so the client gets the 413
 
@@ -81,7 +84,11 @@ def create_app(database_url: str = db.DEFAULT_DATABASE) -> FastAPI:
         # allocates tens of thousands of short-lived ones, and each full collection it set off walked them all.
         gc.freeze()
         folder = os.environ.get(peers.ENV)  # `serve --workers N`: this is one of N worker processes
-        others = peers.Peers(Path(folder), app.state.head_waits.nudge) if folder else None
+        try:
+            others = peers.Peers(Path(folder), app.state.head_waits.nudge) if folder else None
+        except OSError as exc:  # the pipeline still works: waiters read the head by polling
+            log.warning("cannot reach the other worker processes through %s (%s): commits are polled", folder, exc)
+            others = None
         app.state.head_waits.announce = others.announce if others else None
         app.state.workers_share_port = others is not None
         try:

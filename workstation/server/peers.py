@@ -58,6 +58,9 @@ class Peers:
                 self._outbox.sendto(notice, peer)
             except BlockingIOError:  # its queue is full: it polls the database meanwhile
                 pass
+            except ConnectionRefusedError:  # nobody is bound there: a worker that died without cleaning up
+                Path(peer).unlink(missing_ok=True)
+                self._listed = float("-inf")
             except OSError:  # gone (or going): list the folder again next time
                 self._listed = float("-inf")
 
