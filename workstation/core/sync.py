@@ -54,38 +54,26 @@ def canonical(data: Any) -> bytes:
     in a string too), integers beyond 64 bits and strings that are not UTF-8 (lone surrogates)
     go to the stdlib encoder, which also raises what it raised before. tests/server/test_canonical.py compares
     both on a large random corpus."""
-    return canonical_vouched(data)[0]
-
-
-def canonical_vouched(data: Any) -> tuple[bytes, bool]:
-    """`canonical(data)`, and whether orjson's own bytes were kept: then orjson writes every part of `data`
-    exactly too, and canonical_plain may encode those parts without looking again (the server hashes each
-    pushed item's fields and record that way: the look cost more than the encoding)."""
     if orjson is None:
-        return canonical_json(data), False
+        return canonical_json(data)
     try:
         text = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
     except (TypeError, orjson.JSONEncodeError):
-        return canonical_json(data), False
+        return canonical_json(data)
     if b"0.0000" in text or _SHORT_EXPONENT.search(text) is not None:
-        return canonical_json(data), False
-    return text, True
+        return canonical_json(data)
+    return text
 
 
-def canonical_plain(data: Any) -> bytes:
-    """orjson's canonical bytes without the check: only for parts of data canonical_vouched vouched for."""
-    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
-
-
-def entry_hash(entry: AuditEntry, encode: Callable[[Any], bytes] = canonical) -> str:
+def entry_hash(entry: AuditEntry) -> str:
     """`entry.computed_hash()`, with the fast encoder."""
     data = dict(zip(HASHED_FIELDS, _hashed_values(entry)))  # one C call, not a getattr per field
-    return hashlib.sha256(entry.prev_hash.encode("ascii") + b"\n" + encode(data)).hexdigest()
+    return hashlib.sha256(entry.prev_hash.encode("ascii") + b"\n" + canonical(data)).hexdigest()
 
 
-def payload_digest(payload: Any, encode: Callable[[Any], bytes] = canonical) -> str:
+def payload_digest(payload: Any) -> str:
     """`core.audit.digest(payload)`, with the fast encoder."""
-    return hashlib.sha256(encode(payload)).hexdigest()
+    return hashlib.sha256(canonical(payload)).hexdigest()
 # An inference record's payload: v1 has no "record_format"; v2 adds "threshold", "score_scale" and "acquisition"
 # (manufacturer, manufacturer_model_name, convolution_kernel, slice_thickness_mm) for monitoring. Both are accepted.
 INFERENCE_RECORD_FORMAT = "workstation.inference-record/2"
@@ -115,11 +103,9 @@ class SyncItem:
         record = data.get("record")
         return cls(entry, None if record is None else Record(record["kind"], record["id"], record["payload"]))
 
-    def problem(self, encode: Callable[[Any], bytes] = canonical) -> str | None:
-        """What is wrong with this item on its own (hash, record binding); None when it is sound. `encode`:
-        canonical_plain for an item whose canonical text canonical_vouched vouched for."""
-        return own_problem(self.entry, self.record, entry_hash(self.entry, encode),
-                           lambda payload: payload_digest(payload, encode))
+    def problem(self) -> str | None:
+        """What is wrong with this item on its own (hash, record binding); None when it is sound."""
+        return own_problem(self.entry, self.record, entry_hash(self.entry), payload_digest)
 
 
 def own_problem(entry: AuditEntry, record: Record | None, computed_hash: str,

@@ -33,7 +33,7 @@ from msgspec import Meta, Struct
 
 from workstation.core.audit import AuditEntry
 from workstation.core.sync import (MAX_CONTAINER, MAX_DEPTH, MAX_INT, MAX_KEY, MAX_STRING, Record, SyncItem,
-                                   canonical_vouched, own_problem)
+                                   canonical, own_problem)
 
 from .wire import MAX_SEQ, TEXTS
 
@@ -131,12 +131,6 @@ class Decoded:
         self.workstation_id, self.checked, self.problems = workstation_id, checked, problems
 
 
-def _piece(value: Any) -> bytes:
-    """A free-form object's canonical JSON: orjson's where it is exact, else the standard library's."""
-    encoded, _ = canonical_vouched(value)
-    return encoded
-
-
 def decode(body: bytes) -> Decoded | None:
     """The body's items when it is valid; None when the exact path must answer (also for a valid body this path
     cannot vouch for). Each item's canonical text, hash and record digest come from pieces encoded once: the
@@ -151,14 +145,14 @@ def decode(body: bytes) -> Decoded | None:
     dumps, sha256, null = orjson.dumps, hashlib.sha256, b"null"
     for item in push.items:
         try:  # a lone surrogate cannot be encoded: the exact path says so
-            details = _piece(item.details)
+            details = canonical(item.details)  # orjson's where exact, else the stdlib's
             texts = (dumps(item.at_utc), dumps(item.outcome_text), dumps(item.role),
                      dumps(item.study_instance_uid), dumps(item.user))
             record = item.record
             if record is None:
                 wire_record, payload, sync_record = null, b"", None
             else:
-                payload = _piece(record.payload)
+                payload = canonical(record.payload)
                 wire_record = _RECORD % (dumps(record.id), record.kind.encode(), payload)
                 sync_record = Record(record.kind, record.id, record.payload)
         except (orjson.JSONEncodeError, ValueError, TypeError):
